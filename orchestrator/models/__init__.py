@@ -1,0 +1,33 @@
+"""Pydantic models only, no I/O."""
+
+from orchestrator.models.common import Access, FailurePolicy, Priority, PrincipalRole, RunStatus, StepStatus
+from orchestrator.models.events import AuditEntry, Event
+from orchestrator.models.run import ErrorInfo, RunView, StepState
+from orchestrator.models.workflow import (
+    PlannedStep,
+    Template,
+    TemplateParameter,
+    WorkflowDefinition,
+    WorkflowPlan,
+    WorkflowStep,
+)
+
+__all__ = [
+    "Access",
+    "AuditEntry",
+    "ErrorInfo",
+    "Event",
+    "FailurePolicy",
+    "PlannedStep",
+    "Priority",
+    "PrincipalRole",
+    "RunStatus",
+    "RunView",
+    "StepState",
+    "StepStatus",
+    "Template",
+    "TemplateParameter",
+    "WorkflowDefinition",
+    "WorkflowPlan",
+    "WorkflowStep",
+]

@@ -1,0 +1,147 @@
+"""Settings from the environment (prefix ``ORCH_``, nested with ``__``), read once per process.
+
+Why pydantic-settings: one typed place for every knob, validated at start-up so a bad value fails loudly
+with the variable's name instead of deep inside a worker.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+AGENT_IDS: tuple[str, ...] = (
+    "cmdb-agent",
+    "discovery-agent",
+    "asset-agent",
+    "csa-agent",
+    "itom-auditor",
+    "itom-documentator",
+)
+
+
+class RedisSettings(BaseModel):
+    """Where Redis lives. ``url`` unset means: local 6379 if it answers, else an embedded server."""
+
+    url: str | None = None
+    socket_timeout: float = 5.0
+
+
+class AgentSettings(BaseModel):
+    """Per-agent knobs: an MCP server to bridge to instead of the built-in handlers."""
+
+    mcp_url: str | None = None
+    mcp_token: str | None = None
+    concurrency: int = Field(default=1, ge=1, le=64)
+
+
+class TokenGrant(BaseModel):
+    """Who a bearer token stands for."""
+
+    principal: str
+    role: Literal["admin", "operator", "viewer"]
+
+
+class AuthSettings(BaseModel):
+    """Bearer tokens: ``ORCH_AUTH__TOKENS='{"tok": {"principal": "ann", "role": "operator"}}'``."""
+
+    tokens: dict[str, TokenGrant] = Field(default_factory=dict)
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _parse_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+
+class RetentionSettings(BaseModel):
+    """How long state lives: bounded memory is a promise, not an accident."""
+
+    run_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    result_max_bytes: int = Field(default=64 * 1024, ge=256)
+    events_max: int = Field(default=100_000, ge=100)
+    audit_max: int = Field(default=1_000_000, ge=1000)
+    dlq_max: int = Field(default=10_000, ge=10)
+    celery_result_ttl_seconds: int = Field(default=3600, ge=60)
+
+
+class FlowerSettings(BaseModel):
+    """Flower always runs behind basic auth."""
+
+    port: int = 5555
+    basic_auth: str | None = None
+
+
+class Settings(BaseSettings):
+    """Every ORCH_* variable. See README 'Configuration'."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ORCH_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    data_dir: Path = Path(".itom-orchestrator")
+    log_level: str = "INFO"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:3000", "http://localhost:5173", "http://127.0.0.1:3000"]
+    )
+    max_request_bytes: int = 1_048_576
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    broker_url: str | None = None
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    agents: dict[str, AgentSettings] = Field(default_factory=dict)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    flower: FlowerSettings = Field(default_factory=FlowerSettings)
+    policy_file: Path | None = None
+    worker_role: str | None = None
+    templates_dir: Path | None = None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+        return value
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _normalise_agent_keys(cls, value: Any) -> Any:
+        """Env keys arrive lower-case with underscores (``CMDB_AGENT``); agent ids use hyphens."""
+        if isinstance(value, dict):
+            return {str(k).lower().replace("_", "-"): v for k, v in value.items()}
+        return value
+
+    def agent(self, agent_id: str) -> AgentSettings:
+        """Settings for one agent (defaults when none are configured)."""
+        return self.agents.get(agent_id, AgentSettings())
+
+    @property
+    def user_templates_dir(self) -> Path:
+        return self.templates_dir or (self.data_dir / "templates")
+
+    @property
+    def redis_url(self) -> str:
+        """The resolved Redis URL; the CLI fills ``redis.url`` before anything connects."""
+        return self.redis.url or "redis://127.0.0.1:6379/0"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached: read the environment once)."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the CLI after it resolves Redis)."""
+    get_settings.cache_clear()
