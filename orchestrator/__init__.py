@@ -1,1 +1,3 @@
-"""Package."""
+"""itom-orchestrator: a Celery-based distributed orchestrator for IT-operations agents."""
+
+__version__ = "0.1.0"

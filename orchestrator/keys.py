@@ -53,6 +53,11 @@ def start_idempotency_key(key: str) -> str:
     return f"{PREFIX}:startkey:{key}"
 
 
+def fault_key(step_id: str) -> str:
+    """Fault-injection plan for steps with this id (honoured only when ORCH_FAULT_INJECTION is on)."""
+    return f"{PREFIX}:fault:{step_id}"
+
+
 # Event bus
 EVENTS_CHANNEL = f"{PREFIX}:events"
 EVENTS_STREAM = f"{PREFIX}:events:stream"
@@ -85,6 +90,7 @@ def session_key(session_id: str) -> str:
 
 ROUTING_HISTORY = f"{PREFIX}:routing:history"
 EXECUTION_HISTORY = f"{PREFIX}:exec:history"
+
 
 # Agents
 def agent_health_key(agent_id: str) -> str:

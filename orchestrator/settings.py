@@ -103,7 +103,11 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     flower: FlowerSettings = Field(default_factory=FlowerSettings)
     policy_file: Path | None = None
+    worker_agent: str | None = None
     worker_role: str | None = None
+    fault_injection: bool = Field(default=False, description="Honour orch:fault:<step_id> keys (tests, drills)")
+    retry_backoff_base_seconds: float = Field(default=1.0, ge=0.0, le=600)
+    retry_backoff_max_seconds: float = Field(default=60.0, ge=0.0, le=3600)
     templates_dir: Path | None = None
 
     @field_validator("cors_origins", mode="before")

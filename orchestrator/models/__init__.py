@@ -1,6 +1,6 @@
 """Pydantic models only, no I/O."""
 
-from orchestrator.models.common import Access, FailurePolicy, Priority, PrincipalRole, RunStatus, StepStatus
+from orchestrator.models.common import Access, FailurePolicy, PrincipalRole, Priority, RunStatus, StepStatus
 from orchestrator.models.events import AuditEntry, Event
 from orchestrator.models.run import ErrorInfo, RunView, StepState
 from orchestrator.models.workflow import (
@@ -19,8 +19,8 @@ __all__ = [
     "Event",
     "FailurePolicy",
     "PlannedStep",
-    "Priority",
     "PrincipalRole",
+    "Priority",
     "RunStatus",
     "RunView",
     "StepState",

@@ -1,0 +1,179 @@
+"""The agent registry view and real health: worker heartbeats in Redis, confirmed by a Celery ping.
+
+Why heartbeats: the original reported agents online that were not running. Here an agent is online only
+when a worker consuming its queue wrote a heartbeat recently (and, when bridged, reached its MCP server);
+``force_check`` also asks the workers over Celery's control channel.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from celery import Celery
+
+from orchestrator import keys
+from orchestrator.catalog import ACTIONS, AGENTS, get_agent
+from orchestrator.models.common import iso_now
+from orchestrator.redis_client import RedisClient
+from orchestrator.settings import Settings
+
+HEARTBEAT_FRESH_SECONDS = 30.0
+HISTORY_MAX = 100
+STATUSES = ("online", "offline", "degraded", "maintenance")
+
+
+def heartbeat_key(agent_id: str) -> str:
+    return keys.agent_health_key(agent_id)
+
+
+def history_key(agent_id: str) -> str:
+    return f"{keys.agent_health_key(agent_id)}:history"
+
+
+class AgentDirectory:
+    """Registry records (the original's fields) plus live status."""
+
+    def __init__(self, client: RedisClient, app: Celery, settings: Settings) -> None:
+        self.redis = client
+        self.app = app
+        self.settings = settings
+        self.registered_at = iso_now()
+
+    # -- heartbeats -----------------------------------------------------------------------------------
+    def heartbeats(self) -> dict[str, dict[str, Any]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for agent_id in AGENTS:
+            pipe.get(heartbeat_key(agent_id))
+        out: dict[str, dict[str, Any]] = {}
+        for agent_id, raw in zip(AGENTS, pipe.execute(), strict=True):
+            if raw:
+                out[agent_id] = json.loads(raw)
+        return out
+
+    def _status(self, beat: dict[str, Any] | None) -> str:
+        if not beat or time.time() - float(beat.get("ts", 0)) > HEARTBEAT_FRESH_SECONDS:
+            return "offline"
+        mcp = beat.get("mcp")
+        if mcp is not None and not mcp.get("reachable"):
+            return "degraded"
+        return "online"
+
+    def statuses(self) -> dict[str, str]:
+        beats = self.heartbeats()
+        return {agent_id: self._status(beats.get(agent_id)) for agent_id in AGENTS}
+
+    def connected_count(self) -> int:
+        return sum(1 for s in self.statuses().values() if s == "online")
+
+    # -- registry records -----------------------------------------------------------------------------
+    def record(self, agent_id: str, beat: dict[str, Any] | None = None, *, detailed: bool = False) -> dict[str, Any]:
+        spec = get_agent(agent_id)
+        status = self._status(beat)
+        mcp_url = self.settings.agent(agent_id).mcp_url
+        capabilities: list[dict[str, Any]] = []
+        for name in spec.actions:
+            action = ACTIONS[name]
+            cap: dict[str, Any] = {"name": name, "domain": action.domain, "description": action.description,
+                                   "access": action.access.value}
+            if detailed:
+                cap["input_schema"] = {
+                    "type": "object",
+                    "properties": {p.name: {"type": p.type, "description": p.description} for p in action.params},
+                    "required": [p.name for p in action.params if p.required],
+                }
+            capabilities.append(cap)
+        record: dict[str, Any] = {
+            "agent_id": agent_id, "name": spec.name, "domain": spec.domain, "description": spec.description,
+            "status": status, "capabilities": capabilities if detailed else [c["name"] for c in capabilities],
+            "capability_count": len(capabilities), "registered_at": self.registered_at,
+            "last_health_check": beat.get("at") if beat else None, "mcp_server_url": mcp_url,
+            "metadata": {"project": spec.project, "queue": keys.agent_queue(agent_id),
+                         "mode": "mcp-bridge" if mcp_url else "builtin",
+                         "workers": beat.get("workers", [beat.get("hostname")]) if beat else []},
+        }
+        return record
+
+    def list(self, *, domain: str | None = None, status: str | None = None,
+             capability: str | None = None) -> list[dict[str, Any]]:
+        beats = self.heartbeats()
+        records = [self.record(agent_id, beats.get(agent_id)) for agent_id in sorted(AGENTS)]
+        if capability:
+            return [r for r in records if capability in r["capabilities"]]
+        if domain:
+            return [r for r in records if r["domain"] == domain]
+        if status:
+            return [r for r in records if r["status"] == status]
+        return records
+
+    # -- health checks --------------------------------------------------------------------------------
+    def check(self, agent_id: str, *, force: bool = False) -> dict[str, Any]:
+        """One health check: the heartbeat, plus (forced) a Celery ping of the workers on the agent's queue."""
+        get_agent(agent_id)
+        started = time.perf_counter()
+        beat = self.heartbeats().get(agent_id)
+        status = self._status(beat)
+        details: dict[str, Any] = {"heartbeat": beat}
+        if force:
+            replies = self.ping_queue(agent_id)
+            details["ping"] = replies
+            if status != "offline" and not replies:
+                status = "offline"
+            elif status == "offline" and replies:
+                status = "degraded"
+        result = {"agent_id": agent_id, "status": status,
+                  "result": {"online": "healthy", "degraded": "degraded"}.get(status, "unreachable"),
+                  "checked_at": iso_now(), "response_time_ms": round((time.perf_counter() - started) * 1000, 3),
+                  "details": details}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lpush(history_key(agent_id), json.dumps(result, default=str))
+        pipe.ltrim(history_key(agent_id), 0, HISTORY_MAX - 1)
+        pipe.execute()
+        return result
+
+    def ping_queue(self, agent_id: str, timeout: float = 1.0) -> list[str]:
+        """Workers consuming the agent's queue that answered a Celery control ping."""
+        queue = keys.agent_queue(agent_id)
+        try:
+            active = self.app.control.inspect(timeout=timeout).active_queues() or {}
+        except Exception:  # broker hiccup: report unreachable rather than fail the health page
+            return []
+        return sorted(name for name, queues in active.items() if any(q.get("name") == queue for q in queues))
+
+    def history(self, agent_id: str) -> list[dict[str, Any]]:
+        return [json.loads(r) for r in self.redis.lrange(history_key(agent_id), 0, HISTORY_MAX - 1)]
+
+    def health_view(self, agent_id: str, *, force: bool = False) -> dict[str, Any]:
+        """The original's per-agent health view plus ``latest_check_result``."""
+        latest = self.check(agent_id, force=force)
+        history = self.history(agent_id)
+        results = [h["result"] for h in history]
+        distribution = {r: results.count(r) for r in sorted(set(results))}
+        times = [float(h.get("response_time_ms") or 0) for h in history]
+        return {
+            "agent_id": agent_id, "name": AGENTS[agent_id].name, "current_status": latest["status"],
+            "last_health_check": latest["checked_at"], "latest_check": latest,
+            "health_stats": {
+                "total_checks": len(history),
+                "uptime_percentage": round(100.0 * results.count("healthy") / len(results), 2) if results else 0.0,
+                "avg_response_time_ms": round(sum(times) / len(times), 3) if times else 0.0,
+                "result_distribution": distribution,
+            },
+            "history_count": len(history), "timestamp": iso_now(), "latest_check_result": latest,
+        }
+
+    def summary(self, *, force: bool = False) -> dict[str, Any]:
+        """The all-agents view: ``agents[]``, ``total_agents``, ``status_summary``."""
+        agents = []
+        for agent_id in sorted(AGENTS):
+            check = self.check(agent_id, force=force) if force else None
+            beat = self.heartbeats().get(agent_id) if check is None else None
+            status = check["status"] if check else self._status(beat)
+            agents.append({"agent_id": agent_id, "name": AGENTS[agent_id].name, "status": status,
+                           "last_check": (check or {}).get("checked_at") or (beat or {}).get("at"),
+                           "checks_in_history": int(self.redis.llen(history_key(agent_id)))})
+        summary: dict[str, int] = {}
+        for a in agents:
+            summary[a["status"]] = summary.get(a["status"], 0) + 1
+        return {"agents": agents, "total_agents": len(agents), "status_summary": summary, "timestamp": iso_now()}

@@ -1,0 +1,63 @@
+"""Build the Celery app from settings: JSON only, one queue per agent, priorities on the Redis transport.
+
+Why a factory: the API, the CLI, the workers and the tests each build an app from *their* settings (a test
+points at its own Redis db) instead of sharing a module-level global configured at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from orchestrator import keys
+from orchestrator.settings import AGENT_IDS, Settings
+
+# Redis has no native priorities; kombu emulates them with one list per step (0 is served first).
+PRIORITY_STEPS = list(range(10))
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery's lower-case settings, derived from ours (``celeryconfig.py`` exposes the same dict)."""
+    broker = settings.broker_url or settings.redis_url
+    retention = settings.retention
+    queues = [Queue(keys.agent_queue(agent_id), routing_key=keys.agent_queue(agent_id)) for agent_id in AGENT_IDS]
+    queues.append(Queue(keys.ORCHESTRATOR_QUEUE, routing_key=keys.ORCHESTRATOR_QUEUE))
+    return {
+        "broker_url": broker,
+        "result_backend": settings.redis_url,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_queues": queues,
+        "task_default_queue": keys.ORCHESTRATOR_QUEUE,
+        "task_create_missing_queues": False,
+        "worker_prefetch_multiplier": 1,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_track_started": False,
+        "result_expires": retention.celery_result_ttl_seconds,
+        "result_extended": True,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "priority_steps": PRIORITY_STEPS,
+            "sep": ":",
+            "queue_order_strategy": "priority",
+            # Longer than the longest step (24 h cap in the step model) so acks_late never double-runs a step.
+            "visibility_timeout": 26 * 3600,
+        },
+        "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "enable_utc": True,
+    }
+
+
+def create_celery(settings: Settings, name: str = "itom-orchestrator") -> Celery:
+    """A configured Celery app; tasks are registered by the worker package, the core sends by name."""
+    app = Celery(name)
+    app.config_from_object(celery_config(settings))
+    return app

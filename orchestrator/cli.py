@@ -1,0 +1,241 @@
+"""The ``itom-orch`` command (typer + rich): run the system, drive workflows, inspect state.
+
+Client commands talk to Redis directly with operator rights of the local user (they need the Redis URL,
+which is the real credential); the HTTP and MCP front doors use bearer tokens.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from orchestrator.cli_render import print_run, run_table
+from orchestrator.embedded import RedisHandle, resolve_redis
+from orchestrator.errors import OrchestratorError
+from orchestrator.settings import AGENT_IDS, Settings, get_settings, reset_settings
+
+app = typer.Typer(help="itom-orchestrator: Celery-based orchestrator for IT-operations agents.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+dlq_app = typer.Typer(help="Dead letters: list, show, re-drive.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _url_file(settings: Settings) -> Path:
+    return settings.data_dir / "redis.url"
+
+
+def connect(*, allow_embedded: bool = True, announce: bool = False) -> tuple[Settings, RedisHandle]:
+    """Resolve Redis (configured, local, the one `up` started, or embedded) and publish it to the settings."""
+    settings = get_settings()
+    configured = settings.redis.url
+    url_file = _url_file(settings)
+    if not configured and url_file.exists():
+        from orchestrator.redis_client import ping
+
+        remembered = url_file.read_text().strip()
+        if remembered and ping(remembered):
+            configured = remembered
+    handle = resolve_redis(configured, settings.data_dir, allow_embedded=allow_embedded)
+    os.environ["ORCH_REDIS__URL"] = handle.url
+    reset_settings()
+    if handle.source == "embedded":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url_file.write_text(handle.url)
+    if announce:
+        console.print(f"[dim]Redis: {handle.url} ({handle.source})[/]")
+    return get_settings(), handle
+
+
+def service() -> Any:
+    from orchestrator.service import Orchestrator
+
+    settings, _ = connect(allow_embedded=False)
+    return Orchestrator(settings)
+
+
+def local_principal() -> Any:
+    from orchestrator.principals import Principal
+
+    return Principal(getpass.getuser(), "admin")
+
+
+def _fail(exc: OrchestratorError) -> None:
+    err_console.print(f"[red]{exc.code}[/] {exc.message}")
+    raise typer.Exit(2)
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``-p key=value``; values that parse as JSON (numbers, true, lists) are taken as JSON."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise typer.BadParameter(f"'{pair}' is not key=value")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def follow(svc: Any, run_id: str, timeout: float) -> Any:
+    """Live progress table until the run ends (woken by its events)."""
+    view = svc.get_run(run_id)
+    with Live(run_table(view), console=console, refresh_per_second=8) as live:
+        def on_event(_: Any) -> None:
+            live.update(run_table(svc.get_run(run_id)))
+
+        view = svc.wait_for_run(run_id, timeout=timeout, on_event=on_event)
+        live.update(run_table(view))
+    if view.error:
+        console.print(f"[red]{view.error.code}[/] {view.error.message}")
+    return view
+
+
+@app.command()
+def worker(
+    agent: Annotated[str, typer.Option("--agent", "-a", help="Agent whose queue this worker consumes")],
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c")] = 1,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info",
+) -> None:
+    """Run one agent's Celery worker (its role comes from --agent, never from messages)."""
+    if agent not in AGENT_IDS:
+        err_console.print(f"[red]ORCH_1001[/] Unknown agent '{agent}'. Known: {', '.join(AGENT_IDS)}")
+        raise typer.Exit(2)
+    from orchestrator.procs import worker_command, worker_env
+
+    settings, _ = connect(allow_embedded=False)
+    env = worker_env(agent, settings.redis_url)
+    command = worker_command(agent, concurrency=concurrency, loglevel=loglevel)
+    os.execvpe(command[0], command, env)
+
+
+@app.command()
+def templates() -> None:
+    """List workflow templates and their parameters."""
+    svc = service()
+    table = Table("template", "domain", "steps", "parameters", "description")
+    for tpl in svc.list_templates():
+        params = ", ".join(f"{p.name}{'*' if p.required else ''}:{p.type}" for p in tpl.parameters)
+        table.add_row(tpl.template_id, tpl.domain, " -> ".join(s.step_id for s in tpl.steps), params,
+                      tpl.description)
+    console.print(table)
+
+
+@app.command()
+def agents() -> None:
+    """Agents, their queues, live status and actions."""
+    svc = service()
+    table = Table("agent", "domain", "status", "mode", "actions")
+    for record in svc.agents.list():
+        table.add_row(record["agent_id"], record["domain"], record["status"], record["metadata"]["mode"],
+                      ", ".join(record["capabilities"]))
+    console.print(table)
+
+
+@app.command()
+def run(
+    template: Annotated[str, typer.Argument(help="Template id (see `itom-orch templates`)")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable")] = None,
+    priority: Annotated[str, typer.Option(help="critical|high|medium|low")] = "medium",
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow live progress until it ends")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 300.0,
+) -> None:
+    """Start a workflow from a template."""
+    svc = service()
+    try:
+        view = svc.start_workflow(local_principal(), template_id=template, parameters=parse_params(param or []),
+                                  priority=priority)
+        console.print(f"started [bold]{view.run_id}[/] ({view.status.value})")
+        if wait:
+            view = follow(svc, view.run_id, timeout)
+            raise typer.Exit(0 if view.status.value == "completed" else 1)
+    except OrchestratorError as exc:
+        _fail(exc)
+
+
+@app.command()
+def status(
+    run_id: Annotated[str | None, typer.Argument(help="Run id; omit to list recent runs")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show one run (steps, attempts, results) or list recent runs."""
+    svc = service()
+    try:
+        if run_id:
+            view = svc.get_run(run_id)
+            if as_json:
+                console.print_json(view.model_dump_json())
+            else:
+                print_run(console, view)
+            return
+        views, total = svc.list_runs(limit=20)
+        table = Table("run", "template", "status", "steps done", "created")
+        for v in views:
+            table.add_row(v.run_id, v.template_id or v.name, v.status.value,
+                          f"{len(v.steps_completed)}/{len(v.steps)}", v.created_at)
+        console.print(table)
+        console.print(f"[dim]{total} run(s)[/]")
+    except OrchestratorError as exc:
+        _fail(exc)
+
+
+@app.command()
+def cancel(run_id: str) -> None:
+    """Cancel a pending or running run (queued steps are revoked; none starts after this)."""
+    svc = service()
+    try:
+        print_run(console, svc.cancel_run(local_principal(), run_id))
+    except OrchestratorError as exc:
+        _fail(exc)
+
+
+@app.command()
+def resume(
+    run_id: str,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait")] = False,
+    timeout: Annotated[float, typer.Option()] = 300.0,
+) -> None:
+    """Resume a failed or cancelled run: only the steps that did not complete run again."""
+    svc = service()
+    try:
+        view = svc.resume_run(local_principal(), run_id)
+        console.print(f"resumed [bold]{run_id}[/] (generation {view.generation})")
+        if wait:
+            view = follow(svc, run_id, timeout)
+            raise typer.Exit(0 if view.status.value == "completed" else 1)
+    except OrchestratorError as exc:
+        _fail(exc)
+
+
+@app.command()
+def flower(
+    port: Annotated[int | None, typer.Option()] = None,
+    address: Annotated[str, typer.Option()] = "127.0.0.1",
+) -> None:
+    """Run Flower behind basic auth (ORCH_FLOWER__BASIC_AUTH=user:password, required)."""
+    settings, _ = connect(allow_embedded=False)
+    if not settings.flower.basic_auth or ":" not in settings.flower.basic_auth:
+        err_console.print("[red]ORCH_8001[/] Set ORCH_FLOWER__BASIC_AUTH=user:password; Flower never runs open.")
+        raise typer.Exit(2)
+    command = [sys.executable, "-m", "celery", "-A", "workers.app", "flower", f"--port={port or settings.flower.port}",
+               f"--address={address}", f"--basic-auth={settings.flower.basic_auth}"]
+    os.execvpe(command[0], command, dict(os.environ))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from orchestrator import cli_commands  # noqa: F401 - registers demo/up/api/mcp/audit/dlq/bench
+
+    app()

@@ -1,0 +1,47 @@
+"""Who is calling: bearer tokens map to principals with a role (admin, operator, viewer).
+
+Why in the core: HTTP, MCP and the CLI authorize the same way; the service checks the operation so a
+front door cannot forget to.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from policies.principals import principal_may
+
+from orchestrator.errors import AuthenticationError, RoleViolationError
+from orchestrator.settings import Settings
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role}:{self.name}"
+
+
+SYSTEM = Principal("system", "admin")
+
+
+def authenticate(token: str | None, settings: Settings) -> Principal:
+    """The principal for a bearer token (constant-time compare); ORCH_8001 when missing or unknown."""
+    if not token:
+        raise AuthenticationError("Missing bearer token: send 'Authorization: Bearer <token>'")
+    for known, grant in settings.auth.tokens.items():
+        if hmac.compare_digest(known.encode(), token.encode()):
+            return Principal(grant.principal, grant.role)
+    raise AuthenticationError("Unknown bearer token")
+
+
+def require(principal: Principal, operation: str) -> None:
+    """Raise ORCH_6001 (HTTP 403) when the principal's role may not perform ``operation``."""
+    if not principal_may(principal.role, operation):
+        raise RoleViolationError(
+            f"Principal '{principal.name}' with role '{principal.role}' may not {operation}",
+            {"principal": principal.name, "role": principal.role, "operation": operation},
+        )

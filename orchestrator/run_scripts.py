@@ -1,0 +1,91 @@
+"""Lua scripts that move run state atomically (one round trip each, safe across many workers).
+
+Per-step fields in the run hash ``orch:run:<id>``: ``p:<step>`` planned spec (JSON), ``st:<step>`` status,
+``at:<step>`` attempts, ``t0:<step>`` first start time, ``r:<step>`` outcome JSON (finished_at, duration,
+result, error). Run fields: ``status``, ``meta`` (JSON), ``total``, ``done``, ``started_at``, ``finished_at``,
+``error`` (JSON), ``generation``. Statuses are plain strings so Lua never round-trips JSON.
+"""
+
+from __future__ import annotations
+
+DONE_STATES = "completed failed skipped"
+
+# KEYS: run, cancel   ARGV: step_id, now
+BEGIN_STEP = """
+local sid = ARGV[1]
+local spec = redis.call('HGET', KEYS[1], 'p:' .. sid)
+if not spec then return {'missing', ''} end
+local cur = redis.call('HGET', KEYS[1], 'st:' .. sid)
+if cur == 'completed' or cur == 'failed' or cur == 'skipped' or cur == 'denied' then return {'done', spec} end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[1], 'st:' .. sid, 'cancelled')
+  return {'cancelled', spec}
+end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' then return {status, spec} end
+redis.call('HSET', KEYS[1], 'st:' .. sid, 'running')
+redis.call('HSETNX', KEYS[1], 't0:' .. sid, ARGV[2])
+local attempt = redis.call('HINCRBY', KEYS[1], 'at:' .. sid, 1)
+return {'run', spec, tostring(attempt)}
+"""
+
+# KEYS: run, triggers, active-set   ARGV: step_id, step_status, outcome_json, effect, now, run_error, ttl, run_id
+# effect: 'done' (counts toward completion, fires triggers), 'stop' (fails the run), 'none' (just records)
+FINISH_STEP = """
+local sid = ARGV[1]
+local cur = redis.call('HGET', KEYS[1], 'st:' .. sid)
+if cur == 'completed' or cur == 'failed' or cur == 'skipped' then return {'dup', ''} end
+redis.call('HSET', KEYS[1], 'st:' .. sid, ARGV[2], 'r:' .. sid, ARGV[3])
+local status = redis.call('HGET', KEYS[1], 'status')
+local out = {'ok', ''}
+if ARGV[4] == 'stop' then
+  if status == 'running' then
+    redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[5], 'error', ARGV[6])
+    out[2] = 'failed'
+  end
+elseif ARGV[4] == 'done' then
+  local done = redis.call('HINCRBY', KEYS[1], 'done', 1)
+  local total = tonumber(redis.call('HGET', KEYS[1], 'total'))
+  if status == 'running' then
+    if done >= total then
+      redis.call('HSET', KEYS[1], 'status', 'completed', 'finished_at', ARGV[5])
+      out[2] = 'completed'
+    end
+    local idx = redis.call('HGET', KEYS[2], 'idx:' .. sid)
+    if idx then
+      for tid in string.gmatch(idx, '[^,]+') do
+        if redis.call('HINCRBY', KEYS[2], 'wait:' .. tid, -1) == 0 then
+          table.insert(out, redis.call('HGET', KEYS[2], 'sig:' .. tid))
+        end
+      end
+    end
+  end
+end
+if out[2] ~= '' then
+  local ttl = tonumber(ARGV[7])
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('SREM', KEYS[3], ARGV[8])
+end
+return out
+"""
+
+# KEYS: run   ARGV: to, now, error_json_or_empty, from1, from2, ...
+TRANSITION = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing', ''} end
+for i = 4, #ARGV do
+  if status == ARGV[i] then
+    redis.call('HSET', KEYS[1], 'status', ARGV[1])
+    if ARGV[1] == 'running' then
+      redis.call('HSETNX', KEYS[1], 'started_at', ARGV[2])
+      redis.call('HDEL', KEYS[1], 'finished_at', 'error')
+    else
+      redis.call('HSET', KEYS[1], 'finished_at', ARGV[2])
+      if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
+    end
+    return {'ok', status}
+  end
+end
+return {'illegal', status}
+"""

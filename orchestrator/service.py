@@ -1,0 +1,237 @@
+"""The Orchestrator facade: the one service both front doors (HTTP, MCP) and the CLI call.
+
+It coordinates the pure layers (routing, policies, planning, compiling) and the Redis-backed stores, and
+owns no transport detail: front doors parse input, call one method, render the result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from celery import Celery
+
+from orchestrator import __version__, keys
+from orchestrator.agents import AgentDirectory
+from orchestrator.audit import AuditLog
+from orchestrator.catalog import get_action, get_agent, validate_params
+from orchestrator.celery_app import create_celery
+from orchestrator.deadletters import DeadLetters
+from orchestrator.dispatch import Dispatcher
+from orchestrator.errors import (
+    InputInvalidError,
+    OrchestratorError,
+    TaskInvalidError,
+    WorkflowDefinitionInvalidError,
+    WorkflowTimeoutError,
+)
+from orchestrator.events import EventBus
+from orchestrator.models.common import Priority, iso_now
+from orchestrator.models.events import AuditEntry, Event
+from orchestrator.models.run import RunView
+from orchestrator.models.workflow import Template, WorkflowDefinition, WorkflowStep
+from orchestrator.policy import PolicyGate, load_table
+from orchestrator.principals import Principal, require
+from orchestrator.redis_client import RedisClient, get_redis
+from orchestrator.runs import RunStore
+from orchestrator.settings import Settings
+from orchestrator.workflows.dag import plan as plan_workflow
+from orchestrator.workflows.templates import TemplateRegistry
+
+_STARTED = time.time()
+
+
+def _priority(value: str | Priority) -> Priority:
+    try:
+        return Priority(value)
+    except ValueError:
+        raise InputInvalidError(
+            f"Invalid priority '{value}'. Use one of: {', '.join(p.value for p in Priority)}", {"priority": value}
+        ) from None
+
+
+class Orchestrator:
+    """Build once per process; every method is safe to call from any thread."""
+
+    def __init__(self, settings: Settings, *, redis: RedisClient | None = None, app: Celery | None = None) -> None:
+        self.settings = settings
+        self.redis = redis if redis is not None else get_redis(settings.redis_url)
+        self.app = app or create_celery(settings)
+        retention = settings.retention
+        self.runs = RunStore(self.redis, ttl_seconds=retention.run_ttl_seconds,
+                             result_max_bytes=retention.result_max_bytes)
+        self.events = EventBus(self.redis, max_len=retention.events_max, url=settings.redis_url)
+        self.audit = AuditLog(self.redis, max_entries=retention.audit_max)
+        self.gate = PolicyGate(load_table(settings))
+        self.dispatcher = Dispatcher(self.app, self.runs, self.events, self.audit, self.gate)
+        self.templates = TemplateRegistry(settings.user_templates_dir)
+        self.agents = AgentDirectory(self.redis, self.app, settings)
+        self.deadletters = DeadLetters(self.redis)
+
+    # -- system ---------------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """The original's health fields, with real values."""
+        return {
+            "status": "healthy" if self.redis.ping() else "unhealthy",
+            "version": __version__,
+            "uptime_seconds": round(time.time() - _STARTED, 3),
+            "connected_agents": self.agents.connected_count(),
+            "total_registered_agents": len(self.agents.statuses()),
+            "active_workflows": self.runs.active_count(),
+            "data_dir": str(self.settings.data_dir),
+            "timestamp": iso_now(),
+        }
+
+    # -- templates ------------------------------------------------------------------------------------
+    def list_templates(self, domain: str | None = None) -> list[Template]:
+        return self.templates.list(domain)
+
+    def get_template(self, template_id: str) -> Template:
+        return self.templates.get(template_id)
+
+    # -- workflows ------------------------------------------------------------------------------------
+    def start_workflow(self, principal: Principal, *, template_id: str | None = None,
+                       definition: WorkflowDefinition | dict[str, Any] | None = None,
+                       parameters: dict[str, Any] | None = None, priority: str | Priority = Priority.MEDIUM,
+                       idempotency_key: str | None = None) -> RunView:
+        """Plan, authorize, record and enqueue; returns once the run is durably recorded."""
+        require(principal, "start")
+        if (template_id is None) == (definition is None):
+            raise InputInvalidError("Give exactly one of template_id or definition")
+        if idempotency_key is not None:
+            existing = self._run_for_key(idempotency_key)
+            if existing is not None:
+                return existing
+        if template_id is not None:
+            source: WorkflowDefinition = self.templates.get(template_id)
+        elif isinstance(definition, WorkflowDefinition):
+            source = definition
+        else:
+            try:
+                source = WorkflowDefinition.model_validate(definition)
+            except ValueError as exc:
+                raise WorkflowDefinitionInvalidError(f"Invalid workflow definition: {exc}") from exc
+        plan = plan_workflow(source, parameters or {}, template_id=template_id, priority=_priority(priority))
+        run_id = self.dispatcher.start(plan, actor=principal.actor,
+                                       run_id=self._reserve_key(idempotency_key) if idempotency_key else None)
+        return self.runs.get(run_id)
+
+    def _reserve_key(self, key: str) -> str:
+        from orchestrator.dispatch import new_run_id
+
+        run_id = new_run_id()
+        if not self.redis.set(keys.start_idempotency_key(key), run_id, nx=True,
+                              ex=self.settings.retention.run_ttl_seconds):
+            raise InputInvalidError(f"Idempotency key '{key}' is being used by a concurrent request; retry")
+        return run_id
+
+    def _run_for_key(self, key: str) -> RunView | None:
+        run_id = self.redis.get(keys.start_idempotency_key(key))
+        if run_id and self.runs.exists(run_id):
+            return self.runs.get(run_id)
+        return None
+
+    def execute_task(self, principal: Principal, *, action: str, parameters: dict[str, Any] | None = None,
+                     agent_id: str | None = None, priority: str | Priority = Priority.MEDIUM,
+                     timeout_seconds: float | None = None, idempotency_key: str | None = None) -> RunView:
+        """One action on one agent, as a one-step run (same gate, same state, same events)."""
+        spec = get_action(action)
+        if agent_id is not None:
+            get_agent(agent_id)
+        try:
+            validate_params(spec.params, parameters or {}, where=f"action '{spec.name}'")
+        except ValueError as exc:
+            raise TaskInvalidError(str(exc), {"action": spec.name}) from exc
+        step = WorkflowStep(step_id="task", name=spec.description, action=spec.name, agent=agent_id,
+                            parameters=parameters or {}, timeout_seconds=timeout_seconds)
+        definition = WorkflowDefinition(name=f"task {spec.name}", steps=[step])
+        return self.start_workflow(principal, definition=definition, priority=priority,
+                                   idempotency_key=idempotency_key)
+
+    def get_run(self, run_id: str) -> RunView:
+        return self.runs.get(run_id)
+
+    def list_runs(self, *, status: str | None = None, template_id: str | None = None, offset: int = 0,
+                  limit: int = 50) -> tuple[list[RunView], int]:
+        return self.runs.list(status=status, template_id=template_id, offset=offset, limit=limit)
+
+    def cancel_run(self, principal: Principal, run_id: str) -> RunView:
+        require(principal, "cancel")
+        return self.dispatcher.cancel(run_id, actor=principal.actor)
+
+    def resume_run(self, principal: Principal, run_id: str) -> RunView:
+        require(principal, "resume")
+        return self.dispatcher.resume(run_id, actor=principal.actor)
+
+    def wait_for_run(self, run_id: str, *, timeout: float = 60.0,
+                     on_event: Callable[[Event], None] | None = None) -> RunView:
+        """Block until the run is terminal (woken by its events, re-checked on idle); ORCH_3004 on deadline."""
+        deadline = time.monotonic() + timeout
+        view = self.runs.get(run_id)
+        if view.status.is_terminal:
+            return view
+        for event in self.events.listen(run_id=run_id, timeout=0.25):
+            if event is not None and on_event is not None:
+                on_event(event)
+            view = self.runs.get(run_id)
+            if view.status.is_terminal:
+                return view
+            if time.monotonic() > deadline:
+                raise WorkflowTimeoutError(
+                    f"Run '{run_id}' still {view.status.value} after {timeout:g}s (it keeps running)",
+                    {"run_id": run_id, "status": view.status.value},
+                )
+        return view  # pragma: no cover - listen() never ends
+
+    # -- events ---------------------------------------------------------------------------------------
+    def event_history(self, *, run_id: str | None = None, types: list[str] | None = None,
+                      after: str | None = None, limit: int = 100) -> list[Event]:
+        return self.events.history(run_id=run_id, types=types, after=after, limit=min(limit, 1000))
+
+    # -- audit ----------------------------------------------------------------------------------------
+    def audit_query(self, principal: Principal, *, event_type: str | None = None, actor: str | None = None,
+                    target: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                    limit: int = 100) -> list[AuditEntry]:
+        require(principal, "audit.read")
+        return self.audit.query(event_type=event_type, actor=actor, target=target, since=since, until=until,
+                                limit=min(limit, 10_000))
+
+    def audit_export(self, principal: Principal, *, since: datetime | None = None,
+                     until: datetime | None = None) -> Iterator[str]:
+        require(principal, "audit.export")
+        return self.audit.export(since=since, until=until)
+
+    def audit_verify(self, principal: Principal) -> dict[str, Any]:
+        require(principal, "audit.verify")
+        return self.audit.verify().model_dump()
+
+    # -- dead letters ---------------------------------------------------------------------------------
+    def dlq_list(self, principal: Principal, *, limit: int = 50, reason: str | None = None) -> list[dict[str, Any]]:
+        require(principal, "dlq.read")
+        return self.deadletters.list(limit=limit, reason=reason)
+
+    def dlq_show(self, principal: Principal, dlq_id: str) -> dict[str, Any]:
+        require(principal, "dlq.read")
+        return self.deadletters.show(dlq_id)
+
+    def dlq_redrive(self, principal: Principal, dlq_id: str) -> dict[str, Any]:
+        """Re-drive a dead letter: resume its run (re-running the failed step), or start it again as a task."""
+        require(principal, "dlq.redrive")
+        entry = self.deadletters.show(dlq_id)
+        run_id = entry.get("run_id")
+        view: RunView
+        if run_id and self.runs.exists(run_id) and self.runs.get(run_id).status.value in ("failed", "cancelled"):
+            view = self.dispatcher.resume(run_id, actor=principal.actor)
+        else:
+            view = self.execute_task(principal, action=entry["action"], parameters=entry.get("params") or {},
+                                     agent_id=entry.get("agent_id"))
+        outcome = {"run_id": view.run_id, "status": view.status.value}
+        self.deadletters.mark_redriven(dlq_id, principal.actor, outcome)
+        self.audit.append("dlq_redriven", principal.actor, dlq_id, outcome)
+        return {"dlq_id": dlq_id, **outcome}
+
+    # -- helpers for front doors ----------------------------------------------------------------------
+    def error_body(self, error: OrchestratorError) -> dict[str, Any]:
+        return {"error_code": error.code, "error_message": error.message, "timestamp": iso_now()}

@@ -1,0 +1,35 @@
+"""The Celery app the agent workers run: ``celery -A workers.app worker -Q agent.<agent-id>``.
+
+``itom-orch worker --agent X`` starts exactly this with ``ORCH_WORKER_AGENT=X`` so the worker's role comes
+from its own configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown
+
+from orchestrator.celery_app import create_celery
+from orchestrator.settings import get_settings
+
+app = create_celery(get_settings(), name="itom-orchestrator-worker")
+
+import workers.tasks  # noqa: E402,F401  - registers the tasks on ``app``
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    from workers import heartbeat
+
+    heartbeat.start(getattr(sender, "hostname", None))
+
+
+@worker_shutdown.connect
+def _clear_heartbeat(**_: Any) -> None:
+    from workers import heartbeat
+
+    try:
+        heartbeat.clear()
+    except Exception:  # Redis may already be gone at shutdown
+        pass

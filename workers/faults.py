@@ -1,0 +1,38 @@
+"""Fault injection for tests and operator drills: make a step fail, hang or pause after its effect.
+
+Off unless ``ORCH_FAULT_INJECTION=true`` on the worker. A plan lives at ``orch:fault:<step_id>`` as JSON:
+``{"fail_times": n, "retryable": bool, "sleep": s, "sleep_after": s}``: the first ``n`` attempts raise, every
+attempt sleeps ``sleep`` seconds before the action (to trip timeouts) and ``sleep_after`` seconds after its
+effect (a window to kill the worker between the effect and its record). The executing pid is written to
+``orch:fault:<step_id>:pid`` so a test can kill exactly that process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator import keys
+from orchestrator.errors import RetryableTaskError, TaskExecutionError
+from workers.context import ActionContext
+
+
+def wrap(redis: Any, ctx: ActionContext, action: Callable[[ActionContext], Any]) -> Any:
+    raw = redis.get(keys.fault_key(ctx.step_id))
+    if not raw:
+        return action(ctx)
+    plan = json.loads(raw)
+    redis.set(f"{keys.fault_key(ctx.step_id)}:pid", os.getpid(), ex=600)
+    if ctx.attempt <= int(plan.get("fail_times", 0)):
+        message = f"injected failure on attempt {ctx.attempt}"
+        raise RetryableTaskError(message) if plan.get("retryable", True) else TaskExecutionError(message)
+    if plan.get("sleep"):
+        time.sleep(float(plan["sleep"]))  # simulates slow work inside the step
+    result = action(ctx)
+    if plan.get("sleep_after"):
+        redis.set(f"{keys.fault_key(ctx.step_id)}:after", "1", ex=600)
+        time.sleep(float(plan["sleep_after"]))  # the window between the effect and its record
+    return result

@@ -1,0 +1,60 @@
+"""Per-process worker state: settings, Redis, run store, event bus, audit log, policy gate, own role.
+
+Why lazy and per pid: Celery's prefork children must open their own Redis connections after the fork.
+The role comes from the worker's configuration (``ORCH_WORKER_ROLE`` / ``--agent``), never from a message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from orchestrator.audit import AuditLog
+from orchestrator.events import EventBus
+from orchestrator.policy import PolicyGate, load_table
+from orchestrator.redis_client import RedisClient, get_redis
+from orchestrator.runs import RunStore
+from orchestrator.settings import Settings, get_settings
+
+
+@dataclass
+class WorkerRuntime:
+    settings: Settings
+    redis: RedisClient
+    runs: RunStore
+    events: EventBus
+    audit: AuditLog
+    gate: PolicyGate
+    agent_id: str | None
+    role: str | None
+
+    @property
+    def actor(self) -> str:
+        return f"worker:{self.agent_id or 'unassigned'}"
+
+
+_runtime: tuple[int, WorkerRuntime] | None = None
+
+
+def build_runtime(settings: Settings) -> WorkerRuntime:
+    client = get_redis(settings.redis_url)
+    retention = settings.retention
+    agent_id = settings.worker_agent or settings.worker_role
+    return WorkerRuntime(
+        settings=settings,
+        redis=client,
+        runs=RunStore(client, ttl_seconds=retention.run_ttl_seconds, result_max_bytes=retention.result_max_bytes),
+        events=EventBus(client, max_len=retention.events_max, url=settings.redis_url),
+        audit=AuditLog(client, max_entries=retention.audit_max),
+        gate=PolicyGate(load_table(settings)),
+        agent_id=agent_id,
+        role=settings.worker_role or agent_id,
+    )
+
+
+def runtime() -> WorkerRuntime:
+    """The runtime for this process (rebuilt after fork)."""
+    global _runtime  # noqa: PLW0603 - one per process by design
+    if _runtime is None or _runtime[0] != os.getpid():
+        _runtime = (os.getpid(), build_runtime(get_settings()))
+    return _runtime[1]
