@@ -7,6 +7,7 @@ when a worker consuming its queue wrote a heartbeat recently (and, when bridged,
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from typing import Any
@@ -75,8 +76,12 @@ class AgentDirectory:
         capabilities: list[dict[str, Any]] = []
         for name in spec.actions:
             action = ACTIONS[name]
-            cap: dict[str, Any] = {"name": name, "domain": action.domain, "description": action.description,
-                                   "access": action.access.value}
+            cap: dict[str, Any] = {
+                "name": name,
+                "domain": action.domain,
+                "description": action.description,
+                "access": action.access.value,
+            }
             if detailed:
                 cap["input_schema"] = {
                     "type": "object",
@@ -85,18 +90,28 @@ class AgentDirectory:
                 }
             capabilities.append(cap)
         record: dict[str, Any] = {
-            "agent_id": agent_id, "name": spec.name, "domain": spec.domain, "description": spec.description,
-            "status": status, "capabilities": capabilities if detailed else [c["name"] for c in capabilities],
-            "capability_count": len(capabilities), "registered_at": self.registered_at,
-            "last_health_check": beat.get("at") if beat else None, "mcp_server_url": mcp_url,
-            "metadata": {"project": spec.project, "queue": keys.agent_queue(agent_id),
-                         "mode": "mcp-bridge" if mcp_url else "builtin",
-                         "workers": beat.get("workers", [beat.get("hostname")]) if beat else []},
+            "agent_id": agent_id,
+            "name": spec.name,
+            "domain": spec.domain,
+            "description": spec.description,
+            "status": status,
+            "capabilities": capabilities if detailed else [c["name"] for c in capabilities],
+            "capability_count": len(capabilities),
+            "registered_at": self.registered_at,
+            "last_health_check": beat.get("at") if beat else None,
+            "mcp_server_url": mcp_url,
+            "metadata": {
+                "project": spec.project,
+                "queue": keys.agent_queue(agent_id),
+                "mode": "mcp-bridge" if mcp_url else "builtin",
+                "workers": beat.get("workers", [beat.get("hostname")]) if beat else [],
+            },
         }
         return record
 
-    def list(self, *, domain: str | None = None, status: str | None = None,
-             capability: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, *, domain: str | None = None, status: str | None = None, capability: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
         beats = self.heartbeats()
         records = [self.record(agent_id, beats.get(agent_id)) for agent_id in sorted(AGENTS)]
         if capability:
@@ -122,10 +137,14 @@ class AgentDirectory:
                 status = "offline"
             elif status == "offline" and replies:
                 status = "degraded"
-        result = {"agent_id": agent_id, "status": status,
-                  "result": {"online": "healthy", "degraded": "degraded"}.get(status, "unreachable"),
-                  "checked_at": iso_now(), "response_time_ms": round((time.perf_counter() - started) * 1000, 3),
-                  "details": details}
+        result = {
+            "agent_id": agent_id,
+            "status": status,
+            "result": {"online": "healthy", "degraded": "degraded"}.get(status, "unreachable"),
+            "checked_at": iso_now(),
+            "response_time_ms": round((time.perf_counter() - started) * 1000, 3),
+            "details": details,
+        }
         pipe = self.redis.pipeline(transaction=False)
         pipe.lpush(history_key(agent_id), json.dumps(result, default=str))
         pipe.ltrim(history_key(agent_id), 0, HISTORY_MAX - 1)
@@ -141,7 +160,7 @@ class AgentDirectory:
             return []
         return sorted(name for name, queues in active.items() if any(q.get("name") == queue for q in queues))
 
-    def history(self, agent_id: str) -> list[dict[str, Any]]:
+    def history(self, agent_id: str) -> builtins.list[dict[str, Any]]:
         return [json.loads(r) for r in self.redis.lrange(history_key(agent_id), 0, HISTORY_MAX - 1)]
 
     def health_view(self, agent_id: str, *, force: bool = False) -> dict[str, Any]:
@@ -152,15 +171,20 @@ class AgentDirectory:
         distribution = {r: results.count(r) for r in sorted(set(results))}
         times = [float(h.get("response_time_ms") or 0) for h in history]
         return {
-            "agent_id": agent_id, "name": AGENTS[agent_id].name, "current_status": latest["status"],
-            "last_health_check": latest["checked_at"], "latest_check": latest,
+            "agent_id": agent_id,
+            "name": AGENTS[agent_id].name,
+            "current_status": latest["status"],
+            "last_health_check": latest["checked_at"],
+            "latest_check": latest,
             "health_stats": {
                 "total_checks": len(history),
                 "uptime_percentage": round(100.0 * results.count("healthy") / len(results), 2) if results else 0.0,
                 "avg_response_time_ms": round(sum(times) / len(times), 3) if times else 0.0,
                 "result_distribution": distribution,
             },
-            "history_count": len(history), "timestamp": iso_now(), "latest_check_result": latest,
+            "history_count": len(history),
+            "timestamp": iso_now(),
+            "latest_check_result": latest,
         }
 
     def summary(self, *, force: bool = False) -> dict[str, Any]:
@@ -170,10 +194,17 @@ class AgentDirectory:
             check = self.check(agent_id, force=force) if force else None
             beat = self.heartbeats().get(agent_id) if check is None else None
             status = check["status"] if check else self._status(beat)
-            agents.append({"agent_id": agent_id, "name": AGENTS[agent_id].name, "status": status,
-                           "last_check": (check or {}).get("checked_at") or (beat or {}).get("at"),
-                           "checks_in_history": int(self.redis.llen(history_key(agent_id)))})
+            agents.append(
+                {
+                    "agent_id": agent_id,
+                    "name": AGENTS[agent_id].name,
+                    "status": status,
+                    "last_check": (check or {}).get("checked_at") or (beat or {}).get("at"),
+                    "checks_in_history": int(self.redis.llen(history_key(agent_id))),
+                }
+            )
         summary: dict[str, int] = {}
         for a in agents:
-            summary[a["status"]] = summary.get(a["status"], 0) + 1
+            key = str(a["status"])
+            summary[key] = summary.get(key, 0) + 1
         return {"agents": agents, "total_agents": len(agents), "status_summary": summary, "timestamp": iso_now()}

@@ -52,16 +52,18 @@ def run_demo(console: Console, *, timeout: float = 120.0) -> bool:
         console.print(f"[green]workers ready:[/] {', '.join(AGENT_IDS)}")
         svc = Orchestrator(settings)
         principal = Principal("demo", "operator")
-        lookup = svc.execute_task(principal, action="cmdb.query",
-                                  parameters={"environment": "Production", "limit": 5})
+        lookup = svc.execute_task(principal, action="cmdb.query", parameters={"environment": "Production", "limit": 5})
         lookup = svc.wait_for_run(lookup.run_id, timeout=timeout)
         ci = first_ci_name(lookup.steps[0].result) if lookup.status.value == "completed" else None
         if ci is None:
             console.print(f"[red]cmdb.query found no production CI ({lookup.status.value})[/]")
             return False
         console.print(f"incident on CI [bold]{ci}[/]: starting template [bold]incident-response[/]")
-        run = svc.start_workflow(principal, template_id="incident-response",
-                                 parameters={"ci_id": ci, "summary": f"Service degradation on {ci}"})
+        run = svc.start_workflow(
+            principal,
+            template_id="incident-response",
+            parameters={"ci_id": ci, "summary": f"Service degradation on {ci}"},
+        )
         view = follow(svc, run.run_id, timeout)
         console.print(summary_table(view))
         trail = svc.audit_query(Principal("demo", "admin"), limit=50)
@@ -69,7 +71,7 @@ def run_demo(console: Console, *, timeout: float = 120.0) -> bool:
         console.print(f"[dim]audit trail for {run.run_id}:[/]")
         for entry in reversed(mine):
             console.print(f"  {entry.timestamp}  {entry.event_type:<20} {entry.actor:<28} {entry.target}")
-        ok = view.status.value == "completed"
+        ok = bool(view.status.value == "completed")
         console.print("[green]demo completed[/]" if ok else f"[red]demo run ended {view.status.value}[/]")
         return ok
     finally:

@@ -220,3 +220,16 @@ def from_dict(data: dict[str, Any]) -> OrchestratorError:
     """Rebuild an error from its ``to_dict`` form (run state, events)."""
     cls = error_class_for(str(data.get("code", "")))
     return cls(str(data.get("message", "")), dict(data.get("details") or {}))
+
+
+# The chat UI's contract keeps the original's string codes for clarification errors.
+class ClarificationTokenNotFoundError(OrchestratorError):
+    code, http_status = "CLARIFICATION_TOKEN_NOT_FOUND", 400
+
+
+class ClarificationAnswerEmptyError(OrchestratorError):
+    code, http_status = "CLARIFICATION_ANSWER_EMPTY", 400
+
+
+class ClarificationStillAmbiguousError(OrchestratorError):
+    code, http_status = "CLARIFICATION_STILL_AMBIGUOUS", 502

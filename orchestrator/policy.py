@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from policies import Decision, PolicyConfigError, PolicyTable, decide, default_table, load_policy_file
+from policies import DEFAULT_TABLE, Decision, PolicyConfigError, PolicyTable, decide, load_policy_file
 
 from orchestrator.errors import RoleConfigInvalidError
 from orchestrator.models.workflow import PlannedStep
@@ -18,7 +18,7 @@ from orchestrator.settings import Settings
 def load_table(settings: Settings) -> PolicyTable:
     """The default roles, overridden by ``ORCH_POLICY_FILE`` when set (errors become ORCH_6003)."""
     if settings.policy_file is None:
-        return default_table()
+        return DEFAULT_TABLE
     try:
         return load_policy_file(settings.policy_file)
     except PolicyConfigError as exc:

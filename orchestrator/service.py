@@ -18,6 +18,7 @@ from orchestrator.agents import AgentDirectory
 from orchestrator.audit import AuditLog
 from orchestrator.catalog import get_action, get_agent, validate_params
 from orchestrator.celery_app import create_celery
+from orchestrator.chatdesk import ChatDesk
 from orchestrator.deadletters import DeadLetters
 from orchestrator.dispatch import Dispatcher
 from orchestrator.errors import (
@@ -28,6 +29,8 @@ from orchestrator.errors import (
     WorkflowTimeoutError,
 )
 from orchestrator.events import EventBus
+from orchestrator.messaging import Messenger
+from orchestrator.models.chat import ChatRequest, ChatResponse, ClarificationResponse, ClarifyRequest
 from orchestrator.models.common import Priority, iso_now
 from orchestrator.models.events import AuditEntry, Event
 from orchestrator.models.run import RunView
@@ -60,8 +63,9 @@ class Orchestrator:
         self.redis = redis if redis is not None else get_redis(settings.redis_url)
         self.app = app or create_celery(settings)
         retention = settings.retention
-        self.runs = RunStore(self.redis, ttl_seconds=retention.run_ttl_seconds,
-                             result_max_bytes=retention.result_max_bytes)
+        self.runs = RunStore(
+            self.redis, ttl_seconds=retention.run_ttl_seconds, result_max_bytes=retention.result_max_bytes
+        )
         self.events = EventBus(self.redis, max_len=retention.events_max, url=settings.redis_url)
         self.audit = AuditLog(self.redis, max_entries=retention.audit_max)
         self.gate = PolicyGate(load_table(settings))
@@ -69,6 +73,8 @@ class Orchestrator:
         self.templates = TemplateRegistry(settings.user_templates_dir)
         self.agents = AgentDirectory(self.redis, self.app, settings)
         self.deadletters = DeadLetters(self.redis)
+        self.messenger = Messenger(self.redis, self.app, self.events, self.audit)
+        self.chatdesk = ChatDesk(self)
 
     # -- system ---------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -92,10 +98,16 @@ class Orchestrator:
         return self.templates.get(template_id)
 
     # -- workflows ------------------------------------------------------------------------------------
-    def start_workflow(self, principal: Principal, *, template_id: str | None = None,
-                       definition: WorkflowDefinition | dict[str, Any] | None = None,
-                       parameters: dict[str, Any] | None = None, priority: str | Priority = Priority.MEDIUM,
-                       idempotency_key: str | None = None) -> RunView:
+    def start_workflow(
+        self,
+        principal: Principal,
+        *,
+        template_id: str | None = None,
+        definition: WorkflowDefinition | dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
+        priority: str | Priority = Priority.MEDIUM,
+        idempotency_key: str | None = None,
+    ) -> RunView:
         """Plan, authorize, record and enqueue; returns once the run is durably recorded."""
         require(principal, "start")
         if (template_id is None) == (definition is None):
@@ -114,16 +126,18 @@ class Orchestrator:
             except ValueError as exc:
                 raise WorkflowDefinitionInvalidError(f"Invalid workflow definition: {exc}") from exc
         plan = plan_workflow(source, parameters or {}, template_id=template_id, priority=_priority(priority))
-        run_id = self.dispatcher.start(plan, actor=principal.actor,
-                                       run_id=self._reserve_key(idempotency_key) if idempotency_key else None)
+        run_id = self.dispatcher.start(
+            plan, actor=principal.actor, run_id=self._reserve_key(idempotency_key) if idempotency_key else None
+        )
         return self.runs.get(run_id)
 
     def _reserve_key(self, key: str) -> str:
         from orchestrator.dispatch import new_run_id
 
         run_id = new_run_id()
-        if not self.redis.set(keys.start_idempotency_key(key), run_id, nx=True,
-                              ex=self.settings.retention.run_ttl_seconds):
+        if not self.redis.set(
+            keys.start_idempotency_key(key), run_id, nx=True, ex=self.settings.retention.run_ttl_seconds
+        ):
             raise InputInvalidError(f"Idempotency key '{key}' is being used by a concurrent request; retry")
         return run_id
 
@@ -133,9 +147,17 @@ class Orchestrator:
             return self.runs.get(run_id)
         return None
 
-    def execute_task(self, principal: Principal, *, action: str, parameters: dict[str, Any] | None = None,
-                     agent_id: str | None = None, priority: str | Priority = Priority.MEDIUM,
-                     timeout_seconds: float | None = None, idempotency_key: str | None = None) -> RunView:
+    def execute_task(
+        self,
+        principal: Principal,
+        *,
+        action: str,
+        parameters: dict[str, Any] | None = None,
+        agent_id: str | None = None,
+        priority: str | Priority = Priority.MEDIUM,
+        timeout_seconds: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> RunView:
         """One action on one agent, as a one-step run (same gate, same state, same events)."""
         spec = get_action(action)
         if agent_id is not None:
@@ -144,17 +166,23 @@ class Orchestrator:
             validate_params(spec.params, parameters or {}, where=f"action '{spec.name}'")
         except ValueError as exc:
             raise TaskInvalidError(str(exc), {"action": spec.name}) from exc
-        step = WorkflowStep(step_id="task", name=spec.description, action=spec.name, agent=agent_id,
-                            parameters=parameters or {}, timeout_seconds=timeout_seconds)
+        step = WorkflowStep(
+            step_id="task",
+            name=spec.description,
+            action=spec.name,
+            agent=agent_id,
+            parameters=parameters or {},
+            timeout_seconds=timeout_seconds,
+        )
         definition = WorkflowDefinition(name=f"task {spec.name}", steps=[step])
-        return self.start_workflow(principal, definition=definition, priority=priority,
-                                   idempotency_key=idempotency_key)
+        return self.start_workflow(principal, definition=definition, priority=priority, idempotency_key=idempotency_key)
 
     def get_run(self, run_id: str) -> RunView:
         return self.runs.get(run_id)
 
-    def list_runs(self, *, status: str | None = None, template_id: str | None = None, offset: int = 0,
-                  limit: int = 50) -> tuple[list[RunView], int]:
+    def list_runs(
+        self, *, status: str | None = None, template_id: str | None = None, offset: int = 0, limit: int = 50
+    ) -> tuple[list[RunView], int]:
         return self.runs.list(status=status, template_id=template_id, offset=offset, limit=limit)
 
     def cancel_run(self, principal: Principal, run_id: str) -> RunView:
@@ -165,8 +193,9 @@ class Orchestrator:
         require(principal, "resume")
         return self.dispatcher.resume(run_id, actor=principal.actor)
 
-    def wait_for_run(self, run_id: str, *, timeout: float = 60.0,
-                     on_event: Callable[[Event], None] | None = None) -> RunView:
+    def wait_for_run(
+        self, run_id: str, *, timeout: float = 60.0, on_event: Callable[[Event], None] | None = None
+    ) -> RunView:
         """Block until the run is terminal (woken by its events, re-checked on idle); ORCH_3004 on deadline."""
         deadline = time.monotonic() + timeout
         view = self.runs.get(run_id)
@@ -186,20 +215,31 @@ class Orchestrator:
         return view  # pragma: no cover - listen() never ends
 
     # -- events ---------------------------------------------------------------------------------------
-    def event_history(self, *, run_id: str | None = None, types: list[str] | None = None,
-                      after: str | None = None, limit: int = 100) -> list[Event]:
+    def event_history(
+        self, *, run_id: str | None = None, types: list[str] | None = None, after: str | None = None, limit: int = 100
+    ) -> list[Event]:
         return self.events.history(run_id=run_id, types=types, after=after, limit=min(limit, 1000))
 
     # -- audit ----------------------------------------------------------------------------------------
-    def audit_query(self, principal: Principal, *, event_type: str | None = None, actor: str | None = None,
-                    target: str | None = None, since: datetime | None = None, until: datetime | None = None,
-                    limit: int = 100) -> list[AuditEntry]:
+    def audit_query(
+        self,
+        principal: Principal,
+        *,
+        event_type: str | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
         require(principal, "audit.read")
-        return self.audit.query(event_type=event_type, actor=actor, target=target, since=since, until=until,
-                                limit=min(limit, 10_000))
+        return self.audit.query(
+            event_type=event_type, actor=actor, target=target, since=since, until=until, limit=min(limit, 10_000)
+        )
 
-    def audit_export(self, principal: Principal, *, since: datetime | None = None,
-                     until: datetime | None = None) -> Iterator[str]:
+    def audit_export(
+        self, principal: Principal, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[str]:
         require(principal, "audit.export")
         return self.audit.export(since=since, until=until)
 
@@ -225,12 +265,114 @@ class Orchestrator:
         if run_id and self.runs.exists(run_id) and self.runs.get(run_id).status.value in ("failed", "cancelled"):
             view = self.dispatcher.resume(run_id, actor=principal.actor)
         else:
-            view = self.execute_task(principal, action=entry["action"], parameters=entry.get("params") or {},
-                                     agent_id=entry.get("agent_id"))
+            view = self.execute_task(
+                principal, action=entry["action"], parameters=entry.get("params") or {}, agent_id=entry.get("agent_id")
+            )
         outcome = {"run_id": view.run_id, "status": view.status.value}
         self.deadletters.mark_redriven(dlq_id, principal.actor, outcome)
         self.audit.append("dlq_redriven", principal.actor, dlq_id, outcome)
         return {"dlq_id": dlq_id, **outcome}
+
+    # -- chat and routing -----------------------------------------------------------------------------
+    def chat(self, principal: Principal, request: ChatRequest) -> ChatResponse | ClarificationResponse:
+        return self.chatdesk.chat(principal, request)
+
+    def clarify(self, principal: Principal, request: ClarifyRequest) -> ChatResponse | ClarificationResponse:
+        return self.chatdesk.clarify(principal, request)
+
+    def route_task(
+        self,
+        principal: Principal,
+        *,
+        task_id: str,
+        title: str,
+        description: str = "",
+        domain: str | None = None,
+        target_agent: str | None = None,
+        priority: str = "medium",
+        parameters: dict[str, Any] | None = None,
+        timeout_seconds: float = 300,
+    ) -> dict[str, Any]:
+        """Route only (the original ``route_task``): nothing is executed."""
+        require(principal, "read")
+        _priority(priority)
+        return self.chatdesk.route_only(
+            task_id=task_id,
+            title=title,
+            description=description,
+            domain=domain,
+            target_agent=target_agent,
+            priority=priority,
+            parameters=parameters,
+            timeout_seconds=timeout_seconds,
+        )
+
+    def execution_history(self, *, task_id: str | None = None, limit: int = 50) -> dict[str, Any]:
+        """Executions (one record per attempt outcome) read from the audit log, newest first."""
+        records: list[dict[str, Any]] = []
+        for entry in self.audit.query(limit=max(limit * 5, 500)):
+            if entry.event_type not in ("task_executed", "task_failed"):
+                continue
+            target = entry.target or ""
+            if task_id and not target.startswith(task_id):
+                continue
+            records.append(
+                {
+                    "task_id": target,
+                    "agent_id": entry.actor.removeprefix("worker:"),
+                    "action": entry.details.get("action"),
+                    "attempt": entry.details.get("attempt"),
+                    "status": "completed" if entry.event_type == "task_executed" else "failed",
+                    "completed_at": entry.timestamp,
+                    "error_message": (entry.details.get("error") or {}).get("message"),
+                }
+            )
+            if len(records) >= limit:
+                break
+        total = len(records)
+        completed = sum(1 for r in records if r["status"] == "completed")
+        distribution: dict[str, int] = {}
+        for r in records:
+            distribution[r["status"]] = distribution.get(r["status"], 0) + 1
+        return {
+            "records": records,
+            "record_count": total,
+            "stats": {
+                "total_executions": total,
+                "success_rate": round(100.0 * completed / total, 2) if total else 0.0,
+                "status_distribution": distribution,
+            },
+            "active_tasks": self.runs.active_count(),
+            "filters": {"task_id": task_id, "limit": limit},
+            "timestamp": iso_now(),
+        }
+
+    # -- agent messaging ------------------------------------------------------------------------------
+    def send_message(
+        self,
+        principal: Principal,
+        *,
+        sender: str,
+        recipient: str,
+        message_type: str,
+        payload: dict[str, Any],
+        priority: str = "normal",
+        expires_in_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        require(principal, "message.send")
+        return self.messenger.send(
+            actor=principal.actor,
+            sender=sender,
+            recipient=recipient,
+            message_type=message_type,
+            payload=payload,
+            priority=priority,
+            expires_in_seconds=expires_in_seconds,
+        )
+
+    def inbox(self, principal: Principal, agent_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        require(principal, "read")
+        return self.messenger.inbox(agent_id, limit=limit)
 
     # -- helpers for front doors ----------------------------------------------------------------------
     def error_body(self, error: OrchestratorError) -> dict[str, Any]:

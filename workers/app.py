@@ -15,7 +15,8 @@ from orchestrator.settings import get_settings
 
 app = create_celery(get_settings(), name="itom-orchestrator-worker")
 
-import workers.tasks  # noqa: E402,F401  - registers the tasks on ``app``
+import workers.messages  # noqa: E402,F401  - registers message delivery
+import workers.tasks  # noqa: E402,F401  - registers the step task
 
 
 @worker_ready.connect

@@ -1,0 +1,177 @@
+"""The workflow engine on real Redis and real agent workers: order, parallelism, failure policies, cancel, resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from celery.result import AsyncResult
+
+from orchestrator import keys
+from orchestrator.models.common import RunStatus, StepStatus
+from orchestrator.service import Orchestrator
+from tests.integration.helpers import (
+    OPERATOR,
+    definition,
+    inject,
+    run_and_wait,
+    step,
+    step_of,
+    ts,
+    uid,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _ci_name(orch: Orchestrator) -> str:
+    found = orch.wait_for_run(
+        orch.execute_task(OPERATOR, action="cmdb.query", parameters={"environment": "Production", "limit": 3}).run_id,
+        timeout=30,
+    )
+    assert found.status == RunStatus.COMPLETED, found.error
+    from orchestrator.demo import first_ci_name
+
+    name = first_ci_name(found.steps[0].result)
+    assert name
+    return name
+
+
+def test_incident_response_runs_three_steps_in_order_on_their_agent_queues(orch: Orchestrator, rclient: Any) -> None:
+    ci = _ci_name(orch)
+    started = orch.start_workflow(OPERATOR, template_id="incident-response", parameters={"ci_id": ci})
+    view = orch.wait_for_run(started.run_id, timeout=60)
+
+    assert view.status == RunStatus.COMPLETED, view.error
+    assert [s.step_id for s in view.steps] == ["assess-impact", "route-to-agent", "create-ticket"]
+    assert [s.agent_id for s in view.steps] == ["cmdb-agent", "csa-agent", "csa-agent"]
+    for earlier, later in zip(view.steps, view.steps[1:], strict=False):
+        assert ts(later.started_at) >= ts(earlier.finished_at)
+    for s in view.steps:
+        assert s.status == StepStatus.COMPLETED and s.attempts == 1 and s.result
+        meta = AsyncResult(keys.step_task_id(view.run_id, s.step_id, 0), app=orch.app)
+        assert meta.queue == keys.agent_queue(s.agent_id)
+    executed = orch.audit_query(OPERATOR, event_type="task_executed", limit=200)
+    actors = {e.target: e.actor for e in executed if e.target and e.target.startswith(view.run_id)}
+    assert actors == {f"{view.run_id}/{s.step_id}": f"worker:{s.agent_id}" for s in view.steps}
+
+
+def test_fan_out_runs_branches_concurrently_and_join_waits_for_both(orch: Orchestrator, rclient: Any) -> None:
+    z, x, y, j = uid("z"), uid("x"), uid("y"), uid("j")
+    inject(rclient, x, sleep=1.0)
+    inject(rclient, y, sleep=1.0)
+    view = run_and_wait(
+        orch, definition(step(z), step(x, "discovery.status", [z]), step(y, "asset.query", [z]), step(j, deps=[x, y]))
+    )
+    assert view.status == RunStatus.COMPLETED, view.error
+    sx, sy, sj = step_of(view, x), step_of(view, y), step_of(view, j)
+    assert ts(sx.started_at) < ts(sy.finished_at) and ts(sy.started_at) < ts(sx.finished_at)  # overlapped
+    assert ts(sj.started_at) >= max(ts(sx.finished_at), ts(sy.finished_at))
+
+
+def test_non_series_parallel_dag_does_not_make_d_wait_for_a(orch: Orchestrator, rclient: Any) -> None:
+    a, b, c, d = uid("a"), uid("b"), uid("c"), uid("d")
+    inject(rclient, a, sleep=2.0)
+    view = run_and_wait(
+        orch,
+        definition(
+            step(a, "discovery.status"), step(b, "asset.query"), step(c, deps=[a, b]), step(d, "audit.drift", [b])
+        ),
+    )
+    assert view.status == RunStatus.COMPLETED, view.error
+    assert ts(step_of(view, d).finished_at) < ts(step_of(view, a).finished_at)
+    assert ts(step_of(view, c).started_at) >= ts(step_of(view, a).finished_at)
+
+
+def test_stop_policy_fails_the_run_and_later_steps_never_run(orch: Orchestrator, rclient: Any) -> None:
+    one, two, three = uid("one"), uid("two"), uid("three")
+    inject(rclient, two, fail_times=5, retryable=False)
+    view = run_and_wait(orch, definition(step(one), step(two, deps=[one]), step(three, deps=[two])))
+    assert view.status == RunStatus.FAILED
+    assert view.error is not None and view.error.code == "ORCH_3003" and two in view.error.message
+    assert step_of(view, three).attempts == 0 and step_of(view, three).status == StepStatus.PENDING
+    failed = orch.event_history(run_id=view.run_id, types=["workflow.failed"])
+    assert failed and failed[0].payload["steps_completed"] == [one]
+    assert set(failed[0].payload["steps_remaining"]) == {three}
+
+
+def test_skip_policy_records_failure_and_dependents_still_run(orch: Orchestrator, rclient: Any) -> None:
+    one, two, three = uid("one"), uid("two"), uid("three")
+    inject(rclient, two, fail_times=5, retryable=False)
+    view = run_and_wait(orch, definition(step(one), step(two, deps=[one], on_failure="skip"), step(three, deps=[two])))
+    assert view.status == RunStatus.COMPLETED
+    assert step_of(view, two).status == StepStatus.FAILED
+    assert step_of(view, three).status == StepStatus.COMPLETED
+
+
+def test_retry_policy_recovers_after_one_failure_with_two_attempts(orch: Orchestrator, rclient: Any) -> None:
+    flaky = uid("flaky")
+    inject(rclient, flaky, fail_times=1, retryable=True)
+    view = run_and_wait(orch, definition(step(flaky, on_failure="retry", max_retries=3)))
+    assert view.status == RunStatus.COMPLETED, view.error
+    assert step_of(view, flaky).attempts == 2
+    retrying = orch.event_history(run_id=view.run_id, types=["workflow.step.retrying"])
+    assert len(retrying) == 1
+
+
+def test_retry_exhaustion_makes_exactly_n_plus_one_attempts(orch: Orchestrator, rclient: Any) -> None:
+    broken = uid("broken")
+    inject(rclient, broken, fail_times=99, retryable=True)
+    view = run_and_wait(orch, definition(step(broken, on_failure="retry", max_retries=2)))
+    assert view.status == RunStatus.FAILED
+    assert step_of(view, broken).attempts == 3
+    assert view.error is not None and view.error.code == "ORCH_7004"
+    assert "All 3 retry attempts exhausted" in view.error.message
+    letters = orch.dlq_list(OPERATOR, limit=50)
+    assert any(d["run_id"] == view.run_id and d["reason"] == "retries_exhausted" for d in letters)
+
+
+def test_step_timeout_ends_the_step_with_orch_7002(orch: Orchestrator, rclient: Any) -> None:
+    slow = uid("slow")
+    inject(rclient, slow, sleep=5.0)
+    view = run_and_wait(orch, definition(step(slow, timeout_seconds=1)))
+    assert view.status == RunStatus.FAILED
+    assert step_of(view, slow).error.code == "ORCH_7002"
+    assert view.error is not None and view.error.code == "ORCH_7002"
+
+
+def test_cancel_mid_run_stops_later_steps(orch: Orchestrator, rclient: Any) -> None:
+    one, two, three = uid("one"), uid("two"), uid("three")
+    inject(rclient, one, sleep=1.5)
+    started = orch.start_workflow(
+        OPERATOR, definition=definition(step(one), step(two, deps=[one]), step(three, deps=[two]))
+    )
+    wait_until(lambda: step_of(orch.get_run(started.run_id), one).status == StepStatus.RUNNING, what="step one")
+    cancelled = orch.cancel_run(OPERATOR, started.run_id)
+    assert cancelled.status == RunStatus.CANCELLED
+    wait_until(lambda: step_of(orch.get_run(started.run_id), one).status.is_done, what="step one to finish")
+    two_task = AsyncResult(keys.step_task_id(started.run_id, two, 0), app=orch.app)
+    wait_until(lambda: two_task.state in ("SUCCESS", "REVOKED"), what="step two message handled")
+    view = orch.get_run(started.run_id)
+    assert view.status == RunStatus.CANCELLED
+    assert step_of(view, two).attempts == 0 and step_of(view, three).attempts == 0
+    assert step_of(view, two).status == StepStatus.CANCELLED
+    with pytest.raises(Exception, match="ORCH_3002|already cancelled"):
+        orch.cancel_run(OPERATOR, started.run_id)
+
+
+def test_resume_after_failure_runs_only_the_remaining_steps(orch: Orchestrator, rclient: Any) -> None:
+    one, two, three = uid("one"), uid("two"), uid("three")
+    inject(rclient, two, fail_times=1, retryable=False)
+    failed = run_and_wait(orch, definition(step(one), step(two, deps=[one]), step(three, deps=[two])))
+    assert failed.status == RunStatus.FAILED
+    orch.resume_run(OPERATOR, failed.run_id)
+    view = orch.wait_for_run(failed.run_id, timeout=30)
+    assert view.status == RunStatus.COMPLETED, view.error
+    assert (step_of(view, one).attempts, step_of(view, two).attempts, step_of(view, three).attempts) == (1, 2, 1)
+    assert view.generation == 1
+
+
+def test_cancelling_a_finished_run_is_an_error(orch: Orchestrator) -> None:
+    from orchestrator.errors import InvalidStateTransitionError
+
+    done = run_and_wait(orch, definition(step(uid("only"))))
+    assert done.status == RunStatus.COMPLETED
+    with pytest.raises(InvalidStateTransitionError):
+        orch.cancel_run(OPERATOR, done.run_id)
