@@ -151,7 +151,7 @@ class AgentDirectory:
         pipe.execute()
         return result
 
-    def ping_queue(self, agent_id: str, timeout: float = 1.0) -> list[str]:
+    def ping_queue(self, agent_id: str, timeout: float = 1.0) -> builtins.list[str]:
         """Workers consuming the agent's queue that answered a Celery control ping."""
         queue = keys.agent_queue(agent_id)
         try:

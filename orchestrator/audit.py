@@ -187,7 +187,7 @@ class AuditLog:
             ) from exc
         return entry.model_copy(update={"stream_id": stream_id, "prev_hash": prev_hash, "hash": digest})
 
-    def append_to(  # noqa: PLR0917 - mirrors append() after the pipeline
+    def append_to(
         self,
         pipe: Pipeline,
         event_type: str,

@@ -23,8 +23,11 @@ from orchestrator.embedded import RedisHandle, resolve_redis
 from orchestrator.errors import OrchestratorError
 from orchestrator.settings import AGENT_IDS, Settings, get_settings, reset_settings
 
-app = typer.Typer(help="itom-orchestrator: Celery-based orchestrator for IT-operations agents.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="itom-orchestrator: Celery-based orchestrator for IT-operations agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 dlq_app = typer.Typer(help="Dead letters: list, show, re-drive.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 console = Console()
@@ -93,6 +96,7 @@ def follow(svc: Any, run_id: str, timeout: float) -> Any:
     """Live progress table until the run ends (woken by its events)."""
     view = svc.get_run(run_id)
     with Live(run_table(view), console=console, refresh_per_second=8) as live:
+
         def on_event(_: Any) -> None:
             live.update(run_table(svc.get_run(run_id)))
 
@@ -128,8 +132,7 @@ def templates() -> None:
     table = Table("template", "domain", "steps", "parameters", "description")
     for tpl in svc.list_templates():
         params = ", ".join(f"{p.name}{'*' if p.required else ''}:{p.type}" for p in tpl.parameters)
-        table.add_row(tpl.template_id, tpl.domain, " -> ".join(s.step_id for s in tpl.steps), params,
-                      tpl.description)
+        table.add_row(tpl.template_id, tpl.domain, " -> ".join(s.step_id for s in tpl.steps), params, tpl.description)
     console.print(table)
 
 
@@ -139,8 +142,13 @@ def agents() -> None:
     svc = service()
     table = Table("agent", "domain", "status", "mode", "actions")
     for record in svc.agents.list():
-        table.add_row(record["agent_id"], record["domain"], record["status"], record["metadata"]["mode"],
-                      ", ".join(record["capabilities"]))
+        table.add_row(
+            record["agent_id"],
+            record["domain"],
+            record["status"],
+            record["metadata"]["mode"],
+            ", ".join(record["capabilities"]),
+        )
     console.print(table)
 
 
@@ -155,8 +163,9 @@ def run(
     """Start a workflow from a template."""
     svc = service()
     try:
-        view = svc.start_workflow(local_principal(), template_id=template, parameters=parse_params(param or []),
-                                  priority=priority)
+        view = svc.start_workflow(
+            local_principal(), template_id=template, parameters=parse_params(param or []), priority=priority
+        )
         console.print(f"started [bold]{view.run_id}[/] ({view.status.value})")
         if wait:
             view = follow(svc, view.run_id, timeout)
@@ -183,8 +192,13 @@ def status(
         views, total = svc.list_runs(limit=20)
         table = Table("run", "template", "status", "steps done", "created")
         for v in views:
-            table.add_row(v.run_id, v.template_id or v.name, v.status.value,
-                          f"{len(v.steps_completed)}/{len(v.steps)}", v.created_at)
+            table.add_row(
+                v.run_id,
+                v.template_id or v.name,
+                v.status.value,
+                f"{len(v.steps_completed)}/{len(v.steps)}",
+                v.created_at,
+            )
         console.print(table)
         console.print(f"[dim]{total} run(s)[/]")
     except OrchestratorError as exc:
@@ -229,8 +243,17 @@ def flower(
     if not settings.flower.basic_auth or ":" not in settings.flower.basic_auth:
         err_console.print("[red]ORCH_8001[/] Set ORCH_FLOWER__BASIC_AUTH=user:password; Flower never runs open.")
         raise typer.Exit(2)
-    command = [sys.executable, "-m", "celery", "-A", "workers.app", "flower", f"--port={port or settings.flower.port}",
-               f"--address={address}", f"--basic-auth={settings.flower.basic_auth}"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "flower",
+        f"--port={port or settings.flower.port}",
+        f"--address={address}",
+        f"--basic-auth={settings.flower.basic_auth}",
+    ]
     os.execvpe(command[0], command, dict(os.environ))
 
 

@@ -58,8 +58,9 @@ def audit(
                     count = sum(1 for line in lines if handle.write(line + "\n"))
                 console.print(f"exported {count} entries to {export}")
             return
-        entries = svc.audit_query(principal, event_type=event_type, actor=actor, target=target, since=since_dt,
-                                  limit=limit)
+        entries = svc.audit_query(
+            principal, event_type=event_type, actor=actor, target=target, since=since_dt, limit=limit
+        )
         table = Table("time", "type", "actor", "target", "result")
         for e in entries:
             table.add_row(e.timestamp, e.event_type, e.actor, e.target or "", e.result)
@@ -70,16 +71,20 @@ def audit(
         _fail(exc)
 
 
-
-
 def dlq_list(limit: int = 50) -> None:
     from rich.table import Table
 
     svc = service()
     table = Table("id", "reason", "run", "step", "action", "error")
     for entry in svc.dlq_list(local_principal(), limit=limit):
-        table.add_row(entry["dlq_id"], entry["reason"], entry.get("run_id") or "", entry.get("step_id") or "",
-                      entry["action"], f"{entry['error'].get('code')} {entry['error'].get('message', '')[:60]}")
+        table.add_row(
+            entry["dlq_id"],
+            entry["reason"],
+            entry.get("run_id") or "",
+            entry.get("step_id") or "",
+            entry["action"],
+            f"{entry['error'].get('code')} {entry['error'].get('message', '')[:60]}",
+        )
     console.print(table)
 
 

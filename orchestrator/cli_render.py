@@ -11,8 +11,14 @@ from rich.table import Table
 from orchestrator.models.run import RunView
 
 STATUS_STYLE = {
-    "pending": "dim", "running": "cyan", "retrying": "yellow", "completed": "green", "failed": "red",
-    "skipped": "yellow", "denied": "red", "cancelled": "magenta",
+    "pending": "dim",
+    "running": "cyan",
+    "retrying": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "skipped": "yellow",
+    "denied": "red",
+    "cancelled": "magenta",
 }
 
 
@@ -39,9 +45,15 @@ def run_table(view: RunView) -> Table:
     for step in view.steps:
         style = STATUS_STYLE.get(step.status.value, "")
         detail = summarize(step.result) if step.error is None else f"{step.error.code} {step.error.message}"
-        table.add_row(step.step_id, step.agent_id, step.action, f"[{style}]{step.status.value}[/]",
-                      str(step.attempts), f"{step.duration_ms:.0f}" if step.duration_ms is not None else "",
-                      detail)
+        table.add_row(
+            step.step_id,
+            step.agent_id,
+            step.action,
+            f"[{style}]{step.status.value}[/]",
+            str(step.attempts),
+            f"{step.duration_ms:.0f}" if step.duration_ms is not None else "",
+            detail,
+        )
     return table
 
 

@@ -15,12 +15,32 @@ from orchestrator.models.common import iso_now
 from orchestrator.redis_client import RedisClient
 
 
-def add_to(pipe: Any, *, run_id: str | None, step_id: str | None, agent_id: str, action: str,
-           params: dict[str, Any], error: dict[str, Any], reason: str, max_len: int,
-           extra: dict[str, Any] | None = None) -> None:
+def add_to(
+    pipe: Any,
+    *,
+    run_id: str | None,
+    step_id: str | None,
+    agent_id: str,
+    action: str,
+    params: dict[str, Any],
+    error: dict[str, Any],
+    reason: str,
+    max_len: int,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Queue one dead letter on a caller's pipeline."""
-    entry = {"run_id": run_id, "step_id": step_id, "agent_id": agent_id, "action": action, "reason": reason,
-             "params": params, "error": error, "at": iso_now(), "redriven": False, **(extra or {})}
+    entry = {
+        "run_id": run_id,
+        "step_id": step_id,
+        "agent_id": agent_id,
+        "action": action,
+        "reason": reason,
+        "params": params,
+        "error": error,
+        "at": iso_now(),
+        "redriven": False,
+        **(extra or {}),
+    }
     pipe.xadd(keys.DLQ_STREAM, {"d": json.dumps(entry, default=str)}, maxlen=max_len, approximate=True)
 
 
@@ -44,8 +64,9 @@ class DeadLetters:
     def show(self, dlq_id: str) -> dict[str, Any]:
         found = self.redis.xrange(keys.DLQ_STREAM, min=dlq_id, max=dlq_id)
         if not found:
-            raise NotFoundError(f"Dead letter '{dlq_id}' not found; list them with `itom-orch dlq list`",
-                                {"dlq_id": dlq_id})
+            raise NotFoundError(
+                f"Dead letter '{dlq_id}' not found; list them with `itom-orch dlq list`", {"dlq_id": dlq_id}
+            )
         stream_id, fields = found[0]
         marks = self.redis.hget(f"{keys.DLQ_STREAM}:redriven", stream_id)
         entry: dict[str, Any] = {"dlq_id": stream_id, **json.loads(fields["d"])}

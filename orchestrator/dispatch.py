@@ -47,12 +47,22 @@ class Dispatcher:
         """Check every step against its agent's role before anything exists; deny = audit + event + ORCH_6001."""
         denied = self.gate.first_denied(plan.steps)
         if denied is None:
-            self.audit.append("permission_check", actor, run_id or plan.name,
-                              {"steps": len(plan.steps), "actions": sorted({s.action for s in plan.steps})})
+            self.audit.append(
+                "permission_check",
+                actor,
+                run_id or plan.name,
+                {"steps": len(plan.steps), "actions": sorted({s.action for s in plan.steps})},
+            )
             return
         step, decision = denied
-        details = {"step_id": step.step_id, "action": step.action, "agent_id": step.agent_id,
-                   "domain": step.target_domain, "access": step.access.value, "reason": decision.reason}
+        details = {
+            "step_id": step.step_id,
+            "action": step.action,
+            "agent_id": step.agent_id,
+            "domain": step.target_domain,
+            "access": step.access.value,
+            "reason": decision.reason,
+        }
         self.audit.append("permission_denied", actor, step.agent_id, details, result="failure")
         self.events.emit(ev.POLICY_DENIED, details, run_id=run_id)
         raise RoleViolationError(
@@ -64,8 +74,9 @@ class Dispatcher:
         run_id = run_id or new_run_id()
         self.authorize(plan, actor=actor, run_id=run_id)
         compiled = compile_plan(plan, run_id, 0)
-        self.runs.create(run_id, plan, created_by=actor, triggers=compiled.triggers,
-                         trigger_index=compiled.trigger_index)
+        self.runs.create(
+            run_id, plan, created_by=actor, triggers=compiled.triggers, trigger_index=compiled.trigger_index
+        )
         self.runs.transition(run_id, RunStatus.RUNNING)
         self._announce(run_id, "workflow_started", ev.WORKFLOW_STARTED, actor, plan, {})
         self._enqueue(run_id, compiled.canvas)
@@ -87,8 +98,14 @@ class Dispatcher:
         compiled = compile_plan(remaining, run_id, generation)
         self.runs.prepare_resume(run_id, generation, compiled.triggers, compiled.trigger_index)
         self.runs.transition(run_id, RunStatus.RUNNING)
-        self._announce(run_id, "workflow_resumed", ev.WORKFLOW_RESUMED, actor, remaining,
-                       {"generation": generation, "reused": sorted(done)})
+        self._announce(
+            run_id,
+            "workflow_resumed",
+            ev.WORKFLOW_RESUMED,
+            actor,
+            remaining,
+            {"generation": generation, "reused": sorted(done)},
+        )
         self._enqueue(run_id, compiled.canvas)
         return self.runs.get(run_id)
 
@@ -101,8 +118,7 @@ class Dispatcher:
                 {"run_id": run_id, "status": view.status.value},
             )
         self.runs.set_cancel_flag(run_id)
-        self.runs.transition(run_id, RunStatus.CANCELLED,
-                             ErrorInfo(code="ORCH_3002", message=f"Cancelled by {actor}"))
+        self.runs.transition(run_id, RunStatus.CANCELLED, ErrorInfo(code="ORCH_3002", message=f"Cancelled by {actor}"))
         waiting = [s.step_id for s in view.steps if s.status in (StepStatus.PENDING, StepStatus.RETRYING)]
         self.runs.mark_steps(run_id, waiting, StepStatus.CANCELLED)
         task_ids = [keys.step_task_id(run_id, sid, view.generation) for sid in waiting]
@@ -110,15 +126,22 @@ class Dispatcher:
             self.app.control.revoke(task_ids)
         pipe = self.runs.redis.pipeline(transaction=False)
         self.audit.append_to(pipe, "workflow_cancelled", actor, run_id, {"revoked": len(task_ids)})
-        self.events.publish_to(pipe, ev_event(ev.WORKFLOW_CANCELLED, run_id,
-                                              {"cancelled_by": actor, "steps_cancelled": waiting}))
+        self.events.publish_to(
+            pipe, ev_event(ev.WORKFLOW_CANCELLED, run_id, {"cancelled_by": actor, "steps_cancelled": waiting})
+        )
         pipe.execute()
         return self.runs.get(run_id)
 
-    def _announce(self, run_id: str, audit_type: str, event_type: str, actor: str, plan: WorkflowPlan,
-                  extra: dict[str, Any]) -> None:
-        payload = {"template_id": plan.template_id, "name": plan.name, "steps": [s.step_id for s in plan.steps],
-                   "priority": plan.priority.value, **extra}
+    def _announce(
+        self, run_id: str, audit_type: str, event_type: str, actor: str, plan: WorkflowPlan, extra: dict[str, Any]
+    ) -> None:
+        payload = {
+            "template_id": plan.template_id,
+            "name": plan.name,
+            "steps": [s.step_id for s in plan.steps],
+            "priority": plan.priority.value,
+            **extra,
+        }
         pipe = self.runs.redis.pipeline(transaction=False)
         self.audit.append_to(pipe, audit_type, actor, run_id, payload)
         self.events.publish_to(pipe, ev_event(event_type, run_id, payload))

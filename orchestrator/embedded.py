@@ -68,9 +68,27 @@ def start_embedded(data_dir: Path, *, timeout: float = 10.0) -> RedisHandle:
     port = free_port()
     run_dir = data_dir / "redis"
     run_dir.mkdir(parents=True, exist_ok=True)
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(run_dir.resolve()),
-            "--dbfilename", "embedded.rdb", "--save", "60 1000", "--appendonly", "no", "--protected-mode", "yes",
-            "--daemonize", "no", "--loglevel", "warning"]
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(run_dir.resolve()),
+        "--dbfilename",
+        "embedded.rdb",
+        "--save",
+        "60 1000",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
+    ]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + timeout

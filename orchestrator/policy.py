@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from policies import DEFAULT_TABLE, Decision, PolicyConfigError, PolicyTable, decide, load_policy_file
-
 from orchestrator.errors import RoleConfigInvalidError
 from orchestrator.models.workflow import PlannedStep
 from orchestrator.settings import Settings
+from policies import DEFAULT_TABLE, Decision, PolicyConfigError, PolicyTable, decide, load_policy_file
 
 
 def load_table(settings: Settings) -> PolicyTable:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from policies.principals import principal_may
-
 from orchestrator.errors import AuthenticationError, RoleViolationError
 from orchestrator.settings import Settings
+from policies.principals import principal_may
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ leave nothing behind. Each worker gets its own session so the whole pool can be 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,12 +21,30 @@ from orchestrator.errors import AgentUnavailableError
 from orchestrator.redis_client import get_redis
 
 
-def worker_command(agent_id: str, *, concurrency: int = 1, loglevel: str = "warning",
-                   pool: str = "prefork") -> list[str]:
+def worker_command(
+    agent_id: str, *, concurrency: int = 1, loglevel: str = "warning", pool: str = "prefork"
+) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-        "-Q", keys.agent_queue(agent_id), "-n", f"{agent_id}@%h", "-c", str(concurrency), "-P", pool,
-        "-O", "fair", "--without-gossip", "--without-mingle", "-l", loglevel,
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "worker",
+        "-Q",
+        keys.agent_queue(agent_id),
+        "-n",
+        f"{agent_id}@%h",
+        "-c",
+        str(concurrency),
+        "-P",
+        pool,
+        "-O",
+        "fair",
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        loglevel,
     ]
 
 
@@ -43,15 +62,23 @@ class WorkerPool:
     redis_url: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, agent_ids: Iterable[str], *, concurrency: int = 1, loglevel: str = "warning",
-              extra_env: dict[str, str] | None = None, quiet: bool = True) -> None:
+    def start(
+        self,
+        agent_ids: Iterable[str],
+        *,
+        concurrency: int = 1,
+        loglevel: str = "warning",
+        extra_env: dict[str, str] | None = None,
+        quiet: bool = True,
+    ) -> None:
         client = get_redis(self.redis_url)
         for agent_id in agent_ids:
             client.delete(keys.agent_health_key(agent_id))
             self.processes[agent_id] = subprocess.Popen(
                 worker_command(agent_id, concurrency=concurrency, loglevel=loglevel),
                 env=worker_env(agent_id, self.redis_url, extra_env),
-                stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.DEVNULL if quiet else None,
+                stdout=subprocess.DEVNULL if quiet else None,
+                stderr=subprocess.DEVNULL if quiet else None,
                 start_new_session=True,
             )
 
@@ -68,8 +95,7 @@ class WorkerPool:
             if dead:
                 raise AgentUnavailableError(f"Worker(s) exited at start: {', '.join(dead)}", {"agents": dead})
             time.sleep(0.1)  # bounded poll of worker start-up
-        raise AgentUnavailableError(f"Workers not ready after {timeout:g}s: {', '.join(missing)}",
-                                    {"agents": missing})
+        raise AgentUnavailableError(f"Workers not ready after {timeout:g}s: {', '.join(missing)}", {"agents": missing})
 
     def stop(self, timeout: float = 15.0) -> None:
         for proc in self.processes.values():
@@ -97,7 +123,5 @@ def _fresh(raw: str | None) -> bool:
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -6,16 +6,18 @@ from its own configuration.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 
 from orchestrator.celery_app import create_celery
 from orchestrator.settings import get_settings
 
+log = logging.getLogger(__name__)
 app = create_celery(get_settings(), name="itom-orchestrator-worker")
 
-import workers.messages  # noqa: E402,F401  - registers message delivery
+import workers.messages  # noqa: E402  - registers message delivery
 import workers.tasks  # noqa: E402,F401  - registers the step task
 
 
@@ -28,9 +30,18 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
 
 @worker_shutdown.connect
 def _clear_heartbeat(**_: Any) -> None:
-    from workers import heartbeat
+    from workers import bridge, heartbeat
 
     try:
         heartbeat.clear()
     except Exception:  # Redis may already be gone at shutdown
-        pass
+        log.debug("heartbeat not cleared at shutdown", exc_info=True)
+    bridge.shutdown()
+
+
+@worker_process_shutdown.connect
+def _close_bridge(**_: Any) -> None:
+    """Prefork children do not run atexit: close their MCP sessions here."""
+    from workers import bridge
+
+    bridge.shutdown()

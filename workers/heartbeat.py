@@ -7,6 +7,7 @@ is really there. The key expires on its own, so a dead worker turns an agent off
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -18,6 +19,8 @@ from orchestrator.models.common import iso_now
 from orchestrator.redis_client import get_redis
 from orchestrator.settings import get_settings
 
+log = logging.getLogger(__name__)
+
 INTERVAL_SECONDS = 10.0
 TTL_SECONDS = 35
 
@@ -27,16 +30,22 @@ def beat(hostname: str) -> dict[str, Any]:
     agent_id = settings.worker_agent or settings.worker_role
     if not agent_id:
         return {}
-    record: dict[str, Any] = {"agent_id": agent_id, "hostname": hostname, "pid": os.getpid(),
-                              "role": settings.worker_role or agent_id, "queue": keys.agent_queue(agent_id),
-                              "at": iso_now(), "ts": time.time(), "mcp": None}
+    record: dict[str, Any] = {
+        "agent_id": agent_id,
+        "hostname": hostname,
+        "pid": os.getpid(),
+        "role": settings.worker_role or agent_id,
+        "queue": keys.agent_queue(agent_id),
+        "at": iso_now(),
+        "ts": time.time(),
+        "mcp": None,
+    }
     agent = settings.agent(agent_id)
     if agent.mcp_url:
         from workers.bridge import probe
 
         record["mcp"] = probe(agent.mcp_url, agent.mcp_token, timeout=3.0)
-    get_redis(settings.redis_url).set(keys.agent_health_key(agent_id), json.dumps(record, default=str),
-                                      ex=TTL_SECONDS)
+    get_redis(settings.redis_url).set(keys.agent_health_key(agent_id), json.dumps(record, default=str), ex=TTL_SECONDS)
     return record
 
 
@@ -50,7 +59,7 @@ def start(hostname: str | None = None) -> threading.Thread:
             try:
                 beat(name)
             except Exception:  # a missed beat only makes the agent look offline for a moment
-                pass
+                log.warning("heartbeat failed", exc_info=True)
             stop.wait(INTERVAL_SECONDS)
 
     thread = threading.Thread(target=loop, name="itom-heartbeat", daemon=True)

@@ -17,6 +17,7 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from celery import shared_task
 from celery.exceptions import Retry
 
+from orchestrator import deadletters as dlq
 from orchestrator import events as ev
 from orchestrator import keys
 from orchestrator.errors import (
@@ -31,7 +32,6 @@ from orchestrator.models.common import Access, FailurePolicy, RunStatus, StepSta
 from orchestrator.models.events import Event
 from orchestrator.models.run import ErrorInfo
 from orchestrator.models.workflow import PlannedStep
-from orchestrator import deadletters as dlq
 from workers import faults, idempotency
 from workers.actions import execute_action
 from workers.context import ActionContext
@@ -41,8 +41,7 @@ log = logging.getLogger(__name__)
 
 
 def _event(rt: WorkerRuntime, pipe: Any, event_type: str, run_id: str, payload: dict[str, Any]) -> None:
-    rt.events.publish_to(pipe, Event(event_type=event_type, correlation_id=run_id, payload=payload,
-                                     source=rt.actor))
+    rt.events.publish_to(pipe, Event(event_type=event_type, correlation_id=run_id, payload=payload, source=rt.actor))
 
 
 def backoff_seconds(rt: WorkerRuntime, attempt: int) -> float:
@@ -71,8 +70,13 @@ def run_step(self: Any, run_id: str, step_id: str, **extra: Any) -> dict[str, An
         return _deny(rt, run_id, spec, reason, self.request)
     started = time()
     pipe = rt.redis.pipeline(transaction=False)
-    _event(rt, pipe, ev.STEP_STARTED, run_id, {"step_id": step_id, "agent_id": spec.agent_id,
-                                               "action": spec.action, "attempt": begin.attempt})
+    _event(
+        rt,
+        pipe,
+        ev.STEP_STARTED,
+        run_id,
+        {"step_id": step_id, "agent_id": spec.agent_id, "action": spec.action, "attempt": begin.attempt},
+    )
     pipe.execute()
     try:
         result = _execute(rt, run_id, spec, begin.attempt)
@@ -92,10 +96,17 @@ def run_step(self: Any, run_id: str, step_id: str, **extra: Any) -> dict[str, An
 
 def _execute(rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int) -> Any:
     ctx = ActionContext(
-        run_id=run_id, step_id=spec.step_id, agent_id=spec.agent_id, action=spec.action, params=spec.parameters,
-        idempotency_key=f"{run_id}:{spec.step_id}", timeout_seconds=spec.timeout_seconds, attempt=attempt,
+        run_id=run_id,
+        step_id=spec.step_id,
+        agent_id=spec.agent_id,
+        action=spec.action,
+        params=spec.parameters,
+        idempotency_key=f"{run_id}:{spec.step_id}",
+        timeout_seconds=spec.timeout_seconds,
+        attempt=attempt,
         earlier_results=lambda: rt.runs.results(run_id),
     )
+
     def action() -> Any:
         if rt.settings.fault_injection:
             return faults.wrap(rt.redis, ctx, execute_action)
@@ -103,38 +114,58 @@ def _execute(rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int) ->
 
     if spec.access == Access.READ:
         return action()
-    return idempotency.run_once(rt.redis, keys.idempotency_key(run_id, spec.step_id), action,
-                                ttl=rt.settings.retention.run_ttl_seconds)
+    return idempotency.run_once(
+        rt.redis, keys.idempotency_key(run_id, spec.step_id), action, ttl=rt.settings.retention.run_ttl_seconds
+    )
 
 
-def _completed(rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int, result: Any,
-               started: float) -> dict[str, Any]:
-    finish = rt.runs.finish_step(run_id, spec.step_id, StepStatus.COMPLETED, effect="done", started=started,
-                                 result=result)
+def _completed(
+    rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int, result: Any, started: float
+) -> dict[str, Any]:
+    finish = rt.runs.finish_step(
+        run_id, spec.step_id, StepStatus.COMPLETED, effect="done", started=started, result=result
+    )
     if finish.duplicate:
         return {"step_id": spec.step_id, "duplicate": True}
     _fire(rt, finish.fired)
     pipe = rt.redis.pipeline(transaction=False)
-    payload = {"step_id": spec.step_id, "agent_id": spec.agent_id, "action": spec.action, "attempt": attempt,
-               "duration_ms": round((time() - started) * 1000, 3)}
+    payload = {
+        "step_id": spec.step_id,
+        "agent_id": spec.agent_id,
+        "action": spec.action,
+        "attempt": attempt,
+        "duration_ms": round((time() - started) * 1000, 3),
+    }
     _event(rt, pipe, ev.STEP_COMPLETED, run_id, payload)
-    rt.audit.append_to(pipe, "task_executed", rt.actor, f"{run_id}/{spec.step_id}",
-                       {"action": spec.action, "attempt": attempt})
+    rt.audit.append_to(
+        pipe, "task_executed", rt.actor, f"{run_id}/{spec.step_id}", {"action": spec.action, "attempt": attempt}
+    )
     _run_ended(rt, pipe, run_id, finish.run_ended)
     pipe.execute()
     return {"step_id": spec.step_id, "status": "completed"}
 
 
-def _failed(task: Any, rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int, error: OrchestratorError,
-            started: float) -> dict[str, Any]:
+def _failed(
+    task: Any, rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int, error: OrchestratorError, started: float
+) -> dict[str, Any]:
     timed_out = isinstance(error, TaskTimeoutError)
     may_retry = (spec.idempotent or error.retryable) and not (timed_out and not spec.idempotent)
     if spec.on_failure == FailurePolicy.RETRY and may_retry and attempt <= spec.max_retries:
         delay = backoff_seconds(rt, attempt)
         rt.runs.set_step_status(run_id, spec.step_id, StepStatus.RETRYING, ErrorInfo(**error.to_dict()))
-        rt.events.publish(Event(event_type=ev.STEP_RETRYING, correlation_id=run_id, source=rt.actor, payload={
-            "step_id": spec.step_id, "attempt": attempt, "next_in_seconds": round(delay, 3),
-            "error": error.to_dict()}))
+        rt.events.publish(
+            Event(
+                event_type=ev.STEP_RETRYING,
+                correlation_id=run_id,
+                source=rt.actor,
+                payload={
+                    "step_id": spec.step_id,
+                    "attempt": attempt,
+                    "next_in_seconds": round(delay, 3),
+                    "error": error.to_dict(),
+                },
+            )
+        )
         raise task.retry(countdown=delay, max_retries=None)
     if spec.on_failure == FailurePolicy.RETRY and spec.max_retries > 0 and may_retry:
         error = RetryExhaustedError(
@@ -145,25 +176,65 @@ def _failed(task: Any, rt: WorkerRuntime, run_id: str, spec: PlannedStep, attemp
     skip = spec.on_failure == FailurePolicy.SKIP
     run_error = None
     if not skip:
-        wrapper = error if isinstance(error, RetryExhaustedError | TaskTimeoutError) else WorkflowStepFailedError(
-            f"Step '{spec.step_id}' failed: {error}", {"step_id": spec.step_id, "cause": error.to_dict()})
-        run_error = ErrorInfo(code=wrapper.code, message=f"Step '{spec.step_id}' failed: {error.message}",
-                              details={"step_id": spec.step_id, "cause": error.to_dict()})
-    finish = rt.runs.finish_step(run_id, spec.step_id, StepStatus.FAILED, effect="done" if skip else "stop",
-                                 started=started, error=step_error, run_error=run_error)
+        wrapper = (
+            error
+            if isinstance(error, RetryExhaustedError | TaskTimeoutError)
+            else WorkflowStepFailedError(
+                f"Step '{spec.step_id}' failed: {error}", {"step_id": spec.step_id, "cause": error.to_dict()}
+            )
+        )
+        run_error = ErrorInfo(
+            code=wrapper.code,
+            message=f"Step '{spec.step_id}' failed: {error.message}",
+            details={"step_id": spec.step_id, "cause": error.to_dict()},
+        )
+    finish = rt.runs.finish_step(
+        run_id,
+        spec.step_id,
+        StepStatus.FAILED,
+        effect="done" if skip else "stop",
+        started=started,
+        error=step_error,
+        run_error=run_error,
+    )
     if finish.duplicate:
         return {"step_id": spec.step_id, "duplicate": True}
     _fire(rt, finish.fired)
     pipe = rt.redis.pipeline(transaction=False)
-    _event(rt, pipe, ev.STEP_FAILED, run_id, {"step_id": spec.step_id, "agent_id": spec.agent_id,
-                                              "action": spec.action, "attempt": attempt, "error": error.to_dict(),
-                                              "on_failure": spec.on_failure.value})
-    rt.audit.append_to(pipe, "task_failed", rt.actor, f"{run_id}/{spec.step_id}",
-                       {"action": spec.action, "attempt": attempt, "error": error.to_dict()}, result="failure")
+    _event(
+        rt,
+        pipe,
+        ev.STEP_FAILED,
+        run_id,
+        {
+            "step_id": spec.step_id,
+            "agent_id": spec.agent_id,
+            "action": spec.action,
+            "attempt": attempt,
+            "error": error.to_dict(),
+            "on_failure": spec.on_failure.value,
+        },
+    )
+    rt.audit.append_to(
+        pipe,
+        "task_failed",
+        rt.actor,
+        f"{run_id}/{spec.step_id}",
+        {"action": spec.action, "attempt": attempt, "error": error.to_dict()},
+        result="failure",
+    )
     if isinstance(error, RetryExhaustedError):
-        dlq.add_to(pipe, run_id=run_id, step_id=spec.step_id, agent_id=spec.agent_id, action=spec.action,
-                   params=spec.parameters, error=error.to_dict(), reason="retries_exhausted",
-                   max_len=rt.settings.retention.dlq_max)
+        dlq.add_to(
+            pipe,
+            run_id=run_id,
+            step_id=spec.step_id,
+            agent_id=spec.agent_id,
+            action=spec.action,
+            params=spec.parameters,
+            error=error.to_dict(),
+            reason="retries_exhausted",
+            max_len=rt.settings.retention.dlq_max,
+        )
     _run_ended(rt, pipe, run_id, finish.run_ended, failed_step=spec.step_id, error=run_error)
     pipe.execute()
     return {"step_id": spec.step_id, "status": "failed", "error": error.to_dict()}
@@ -171,29 +242,61 @@ def _failed(task: Any, rt: WorkerRuntime, run_id: str, spec: PlannedStep, attemp
 
 def _deny(rt: WorkerRuntime, run_id: str, spec: PlannedStep, reason: str, request: Any) -> dict[str, Any]:
     """A message this worker's role may not run: refused, audited, dead-lettered, never executed."""
-    error = RoleViolationError(f"Worker role '{rt.role}' may not run '{spec.action}': {reason}",
-                               {"step_id": spec.step_id, "action": spec.action, "role": rt.role})
+    error = RoleViolationError(
+        f"Worker role '{rt.role}' may not run '{spec.action}': {reason}",
+        {"step_id": spec.step_id, "action": spec.action, "role": rt.role},
+    )
     info = ErrorInfo(**error.to_dict())
     rt.runs.set_step_status(run_id, spec.step_id, StepStatus.DENIED, info)
-    finish = rt.runs.finish_step(run_id, spec.step_id, StepStatus.DENIED, effect="stop", started=None,
-                                 error=info, run_error=info)
+    finish = rt.runs.finish_step(
+        run_id, spec.step_id, StepStatus.DENIED, effect="stop", started=None, error=info, run_error=info
+    )
     pipe = rt.redis.pipeline(transaction=False)
-    rt.audit.append_to(pipe, "permission_denied", rt.actor, f"{run_id}/{spec.step_id}",
-                       {"action": spec.action, "role": rt.role, "reason": reason, "where": "worker",
-                        "delivery": {"queue": (request.delivery_info or {}).get("routing_key")}}, result="failure")
-    _event(rt, pipe, ev.STEP_DENIED, run_id, {"step_id": spec.step_id, "action": spec.action, "role": rt.role,
-                                              "reason": reason})
-    dlq.add_to(pipe, run_id=run_id, step_id=spec.step_id, agent_id=spec.agent_id, action=spec.action,
-               params=spec.parameters, error=error.to_dict(), reason="refused",
-               max_len=rt.settings.retention.dlq_max)
+    rt.audit.append_to(
+        pipe,
+        "permission_denied",
+        rt.actor,
+        f"{run_id}/{spec.step_id}",
+        {
+            "action": spec.action,
+            "role": rt.role,
+            "reason": reason,
+            "where": "worker",
+            "delivery": {"queue": (request.delivery_info or {}).get("routing_key")},
+        },
+        result="failure",
+    )
+    _event(
+        rt,
+        pipe,
+        ev.STEP_DENIED,
+        run_id,
+        {"step_id": spec.step_id, "action": spec.action, "role": rt.role, "reason": reason},
+    )
+    dlq.add_to(
+        pipe,
+        run_id=run_id,
+        step_id=spec.step_id,
+        agent_id=spec.agent_id,
+        action=spec.action,
+        params=spec.parameters,
+        error=error.to_dict(),
+        reason="refused",
+        max_len=rt.settings.retention.dlq_max,
+    )
     _run_ended(rt, pipe, run_id, finish.run_ended, failed_step=spec.step_id, error=info)
     pipe.execute()
     return {"step_id": spec.step_id, "status": "denied"}
 
 
 def _refuse(rt: WorkerRuntime, run_id: str, step_id: str, reason: str) -> dict[str, Any]:
-    rt.audit.append("permission_denied", rt.actor, f"{run_id}/{step_id}",
-                    {"reason": reason, "where": "worker", "role": rt.role}, result="failure")
+    rt.audit.append(
+        "permission_denied",
+        rt.actor,
+        f"{run_id}/{step_id}",
+        {"reason": reason, "where": "worker", "role": rt.role},
+        result="failure",
+    )
     return {"step_id": step_id, "status": "refused", "reason": reason}
 
 
@@ -205,14 +308,24 @@ def _fire(rt: WorkerRuntime, canvases: list[dict[str, Any]]) -> None:
         app.signature(canvas).apply_async()
 
 
-def _run_ended(rt: WorkerRuntime, pipe: Any, run_id: str, ended: RunStatus | None, *, failed_step: str | None = None,
-               error: ErrorInfo | None = None) -> None:
+def _run_ended(
+    rt: WorkerRuntime,
+    pipe: Any,
+    run_id: str,
+    ended: RunStatus | None,
+    *,
+    failed_step: str | None = None,
+    error: ErrorInfo | None = None,
+) -> None:
     if ended is None:
         return
     view = rt.runs.get(run_id)
-    payload: dict[str, Any] = {"status": ended.value, "steps_completed": view.steps_completed,
-                               "steps_remaining": view.steps_remaining,
-                               "steps_failed": [s.step_id for s in view.steps if s.status == StepStatus.FAILED]}
+    payload: dict[str, Any] = {
+        "status": ended.value,
+        "steps_completed": view.steps_completed,
+        "steps_remaining": view.steps_remaining,
+        "steps_failed": [s.step_id for s in view.steps if s.status == StepStatus.FAILED],
+    }
     if ended == RunStatus.COMPLETED:
         _event(rt, pipe, ev.WORKFLOW_COMPLETED, run_id, payload)
         rt.audit.append_to(pipe, "workflow_completed", rt.actor, run_id, payload)

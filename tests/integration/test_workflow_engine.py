@@ -152,7 +152,7 @@ def test_cancel_mid_run_stops_later_steps(orch: Orchestrator, rclient: Any) -> N
     assert view.status == RunStatus.CANCELLED
     assert step_of(view, two).attempts == 0 and step_of(view, three).attempts == 0
     assert step_of(view, two).status == StepStatus.CANCELLED
-    with pytest.raises(Exception, match="ORCH_3002|already cancelled"):
+    with pytest.raises(Exception, match=r"ORCH_3002|already cancelled"):
         orch.cancel_run(OPERATOR, started.run_id)
 
 

@@ -1,0 +1,50 @@
+"""The event bus on fakeredis: one publish reaches the stream and live subscribers; history resumes by id."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from orchestrator.events import EventBus, event_json
+from orchestrator.models.events import Event
+
+
+def test_publish_appends_history_and_filters(fake_redis: Any) -> None:
+    bus = EventBus(fake_redis, max_len=1000)
+    bus.emit("workflow.started", {"n": 1}, run_id="r1")
+    bus.emit("workflow.step.completed", {"n": 2}, run_id="r1")
+    bus.emit("workflow.started", {"n": 3}, run_id="r2")
+    assert [e.payload["n"] for e in bus.history()] == [1, 2, 3]
+    assert [e.payload["n"] for e in bus.history(run_id="r1")] == [1, 2]
+    assert [e.payload["n"] for e in bus.history(types=["workflow.step.*"])] == [2]
+    first = bus.history()[0]
+    assert [e.payload["n"] for e in bus.history(after=first.stream_id)] == [2, 3]
+    assert event_json(first)["id"] == first.stream_id
+
+
+def test_live_listeners_receive_published_events(fake_redis: Any) -> None:
+    bus = EventBus(fake_redis)
+    received: list[Event] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        for event in bus.listen(run_id="r9", timeout=0.05):
+            ready.set()
+            if event is not None:
+                received.append(event)
+                return
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    bus.emit("task.routed", {}, run_id="other")
+    bus.emit("workflow.completed", {"ok": True}, run_id="r9")
+    thread.join(5)
+    assert [e.event_type for e in received] == ["workflow.completed"]
+
+
+def test_stream_is_capped(fake_redis: Any) -> None:
+    bus = EventBus(fake_redis, max_len=100)
+    for i in range(500):
+        bus.emit("x.y", {"i": i})
+    assert fake_redis.xlen("orch:events:stream") < 500
