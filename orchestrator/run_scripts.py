@@ -10,8 +10,24 @@ from __future__ import annotations
 
 DONE_STATES = "completed failed skipped"
 
-# KEYS: run, cancel   ARGV: step_id, now
-BEGIN_STEP = """
+# Emits a pre-encoded event (ARGV[n]) on the stream and channel, adding the attempt number to its payload.
+_EMIT = """
+local function emit(stream, event_json, maxlen, channel, attempt)
+  if event_json == '' then return end
+  if attempt then
+    local event = cjson.decode(event_json)
+    event['payload']['attempt'] = attempt
+    event_json = cjson.encode(event)
+  end
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event_json)
+  redis.call('PUBLISH', channel, event_json)
+end
+"""
+
+# KEYS: run, cancel, events-stream   ARGV: step_id, now, started-event-json, events-maxlen, events-channel
+BEGIN_STEP = (
+    _EMIT
+    + """
 local sid = ARGV[1]
 local spec = redis.call('HGET', KEYS[1], 'p:' .. sid)
 if not spec then return {'missing', ''} end
@@ -26,16 +42,22 @@ if status ~= 'running' then return {status, spec} end
 redis.call('HSET', KEYS[1], 'st:' .. sid, 'running')
 redis.call('HSETNX', KEYS[1], 't0:' .. sid, ARGV[2])
 local attempt = redis.call('HINCRBY', KEYS[1], 'at:' .. sid, 1)
+emit(KEYS[3], ARGV[3], ARGV[4], ARGV[5], attempt)
 return {'run', spec, tostring(attempt)}
 """
+)
 
-# KEYS: run, triggers, active-set   ARGV: step_id, step_status, outcome_json, effect, now, run_error, ttl, run_id
+# KEYS: run, triggers, active-set, events-stream
+# ARGV: step_id, step_status, outcome_json, effect, now, run_error, ttl, run_id, event_json, events-maxlen, channel
 # effect: 'done' (counts toward completion, fires triggers), 'stop' (fails the run), 'none' (just records)
-FINISH_STEP = """
+FINISH_STEP = (
+    _EMIT
+    + """
 local sid = ARGV[1]
 local cur = redis.call('HGET', KEYS[1], 'st:' .. sid)
 if cur == 'completed' or cur == 'failed' or cur == 'skipped' then return {'dup', ''} end
 redis.call('HSET', KEYS[1], 'st:' .. sid, ARGV[2], 'r:' .. sid, ARGV[3])
+emit(KEYS[4], ARGV[9], ARGV[10], ARGV[11], nil)
 local status = redis.call('HGET', KEYS[1], 'status')
 local out = {'ok', ''}
 if ARGV[4] == 'stop' then
@@ -69,6 +91,7 @@ if out[2] ~= '' then
 end
 return out
 """
+)
 
 # KEYS: run   ARGV: to, now, error_json_or_empty, from1, from2, ...
 TRANSITION = """

@@ -7,6 +7,7 @@ atomic round trip, so "the last step completes the run" and "a join fires once" 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +54,16 @@ def cap_result(result: Any, max_bytes: int) -> Any:
 class RunStore:
     """Reads and moves run state; the only module that knows the run hash layout."""
 
-    def __init__(self, client: RedisClient, *, ttl_seconds: int = 7 * 24 * 3600, result_max_bytes: int = 65536) -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        *,
+        ttl_seconds: int = 7 * 24 * 3600,
+        result_max_bytes: int = 65536,
+        events_max: int = 100_000,
+    ) -> None:
         self.redis = client
+        self.events_max = events_max
         self.ttl = ttl_seconds
         self.result_max_bytes = result_max_bytes
         self._begin = client.register_script(run_scripts.BEGIN_STEP)
@@ -167,8 +176,12 @@ class RunStore:
             self.redis.hset(keys.run_key(run_id), mapping={f"st:{s}": status.value for s in step_ids})
 
     # -- worker side ----------------------------------------------------------------------------------
-    def begin_step(self, run_id: str, step_id: str) -> BeginResult:
-        reply = self._begin(keys=[keys.run_key(run_id), keys.run_cancel_key(run_id)], args=[step_id, iso_now()])
+    def begin_step(self, run_id: str, step_id: str, started_event: str = "") -> BeginResult:
+        """Start a step if its run is running; emits ``started_event`` (pre-encoded) in the same round trip."""
+        reply = self._begin(
+            keys=[keys.run_key(run_id), keys.run_cancel_key(run_id), keys.EVENTS_STREAM],
+            args=[step_id, iso_now(), started_event, self.events_max, keys.EVENTS_CHANNEL],
+        )
         verdict = reply[0]
         spec = PlannedStep.model_validate_json(reply[1]) if len(reply) > 1 and reply[1] else None
         attempt = int(reply[2]) if len(reply) > 2 else 0
@@ -185,9 +198,14 @@ class RunStore:
         result: Any = None,
         error: ErrorInfo | None = None,
         run_error: ErrorInfo | None = None,
-        pipe_extra: Any = None,
+        event: str = "",
+        also: Callable[[Any], None] | None = None,
     ) -> FinishResult:
-        """Record a step's outcome; ``effect`` says what it means for the run (done / stop / none)."""
+        """Record a step's outcome; ``effect`` says what it means for the run (done / stop / none).
+
+        ``event`` (pre-encoded) is emitted by the script unless the step was already finished; ``also`` queues
+        more writes (e.g. the audit entry) on the same pipeline, so the whole finish is one round trip.
+        """
         now = iso_now()
         outcome = {
             "finished_at": now,
@@ -195,8 +213,9 @@ class RunStore:
             "result": cap_result(result, self.result_max_bytes) if result is not None else None,
             "error": error.model_dump() if error else None,
         }
-        reply = self._finish(
-            keys=[keys.run_key(run_id), keys.run_triggers_key(run_id), keys.ACTIVE_RUNS],
+        pipe = self.redis.pipeline(transaction=False)
+        self._finish(
+            keys=[keys.run_key(run_id), keys.run_triggers_key(run_id), keys.ACTIVE_RUNS, keys.EVENTS_STREAM],
             args=[
                 step_id,
                 status.value,
@@ -206,8 +225,15 @@ class RunStore:
                 run_error.model_dump_json() if run_error else "",
                 self.ttl,
                 run_id,
+                event,
+                self.events_max,
+                keys.EVENTS_CHANNEL,
             ],
+            client=pipe,
         )
+        if also is not None:
+            also(pipe)
+        reply = pipe.execute()[0]
         if reply[0] == "dup":
             return FinishResult(True, None)
         ended = RunStatus(reply[1]) if reply[1] else None

@@ -64,7 +64,10 @@ class Orchestrator:
         self.app = app or create_celery(settings)
         retention = settings.retention
         self.runs = RunStore(
-            self.redis, ttl_seconds=retention.run_ttl_seconds, result_max_bytes=retention.result_max_bytes
+            self.redis,
+            ttl_seconds=retention.run_ttl_seconds,
+            result_max_bytes=retention.result_max_bytes,
+            events_max=retention.events_max,
         )
         self.events = EventBus(self.redis, max_len=retention.events_max, url=settings.redis_url)
         self.audit = AuditLog(self.redis, max_entries=retention.audit_max)

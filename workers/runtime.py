@@ -43,7 +43,12 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
     return WorkerRuntime(
         settings=settings,
         redis=client,
-        runs=RunStore(client, ttl_seconds=retention.run_ttl_seconds, result_max_bytes=retention.result_max_bytes),
+        runs=RunStore(
+            client,
+            ttl_seconds=retention.run_ttl_seconds,
+            result_max_bytes=retention.result_max_bytes,
+            events_max=retention.events_max,
+        ),
         events=EventBus(client, max_len=retention.events_max, url=settings.redis_url),
         audit=AuditLog(client, max_entries=retention.audit_max),
         gate=PolicyGate(load_table(settings)),

@@ -28,6 +28,7 @@ from orchestrator.errors import (
     TaskTimeoutError,
     WorkflowStepFailedError,
 )
+from orchestrator.events import encode
 from orchestrator.models.common import Access, FailurePolicy, RunStatus, StepStatus
 from orchestrator.models.events import Event
 from orchestrator.models.run import ErrorInfo
@@ -38,6 +39,11 @@ from workers.context import ActionContext
 from workers.runtime import WorkerRuntime, runtime
 
 log = logging.getLogger(__name__)
+
+
+def _encoded(rt: WorkerRuntime, event_type: str, run_id: str, payload: dict[str, Any]) -> str:
+    """An event pre-encoded for the run scripts, which emit it atomically with the state change."""
+    return encode(Event(event_type=event_type, correlation_id=run_id, payload=payload, source=rt.actor))
 
 
 def _event(rt: WorkerRuntime, pipe: Any, event_type: str, run_id: str, payload: dict[str, Any]) -> None:
@@ -56,7 +62,8 @@ def run_step(self: Any, run_id: str, step_id: str, **extra: Any) -> dict[str, An
     rt = runtime()
     if extra:
         return _refuse(rt, run_id, step_id, f"unexpected message fields {sorted(extra)}")
-    begin = rt.runs.begin_step(run_id, step_id)
+    started_event = _encoded(rt, ev.STEP_STARTED, run_id, {"step_id": step_id, "agent_id": rt.agent_id})
+    begin = rt.runs.begin_step(run_id, step_id, started_event)
     if begin.verdict == "missing" or begin.spec is None:
         return _refuse(rt, run_id, step_id, "no such run or step (forged or expired message)")
     if begin.verdict != "run":
@@ -122,13 +129,6 @@ def _execute(rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int) ->
 def _completed(
     rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int, result: Any, started: float
 ) -> dict[str, Any]:
-    finish = rt.runs.finish_step(
-        run_id, spec.step_id, StepStatus.COMPLETED, effect="done", started=started, result=result
-    )
-    if finish.duplicate:
-        return {"step_id": spec.step_id, "duplicate": True}
-    _fire(rt, finish.fired)
-    pipe = rt.redis.pipeline(transaction=False)
     payload = {
         "step_id": spec.step_id,
         "agent_id": spec.agent_id,
@@ -136,12 +136,29 @@ def _completed(
         "attempt": attempt,
         "duration_ms": round((time() - started) * 1000, 3),
     }
-    _event(rt, pipe, ev.STEP_COMPLETED, run_id, payload)
-    rt.audit.append_to(
-        pipe, "task_executed", rt.actor, f"{run_id}/{spec.step_id}", {"action": spec.action, "attempt": attempt}
+
+    def audit(pipe: Any) -> None:
+        rt.audit.append_to(
+            pipe, "task_executed", rt.actor, f"{run_id}/{spec.step_id}", {"action": spec.action, "attempt": attempt}
+        )
+
+    finish = rt.runs.finish_step(
+        run_id,
+        spec.step_id,
+        StepStatus.COMPLETED,
+        effect="done",
+        started=started,
+        result=result,
+        event=_encoded(rt, ev.STEP_COMPLETED, run_id, payload),
+        also=audit,
     )
-    _run_ended(rt, pipe, run_id, finish.run_ended)
-    pipe.execute()
+    if finish.duplicate:
+        return {"step_id": spec.step_id, "duplicate": True}
+    _fire(rt, finish.fired)
+    if finish.run_ended is not None:
+        pipe = rt.redis.pipeline(transaction=False)
+        _run_ended(rt, pipe, run_id, finish.run_ended)
+        pipe.execute()
     return {"step_id": spec.step_id, "status": "completed"}
 
 

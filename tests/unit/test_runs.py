@@ -162,3 +162,36 @@ def test_list_filters_pages_and_prunes_expired(store: RunStore, fake_redis: Any)
     views, total = store.list(status="pending", limit=2)
     assert total == 3 and len(views) == 2
     assert fake_redis.zscore(keys.RUNS_INDEX, "run-4") is None
+
+
+def test_begin_and_finish_emit_their_events_in_the_same_round_trip(store: RunStore, fake_redis: Any) -> None:
+    from orchestrator.events import EventBus, encode
+    from orchestrator.models.events import Event
+
+    run_id = started(store, "a")
+    bus = EventBus(fake_redis)
+    begin = store.begin_step(run_id, "a", encode(Event(event_type="workflow.step.started", payload={"step_id": "a"})))
+    assert begin.attempt == 1
+    store.finish_step(
+        run_id,
+        "a",
+        StepStatus.COMPLETED,
+        effect="done",
+        started=None,
+        event=encode(Event(event_type="workflow.step.completed", payload={"step_id": "a"})),
+        also=lambda pipe: pipe.set("marker", "1"),
+    )
+    history = bus.history()
+    assert [e.event_type for e in history] == ["workflow.step.started", "workflow.step.completed"]
+    assert history[0].payload == {"step_id": "a", "attempt": 1}
+    assert fake_redis.get("marker") == "1"
+    # a duplicate finish emits nothing more
+    store.finish_step(
+        run_id,
+        "a",
+        StepStatus.COMPLETED,
+        effect="done",
+        started=None,
+        event=encode(Event(event_type="workflow.step.completed", payload={"step_id": "a"})),
+    )
+    assert len(bus.history()) == 2

@@ -1,0 +1,160 @@
+"""Plan -> Celery canvas with no lost parallelism: one main canvas plus gated triggers.
+
+Why: a step must start as soon as its own dependencies are done. ``decompose`` (see its docstring for the
+strategy) turns series-parallel structure into chains, groups and chords, and splits what canvases cannot
+express into *triggers*: canvases the runtime applies when every step in ``waits_for`` is done. The
+runtime keeps one counter per trigger (``keys.run_triggers_key``): after each step is done it decrements
+every trigger in ``trigger_index[step_id]`` and applies ``signature(trigger.canvas)`` at zero.
+
+Every step is one immutable signature of task ``keys.TASK_RUN_STEP`` on its agent's queue, with a
+deterministic task id (cancel revokes without a lookup), the run's broker priority and soft/hard time
+limits from the step's timeout. Canvases are lowered to Celery's own dict form first (cheap, JSON-able:
+that is what a trigger stores) and the main canvas is rebuilt from it with ``celery.signature``, which
+yields the same chain/group/chord objects Celery's constructors would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from celery import signature
+from celery.canvas import Signature
+
+from orchestrator import keys
+from orchestrator.errors import WorkflowDefinitionInvalidError
+from orchestrator.models import PlannedStep, WorkflowPlan
+from orchestrator.workflows.decompose import decompose
+from orchestrator.workflows.perf import gc_paused
+from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step
+
+HARD_LIMIT_GRACE_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A canvas applied once every step in ``waits_for`` is done."""
+
+    trigger_id: str
+    waits_for: tuple[str, ...]
+    canvas: dict[str, Any]
+    spec: CanvasSpec | None = None
+
+
+@dataclass(frozen=True)
+class CompiledPlan:
+    """What dispatch needs: the canvas to apply now, and the triggers the runtime fires later."""
+
+    canvas: Signature | None
+    triggers: dict[str, Trigger]
+    trigger_index: dict[str, tuple[str, ...]]
+    spec: CanvasSpec | None
+
+
+def compile_plan(plan: WorkflowPlan, run_id: str, generation: int = 0) -> CompiledPlan:
+    """Compile a validated plan (steps in topological order) for run ``run_id``."""
+    with gc_paused():
+        return _compile(plan, run_id, generation)
+
+
+def _compile(plan: WorkflowPlan, run_id: str, generation: int) -> CompiledPlan:
+    steps = plan.steps
+    index = {step.step_id: i for i, step in enumerate(steps)}
+    deps = _dependency_positions(steps, index)
+    names = [step.step_id for step in steps]
+    decomposition = decompose(names, deps)
+
+    by_id = {step.step_id: step for step in steps}
+    priority = plan.priority.broker_priority
+
+    def step_dict(step_id: str) -> dict[str, Any]:
+        return step_signature_dict(by_id[step_id], run_id, generation, priority)
+
+    triggers: dict[str, Trigger] = {}
+    trigger_index: dict[str, list[str]] = {}
+    for waits, spec in decomposition.triggers:
+        trigger_id = first_step(spec)
+        waits_for = tuple([names[i] for i in waits])
+        triggers[trigger_id] = Trigger(trigger_id, waits_for, to_canvas_dict(spec, step_dict), spec)
+        for step_id in waits_for:
+            waiting = trigger_index.get(step_id)
+            if waiting is None:
+                trigger_index[step_id] = [trigger_id]
+            else:
+                waiting.append(trigger_id)
+    main = decomposition.main
+    return CompiledPlan(
+        canvas=None if main is None else signature(to_canvas_dict(main, step_dict)),
+        triggers=triggers,
+        trigger_index={step_id: tuple(ids) for step_id, ids in trigger_index.items()},
+        spec=main,
+    )
+
+
+def first_step(spec: CanvasSpec) -> str:
+    """The first step in reading order (a source of the canvas): names a trigger."""
+    while not isinstance(spec, Step):
+        spec = spec.header if isinstance(spec, Chord) else spec.items[0]
+    return spec.step_id
+
+
+def _dependency_positions(steps: list[PlannedStep], index: dict[str, int]) -> list[list[int]]:
+    """Each step's dependencies as plan positions; they must all be earlier steps (a topological order)."""
+    found: list[list[int]] = []
+    for position, step in enumerate(steps):
+        positions = [index.get(dep, position) for dep in dict.fromkeys(step.depends_on)]
+        if positions and max(positions) >= position:
+            dep = next(d for d in step.depends_on if index.get(d, position) >= position)
+            raise WorkflowDefinitionInvalidError(
+                f"plan step '{step.step_id}' depends on '{dep}', which is not an earlier step of the plan; "
+                "build plans with workflows.plan() (or subplan() for a resume)",
+                {"step_id": step.step_id, "depends_on": dep},
+            )
+        found.append(positions)
+    return found
+
+
+def step_signature_dict(step: PlannedStep, run_id: str, generation: int, priority: int) -> dict[str, Any]:
+    """Celery's dict form of one step's signature (what ``dict(signature(...))`` would give)."""
+    timeout = step.timeout_seconds
+    return {
+        "task": keys.TASK_RUN_STEP,
+        "args": [],
+        "kwargs": {"run_id": run_id, "step_id": step.step_id},
+        "options": {
+            "queue": keys.agent_queue(step.agent_id),
+            "task_id": keys.step_task_id(run_id, step.step_id, generation),
+            "priority": priority,
+            "soft_time_limit": timeout,
+            "time_limit": timeout + HARD_LIMIT_GRACE_SECONDS,
+        },
+        "subtask_type": None,
+        "immutable": True,
+    }
+
+
+def to_canvas_dict(spec: CanvasSpec, step_dict: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """Lower a spec to Celery's dict form; ``celery.signature(result)`` gives the applicable canvas.
+
+    Note that ``celery.signature`` rebuilds groups in place: hand it a copy if you keep the dict.
+    """
+    if isinstance(spec, Step):
+        return step_dict(spec.step_id)
+    if isinstance(spec, Group):
+        return _container("celery.group", "group", {"tasks": [to_canvas_dict(i, step_dict) for i in spec.items]})
+    if isinstance(spec, Chord):
+        header = [to_canvas_dict(i, step_dict) for i in spec.header.items]
+        body = to_canvas_dict(spec.body, step_dict)
+        return _container("celery.chord", "chord", {"kwargs": {}, "header": header, "body": body})
+    assert isinstance(spec, Chain)
+    return _container("celery.chain", "chain", {"tasks": [to_canvas_dict(i, step_dict) for i in spec.items]})
+
+
+def _container(task: str, kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {"task": task, "args": [], "kwargs": kwargs, "options": {}, "subtask_type": kind, "immutable": False}
+
+
+def to_signature(spec: CanvasSpec, step_dict: Callable[[str], dict[str, Any]]) -> Signature:
+    """The applicable Celery canvas for ``spec``."""
+    return signature(to_canvas_dict(spec, step_dict))

@@ -1,0 +1,122 @@
+"""CanvasSpec: the pure intermediate form between a plan and a Celery canvas.
+
+Why an intermediate form: tests simulate it without Celery (every step's start time follows from the
+tree), the CLI and docs print it, and the Celery lowering stays a small mechanical function.
+
+Semantics (the same as Celery's): ``Step`` runs one step; ``Group`` starts its items together and ends
+when all have ended; ``Chain`` runs its items one after the other; ``Chord(header, body)`` runs the body
+when every task of the header has ended. ``sequence()`` folds a chain the way Celery's own
+``prepare_steps`` does (a group followed by something becomes a chord whose body is that something), so
+what we build is exactly what Celery executes, and nothing it re-shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    step_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    items: tuple[CanvasSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Chord:
+    header: Group
+    body: CanvasSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    items: tuple[CanvasSpec, ...]
+
+
+CanvasSpec = Step | Group | Chord | Chain
+
+
+def parallel(specs: Iterable[CanvasSpec]) -> CanvasSpec:
+    """Items that start together: nested groups are flattened, a one-item group is the item itself."""
+    items: list[CanvasSpec] = []
+    for spec in specs:
+        items.extend(spec.items if isinstance(spec, Group) else (spec,))
+    if not items:
+        raise ValueError("a group needs at least one item")
+    return items[0] if len(items) == 1 else Group(tuple(items))
+
+
+def sequence(specs: Iterable[CanvasSpec]) -> CanvasSpec:
+    """Items that run one after another, in Celery's canonical shape (group + next item -> chord)."""
+    raw: list[CanvasSpec] = []
+    for spec in specs:
+        _unfold(spec, raw)
+    if not raw:
+        raise ValueError("a chain needs at least one item")
+    folded: list[CanvasSpec] = []  # built back to front
+    for item in reversed(raw):
+        if isinstance(item, Group) and folded:
+            folded[-1] = Chord(item, folded[-1])
+        else:
+            folded.append(item)
+    folded.reverse()
+    return folded[0] if len(folded) == 1 else Chain(tuple(folded))
+
+
+def _unfold(spec: CanvasSpec, out: list[CanvasSpec]) -> None:
+    """Chains and chords as a flat list of steps and groups (a chord is its header followed by its body)."""
+    if isinstance(spec, Chain):
+        for item in spec.items:
+            _unfold(item, out)
+    elif isinstance(spec, Chord):
+        out.append(spec.header)
+        _unfold(spec.body, out)
+    else:
+        out.append(spec)
+
+
+def sources(spec: CanvasSpec) -> list[str]:
+    """The steps that start when the canvas starts."""
+    if isinstance(spec, Step):
+        return [spec.step_id]
+    if isinstance(spec, Group):
+        return [s for item in spec.items for s in sources(item)]
+    if isinstance(spec, Chord):
+        return sources(spec.header)
+    return sources(spec.items[0])
+
+
+def step_ids(spec: CanvasSpec) -> Iterator[str]:
+    """Every step in the canvas, each once, in reading order."""
+    if isinstance(spec, Step):
+        yield spec.step_id
+    elif isinstance(spec, Chord):
+        yield from step_ids(spec.header)
+        yield from step_ids(spec.body)
+    else:
+        for item in spec.items:
+            yield from step_ids(item)
+
+
+def depth(spec: CanvasSpec) -> int:
+    """Nesting depth (a single step is 0)."""
+    if isinstance(spec, Step):
+        return 0
+    if isinstance(spec, Chord):
+        return 1 + max(depth(spec.header), depth(spec.body))
+    return 1 + max(depth(item) for item in spec.items)
+
+
+def render(spec: CanvasSpec) -> str:
+    """Compact text form: ``a -> [x | y] => j`` (``|`` parallel, ``->`` then, ``=>`` chord join)."""
+    if isinstance(spec, Step):
+        return spec.step_id
+    if isinstance(spec, Group):
+        return "[" + " | ".join(render(item) for item in spec.items) + "]"
+    if isinstance(spec, Chord):
+        return f"({render(spec.header)} => {render(spec.body)})"
+    return "(" + " -> ".join(render(item) for item in spec.items) + ")"
