@@ -49,7 +49,12 @@ def connect(*, allow_embedded: bool = True, announce: bool = False) -> tuple[Set
         remembered = url_file.read_text().strip()
         if remembered and ping(remembered):
             configured = remembered
-    handle = resolve_redis(configured, settings.data_dir, allow_embedded=allow_embedded)
+    handle = resolve_redis(
+        None if settings.redis.embedded else configured,
+        settings.data_dir,
+        allow_embedded=allow_embedded,
+        force_embedded=settings.redis.embedded,
+    )
     os.environ["ORCH_REDIS__URL"] = handle.url
     reset_settings()
     if handle.source == "embedded":

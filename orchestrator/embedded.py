@@ -105,7 +105,11 @@ def start_embedded(data_dir: Path, *, timeout: float = 10.0) -> RedisHandle:
     raise BrokerUnavailableError(f"Embedded redis-server did not answer on port {port} within {timeout:g}s")
 
 
-def resolve_redis(configured: str | None, data_dir: Path, *, allow_embedded: bool = True) -> RedisHandle:
+def resolve_redis(
+    configured: str | None, data_dir: Path, *, allow_embedded: bool = True, force_embedded: bool = False
+) -> RedisHandle:
+    if force_embedded and allow_embedded:
+        return start_embedded(data_dir)
     if configured:
         if not ping(configured, timeout=2.0):
             raise BrokerUnavailableError(

@@ -28,6 +28,7 @@ class RedisSettings(BaseModel):
     """Where Redis lives. ``url`` unset means: local 6379 if it answers, else an embedded server."""
 
     url: str | None = None
+    embedded: bool = Field(default=False, description="Always start a private embedded Redis (ignore localhost)")
     socket_timeout: float = 5.0
 
 

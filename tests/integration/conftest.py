@@ -19,6 +19,8 @@ from orchestrator.settings import AGENT_IDS, Settings
 
 TEST_REDIS_URL = os.environ.get("ORCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
+SERIAL_AGENT = "itom-documentator"
+
 WORKER_ENV = {
     "ORCH_FAULT_INJECTION": "true",
     "ORCH_RETRY_BACKOFF_BASE_SECONDS": "0.05",
@@ -54,7 +56,11 @@ def worker_pool(redis_url: str, integration_data_dir: Path) -> Iterator[WorkerPo
     client.flushdb()
     pool = WorkerPool(redis_url)
     env = {**WORKER_ENV, "ORCH_DATA_DIR": str(integration_data_dir)}
-    pool.start(AGENT_IDS, concurrency=2, extra_env=env, quiet=os.environ.get("ORCH_TEST_WORKER_LOGS") != "1")
+    quiet = os.environ.get("ORCH_TEST_WORKER_LOGS") != "1"
+    # Two pool processes per agent (parallel branches on one agent), except the documentator: one process, so
+    # message-ordering tests see the broker's delivery order.
+    pool.start([a for a in AGENT_IDS if a != SERIAL_AGENT], concurrency=2, extra_env=env, quiet=quiet)
+    pool.start([SERIAL_AGENT], concurrency=1, extra_env=env, quiet=quiet)
     try:
         pool.wait_ready(timeout=90)
         yield pool

@@ -1,0 +1,49 @@
+"""``itom-orch demo`` end to end as a user runs it: with the local Redis, and with an embedded one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.embedded import redis_server_binary
+from tests.integration.conftest import TEST_REDIS_URL, _redis_or_skip
+
+pytestmark = pytest.mark.integration
+
+DEMO = [sys.executable, "-c", "from orchestrator.cli import main; main()", "demo"]
+
+
+def _run_demo(env_extra: dict[str, str], data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    env.update({"ORCH_DATA_DIR": str(data_dir), "COLUMNS": "160", **env_extra})
+    return subprocess.run(DEMO, env=env, capture_output=True, text=True, timeout=240, check=False)
+
+
+def test_demo_completes_on_a_configured_redis(tmp_path: Path) -> None:
+    url = TEST_REDIS_URL.rsplit("/", 1)[0] + "/12"
+    _redis_or_skip(url).flushdb()
+    result = _run_demo({"ORCH_REDIS__URL": url}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(configured)" in result.stdout
+    for step in ("assess-impact", "route-to-agent", "create-ticket"):
+        assert step in result.stdout
+    assert "demo completed" in result.stdout
+    assert "workflow_completed" in result.stdout  # the run's audit trail is printed
+
+
+def test_demo_completes_on_an_embedded_redis_and_stops_it(tmp_path: Path) -> None:
+    if redis_server_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no embedded redis-server is available")
+        pytest.skip("no redis-server binary for an embedded Redis")
+    result = _run_demo({"ORCH_REDIS__EMBEDDED": "true"}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(embedded)" in result.stdout and "demo completed" in result.stdout
+    url = (tmp_path / "redis.url").read_text().strip()
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    leftovers = subprocess.run(["pgrep", "-f", f"redis-server.*{port}"], capture_output=True, text=True, check=False)
+    assert leftovers.stdout.strip() == "", "the embedded redis-server must be stopped when the demo exits"
