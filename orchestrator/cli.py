@@ -264,6 +264,6 @@ def flower(
 
 def main() -> None:
     """Console-script entry point."""
-    from orchestrator import cli_commands  # noqa: F401 - registers demo/up/api/mcp/audit/dlq/bench
+    from orchestrator import cli_commands, cli_serve  # noqa: F401 - register demo/audit/dlq and up/api/mcp
 
     app()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import setup_logging, worker_process_shutdown, worker_ready, worker_shutdown
 
 from orchestrator.celery_app import create_celery
 from orchestrator.settings import get_settings
@@ -19,6 +19,14 @@ app = create_celery(get_settings(), name="itom-orchestrator-worker")
 
 import workers.messages  # noqa: E402  - registers message delivery
 import workers.tasks  # noqa: E402,F401  - registers the step task
+
+
+@setup_logging.connect
+def _json_logging(**_: Any) -> None:
+    """Connecting this signal stops Celery from installing its own handlers: workers log JSON like the API."""
+    from orchestrator.logging_config import configure_logging
+
+    configure_logging(get_settings().log_level)
 
 
 @worker_ready.connect

@@ -29,6 +29,7 @@ from orchestrator.errors import (
     WorkflowStepFailedError,
 )
 from orchestrator.events import encode
+from orchestrator.logging_config import agent_name, correlation_id
 from orchestrator.models.common import Access, FailurePolicy, RunStatus, StepStatus
 from orchestrator.models.events import Event
 from orchestrator.models.run import ErrorInfo
@@ -60,6 +61,8 @@ def backoff_seconds(rt: WorkerRuntime, attempt: int) -> float:
 @shared_task(name=keys.TASK_RUN_STEP, bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_step(self: Any, run_id: str, step_id: str, **extra: Any) -> dict[str, Any]:
     rt = runtime()
+    correlation_id.set(run_id)
+    agent_name.set(rt.agent_id)
     if extra:
         return _refuse(rt, run_id, step_id, f"unexpected message fields {sorted(extra)}")
     started_event = _encoded(rt, ev.STEP_STARTED, run_id, {"step_id": step_id, "agent_id": rt.agent_id})
@@ -76,15 +79,6 @@ def run_step(self: Any, run_id: str, step_id: str, **extra: Any) -> dict[str, An
             reason = f"step belongs to agent '{spec.agent_id}', this worker serves '{rt.agent_id}'"
         return _deny(rt, run_id, spec, reason, self.request)
     started = time()
-    pipe = rt.redis.pipeline(transaction=False)
-    _event(
-        rt,
-        pipe,
-        ev.STEP_STARTED,
-        run_id,
-        {"step_id": step_id, "agent_id": spec.agent_id, "action": spec.action, "attempt": begin.attempt},
-    )
-    pipe.execute()
     try:
         result = _execute(rt, run_id, spec, begin.attempt)
     except Retry:

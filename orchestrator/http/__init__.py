@@ -1,1 +1,5 @@
-"""Package."""
+"""The HTTP front door: ``create_app(service)`` builds the FastAPI app (routes under ``/api``, MCP at ``/mcp``)."""
+
+from orchestrator.http.app import create_app
+
+__all__ = ["create_app"]

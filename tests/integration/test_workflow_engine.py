@@ -177,3 +177,30 @@ def test_cancelling_a_finished_run_is_an_error(orch: Orchestrator) -> None:
     assert done.status == RunStatus.COMPLETED
     with pytest.raises(InvalidStateTransitionError):
         orch.cancel_run(OPERATOR, done.run_id)
+
+
+def test_critical_run_overtakes_a_low_priority_backlog(orch: Orchestrator, rclient: Any) -> None:
+    busy = uid("busy")
+    inject(rclient, busy, sleep=1.5)
+    diagram = {"ci_id": "web-prod-01"}
+    blocker = orch.start_workflow(
+        OPERATOR, definition=definition(step(busy, "documentation.diagram", parameters=diagram))
+    )  # the documentator has one pool process
+    wait_until(lambda: rclient.get(f"{keys.fault_key(busy)}:pid"), what="documentator busy")
+    low = [
+        orch.start_workflow(
+            OPERATOR,
+            definition=definition(step(uid("low"), "documentation.diagram", parameters=diagram)),
+            priority="low",
+        )
+        for _ in range(3)
+    ]
+    critical = orch.start_workflow(
+        OPERATOR,
+        definition=definition(step(uid("crit"), "documentation.diagram", parameters=diagram)),
+        priority="critical",
+    )
+    views = [orch.wait_for_run(r.run_id, timeout=30) for r in [blocker, *low, critical]]
+    assert all(v.status == RunStatus.COMPLETED for v in views)
+    critical_start = ts(views[-1].steps[0].started_at)
+    assert all(critical_start < ts(v.steps[0].started_at) for v in views[1:-1])

@@ -1,0 +1,76 @@
+"""The FastAPI app factory: every route under ``/api``, the MCP server mounted at ``/mcp``, ``/metrics``.
+
+Why a factory that takes the service: one process builds the Orchestrator once and hands the same instance to
+HTTP and MCP (and tests hand in one on fakeredis). Middleware order, outermost first: metrics, CORS, body
+limit; so even a 413 is counted and carries CORS headers.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from orchestrator import __version__
+from orchestrator.http.errors import install_error_handlers
+from orchestrator.http.middleware import BodyLimitMiddleware, MetricsMiddleware
+from orchestrator.http.routes import (
+    API_PREFIX,
+    agents,
+    audit,
+    chat,
+    dlq,
+    events,
+    health,
+    history,
+    messages,
+    metrics,
+    tasks,
+    templates,
+    workflows,
+)
+from orchestrator.mcp import create_mcp
+from orchestrator.service import Orchestrator
+from orchestrator.settings import Settings, get_settings
+
+MCP_PATH = "/mcp"
+DESCRIPTION = """Distributed orchestrator for IT-operations agents.
+
+Every route except `GET /api/health` (and these docs) needs `Authorization: Bearer <token>`; tokens map to a
+principal and a role (admin, operator, viewer) via `ORCH_AUTH__TOKENS`. `GET /metrics` needs a token too.
+Errors always have the body `{error_code, error_message, timestamp}`. The MCP server (streamable HTTP, same
+tokens) is at `/mcp/`.
+"""
+
+
+def create_app(service: Orchestrator | None = None, settings: Settings | None = None) -> FastAPI:
+    """The HTTP front door over ``service``; ``settings`` (default ``get_settings()``) only build a service when
+    none is given. The MCP server mounted at ``/mcp`` shares the same service instance."""
+    if service is None:
+        service = Orchestrator(settings or get_settings())
+    settings = service.settings
+    mcp_app = create_mcp(service).http_app(path="/")
+    app = FastAPI(
+        title="itom-orchestrator",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=f"{API_PREFIX}/docs",
+        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        lifespan=mcp_app.lifespan,  # the MCP session manager must run, or /mcp/ fails (dependency-notes 5)
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    for module in (health, agents, templates, workflows, tasks, events, audit, dlq, messages, chat, history, metrics):
+        app.include_router(module.router)
+    app.mount(MCP_PATH, mcp_app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],
+    )
+    app.add_middleware(MetricsMiddleware)
+    return app
