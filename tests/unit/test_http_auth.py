@@ -34,6 +34,7 @@ PROTECTED: list[tuple[str, str]] = [
     ("GET", "/api/dlq/1-0"),
     ("POST", "/api/dlq/1-0/redrive"),
     ("POST", "/api/messages"),
+    ("GET", "/api/messages/cmdb-agent"),
     ("POST", "/api/chat"),
     ("POST", "/api/chat/clarify"),
     ("GET", "/api/execution-history"),

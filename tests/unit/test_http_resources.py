@@ -183,6 +183,19 @@ def test_bad_messages_are_refused(client: TestClient, body: dict[str, Any], stat
     assert (response.status_code, response.json()["error_code"]) == (status, code)
 
 
+def test_inbox_lists_delivered_messages_newest_first(client: TestClient, service: Orchestrator) -> None:  # noqa: F811
+    import json
+
+    from orchestrator import keys
+
+    for n in (1, 2):
+        service.redis.xadd(keys.inbox_key("csa-agent"), {"m": json.dumps({"message_id": f"m{n}", "payload": {}})})
+    response = client.get("/api/messages/csa-agent", headers=VIEWER)
+    assert response.status_code == 200, response.text
+    assert [m["message_id"] for m in response.json()["messages"]] == ["m2", "m1"]
+    assert client.get("/api/messages/nobody", headers=VIEWER).status_code == 404
+
+
 def test_viewers_cannot_send_messages(client: TestClient) -> None:
     response = client.post(
         "/api/messages", headers=VIEWER, json={"sender": "a", "recipient": "cmdb-agent", "message_type": "x"}

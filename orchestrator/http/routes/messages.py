@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from orchestrator.http.deps import AUTHENTICATED, PrincipalDep, ServiceDep
 from orchestrator.http.routes import API_PREFIX
@@ -24,3 +24,11 @@ def send_message(body: SendMessageRequest, service: ServiceDep, principal: Princ
         priority=body.priority,
         expires_in_seconds=body.expires_in_seconds,
     )
+
+
+@router.get("/{agent_id}", summary="An agent's inbox: delivered messages, newest first")
+def inbox(
+    agent_id: str, service: ServiceDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> dict[str, Any]:
+    messages = service.inbox(principal, agent_id, limit=limit)
+    return {"agent_id": agent_id, "messages": messages, "count": len(messages)}
