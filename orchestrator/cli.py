@@ -264,6 +264,8 @@ def flower(
 
 def main() -> None:
     """Console-script entry point."""
-    from orchestrator import cli_commands, cli_serve  # noqa: F401 - register demo/audit/dlq and up/api/mcp
-
     app()
+
+
+# The commands that run whole subsystems live in their own modules; importing them registers them on ``app``.
+from orchestrator import cli_commands, cli_serve  # noqa: E402,F401
