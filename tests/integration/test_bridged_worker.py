@@ -1,0 +1,63 @@
+"""A cmdb-agent worker bridged to a real MCP server: steps run the mapped tools, errors map to ORCH codes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from orchestrator.models.common import RunStatus
+from orchestrator.procs import WorkerPool
+from orchestrator.service import Orchestrator
+from orchestrator.settings import Settings
+from tests.integration.conftest import TEST_REDIS_URL, _redis_or_skip
+from tests.integration.helpers import definition, run_and_wait, step, uid
+from tests.integration.test_mcp_bridge import TOKEN, RunningServer, server  # noqa: F401 - the MCP server fixture
+
+pytestmark = pytest.mark.integration
+
+BRIDGE_DB_URL = TEST_REDIS_URL.rsplit("/", 1)[0] + "/13"
+
+
+@pytest.fixture(scope="module")
+def bridged(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orchestrator]:  # noqa: F811
+    _redis_or_skip(BRIDGE_DB_URL).flushdb()
+    env = {
+        "ORCH_AGENTS__CMDB_AGENT__MCP_URL": server.url,
+        "ORCH_AGENTS__CMDB_AGENT__MCP_TOKEN": TOKEN,
+        "ORCH_DATA_DIR": str(tmp_path_factory.mktemp("bridged")),
+    }
+    pool = WorkerPool(BRIDGE_DB_URL)
+    pool.start(["cmdb-agent"], extra_env=env, quiet=os.environ.get("ORCH_TEST_WORKER_LOGS") != "1")
+    try:
+        pool.wait_ready(timeout=90)
+        yield Orchestrator(
+            Settings(redis={"url": BRIDGE_DB_URL}, agents={"cmdb-agent": {"mcp_url": server.url, "mcp_token": TOKEN}})
+        )
+    finally:
+        pool.stop()
+
+
+def test_step_runs_the_mapped_tool_on_the_mcp_server(bridged: Orchestrator, server: RunningServer) -> None:  # noqa: F811
+    name = uid("web")
+    view = run_and_wait(bridged, definition(step(uid("q"), "cmdb.query", parameters={"name": name})))
+    assert view.status == RunStatus.COMPLETED, view.error
+    assert view.steps[0].result["items"][0]["name"] == name
+    assert {"ci_class": None, "name": name, "limit": 50} in server.log.search_args
+
+
+def test_tool_errors_fail_the_step_with_an_orch_code(bridged: Orchestrator) -> None:
+    view = run_and_wait(
+        bridged, definition(step(uid("impact"), "cmdb.map_relationships", parameters={"ci_id": "nope"}))
+    )
+    assert view.status == RunStatus.FAILED
+    assert view.steps[0].error is not None and view.steps[0].error.code == "ORCH_7001"
+    assert "not found in the CMDB" in view.steps[0].error.message
+
+
+def test_bridged_agent_health_reports_the_mcp_server(bridged: Orchestrator) -> None:
+    record = bridged.agents.record("cmdb-agent", bridged.agents.heartbeats().get("cmdb-agent"))
+    assert record["status"] == "online" and record["metadata"]["mode"] == "mcp-bridge"
+    beat = bridged.agents.heartbeats()["cmdb-agent"]
+    assert beat["mcp"]["reachable"] is True and beat["mcp"]["tools"] >= 1
