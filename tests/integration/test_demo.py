@@ -47,3 +47,40 @@ def test_demo_completes_on_an_embedded_redis_and_stops_it(tmp_path: Path) -> Non
     port = url.rsplit(":", 1)[1].split("/")[0]
     leftovers = subprocess.run(["pgrep", "-f", f"redis-server.*{port}"], capture_output=True, text=True, check=False)
     assert leftovers.stdout.strip() == "", "the embedded redis-server must be stopped when the demo exits"
+
+
+def _workers_on(url: str) -> list[int]:
+    """Celery worker processes whose environment points at ``url``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"workers.app" in cmdline and f"ORCH_REDIS__URL={url}".encode() in environ.split(b"\0"):
+            found.append(int(proc.name))
+    return found
+
+
+def test_ctrl_c_leaves_no_process_behind(tmp_path: Path) -> None:
+    import signal
+
+    from tests.integration.helpers import wait_until
+
+    url = TEST_REDIS_URL.rsplit("/", 1)[0] + "/12"
+    client = _redis_or_skip(url)
+    client.flushdb()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    env.update({"ORCH_DATA_DIR": str(tmp_path), "ORCH_REDIS__URL": url})
+    demo = subprocess.Popen(DEMO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: len(_workers_on(url)) >= 6, timeout=60, what="the demo's workers")
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) != 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    wait_until(lambda: not _workers_on(url), timeout=20, what="every worker to exit")

