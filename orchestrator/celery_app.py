@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.signals import before_task_publish
 from kombu import Queue
 
 from orchestrator import keys
@@ -18,12 +19,24 @@ from orchestrator.settings import AGENT_IDS, Settings
 PRIORITY_STEPS = list(range(10))
 
 
+def is_amqp(broker_url: str) -> bool:
+    return broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+
+def _amqp_priority(sender: Any = None, properties: dict[str, Any] | None = None, **_: Any) -> None:
+    """Our priorities read like Redis's (0 is served first); AMQP serves the highest number first: flip them."""
+    if properties is not None and properties.get("priority") is not None:
+        properties["priority"] = PRIORITY_STEPS[-1] - int(properties["priority"])
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery's lower-case settings, derived from ours (``celeryconfig.py`` exposes the same dict)."""
     broker = settings.broker_url or settings.redis_url
     retention = settings.retention
-    queues = [Queue(keys.agent_queue(agent_id), routing_key=keys.agent_queue(agent_id)) for agent_id in AGENT_IDS]
-    queues.append(Queue(keys.ORCHESTRATOR_QUEUE, routing_key=keys.ORCHESTRATOR_QUEUE))
+    # RabbitMQ needs per-queue priority support declared; Redis emulates priorities with sub-queues.
+    arguments = {"x-max-priority": PRIORITY_STEPS[-1]} if is_amqp(broker) else None
+    names = [keys.agent_queue(agent_id) for agent_id in AGENT_IDS] + [keys.ORCHESTRATOR_QUEUE]
+    queues = [Queue(name, routing_key=name, queue_arguments=arguments) for name in names]
     return {
         "broker_url": broker,
         "result_backend": settings.redis_url,
@@ -60,4 +73,7 @@ def create_celery(settings: Settings, name: str = "itom-orchestrator") -> Celery
     """A configured Celery app; tasks are registered by the worker package, the core sends by name."""
     app = Celery(name)
     app.config_from_object(celery_config(settings))
+    if is_amqp(settings.broker_url or ""):
+        # Process-wide: a process talks to one broker (API, CLI and workers each build their app from settings).
+        before_task_publish.connect(_amqp_priority, weak=False, dispatch_uid="itom-amqp-priority")
     return app

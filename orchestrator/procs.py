@@ -98,8 +98,10 @@ class WorkerPool:
         raise AgentUnavailableError(f"Workers not ready after {timeout:g}s: {', '.join(missing)}", {"agents": missing})
 
     def stop(self, timeout: float = 15.0) -> None:
+        """Warm shutdown: TERM to each worker's main process (it stops its own pool), then KILL what is left."""
         for proc in self.processes.values():
-            _signal_group(proc, signal.SIGTERM)
+            if proc.poll() is None:
+                proc.terminate()
         deadline = time.monotonic() + timeout
         for proc in self.processes.values():
             try:
