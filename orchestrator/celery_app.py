@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.backends.redis import RedisBackend
 from celery.signals import before_task_publish
 from kombu import Queue
 
@@ -69,10 +70,28 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_celery(settings: Settings, name: str = "itom-orchestrator") -> Celery:
-    """A configured Celery app; tasks are registered by the worker package, the core sends by name."""
+class ClientRedisBackend(RedisBackend):  # type: ignore[misc]
+    """The Redis result backend for processes that only *send* work (API, CLI).
+
+    Celery subscribes the sender to every task's result channel it publishes, so a long-running API would
+    accumulate one pub/sub subscription per run. The orchestrator follows runs through run state and events,
+    never through Celery results, so the client backend does not subscribe.
+    """
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        return None
+
+
+def create_celery(settings: Settings, name: str = "itom-orchestrator", *, client: bool = False) -> Celery:
+    """A configured Celery app; tasks are registered by the worker package, the core sends by name.
+
+    ``client=True`` for processes that only send (the service): see ``ClientRedisBackend``.
+    """
     app = Celery(name)
-    app.config_from_object(celery_config(settings))
+    config = celery_config(settings)
+    if client and config["result_backend"].startswith(("redis://", "rediss://")):
+        config["result_backend"] = f"{__name__}:ClientRedisBackend+{config['result_backend']}"
+    app.config_from_object(config)
     if is_amqp(settings.broker_url or ""):
         # Process-wide: a process talks to one broker (API, CLI and workers each build their app from settings).
         before_task_publish.connect(_amqp_priority, weak=False, dispatch_uid="itom-amqp-priority")

@@ -43,16 +43,18 @@ class Dispatcher:
         self.audit = audit
         self.gate = gate
 
-    def authorize(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None) -> None:
-        """Check every step against its agent's role before anything exists; deny = audit + event + ORCH_6001."""
+    def authorize(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None, pipe: Any = None) -> None:
+        """Check every step against its agent's role before anything exists; deny = audit + event + ORCH_6001.
+
+        The allowed check is audited on ``pipe`` when given (batched with the run's creation), else at once.
+        """
         denied = self.gate.first_denied(plan.steps)
         if denied is None:
-            self.audit.append(
-                "permission_check",
-                actor,
-                run_id or plan.name,
-                {"steps": len(plan.steps), "actions": sorted({s.action for s in plan.steps})},
-            )
+            details = {"steps": len(plan.steps), "actions": sorted({s.action for s in plan.steps})}
+            if pipe is None:
+                self.audit.append("permission_check", actor, run_id or plan.name, details)
+            else:
+                self.audit.append_to(pipe, "permission_check", actor, run_id or plan.name, details)
             return
         step, decision = denied
         details = {
@@ -72,13 +74,25 @@ class Dispatcher:
     def start(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None) -> str:
         """Authorize, record durably, then enqueue. Returns the run id once the run is recorded."""
         run_id = run_id or new_run_id()
-        self.authorize(plan, actor=actor, run_id=run_id)
+        denied = self.gate.first_denied(plan.steps)
+        if denied is not None:
+            self.authorize(plan, actor=actor, run_id=run_id)  # audits the denial and raises ORCH_6001
         compiled = compile_plan(plan, run_id, 0)
+
+        def announce(pipe: Any) -> None:
+            self.authorize(plan, actor=actor, run_id=run_id, pipe=pipe)
+            self._announce_to(pipe, run_id, "workflow_started", ev.WORKFLOW_STARTED, actor, plan, {})
+
+        # One round trip: the run, its triggers, pending -> running, the audit entries and the started event.
         self.runs.create(
-            run_id, plan, created_by=actor, triggers=compiled.triggers, trigger_index=compiled.trigger_index
+            run_id,
+            plan,
+            created_by=actor,
+            triggers=compiled.triggers,
+            trigger_index=compiled.trigger_index,
+            start=True,
+            also=announce,
         )
-        self.runs.transition(run_id, RunStatus.RUNNING)
-        self._announce(run_id, "workflow_started", ev.WORKFLOW_STARTED, actor, plan, {})
         self._enqueue(run_id, compiled.canvas)
         return run_id
 
@@ -135,6 +149,20 @@ class Dispatcher:
     def _announce(
         self, run_id: str, audit_type: str, event_type: str, actor: str, plan: WorkflowPlan, extra: dict[str, Any]
     ) -> None:
+        pipe = self.runs.redis.pipeline(transaction=False)
+        self._announce_to(pipe, run_id, audit_type, event_type, actor, plan, extra)
+        pipe.execute()
+
+    def _announce_to(
+        self,
+        pipe: Any,
+        run_id: str,
+        audit_type: str,
+        event_type: str,
+        actor: str,
+        plan: WorkflowPlan,
+        extra: dict[str, Any],
+    ) -> None:
         payload = {
             "template_id": plan.template_id,
             "name": plan.name,
@@ -142,10 +170,8 @@ class Dispatcher:
             "priority": plan.priority.value,
             **extra,
         }
-        pipe = self.runs.redis.pipeline(transaction=False)
         self.audit.append_to(pipe, audit_type, actor, run_id, payload)
         self.events.publish_to(pipe, ev_event(event_type, run_id, payload))
-        pipe.execute()
 
     def _enqueue(self, run_id: str, canvas: Any) -> None:
         if canvas is None:

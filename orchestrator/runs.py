@@ -67,7 +67,6 @@ class RunStore:
         self.ttl = ttl_seconds
         self.result_max_bytes = result_max_bytes
         self._begin = client.register_script(run_scripts.BEGIN_STEP)
-        self._finish = client.register_script(run_scripts.FINISH_STEP)
         self._transition = client.register_script(run_scripts.TRANSITION)
 
     # -- creation -------------------------------------------------------------------------------------
@@ -79,8 +78,14 @@ class RunStore:
         created_by: str,
         triggers: dict[str, Any] | None = None,
         trigger_index: dict[str, tuple[str, ...]] | None = None,
+        start: bool = False,
+        also: Callable[[Any], None] | None = None,
     ) -> None:
-        """Record a pending run durably (before anything is enqueued)."""
+        """Record a pending run durably (before anything is enqueued), in one transaction.
+
+        ``start`` also moves it pending -> running through the status machine; ``also`` adds the caller's writes
+        (audit entries, the started event) to the same round trip.
+        """
         now = iso_now()
         meta = {
             "run_id": run_id,
@@ -107,6 +112,11 @@ class RunStore:
         self._write_triggers(pipe, run_id, triggers or {}, trigger_index or {})
         pipe.zadd(keys.RUNS_INDEX, {run_id: _epoch()})
         pipe.sadd(keys.ACTIVE_RUNS, run_id)
+        if start:
+            legal = [s.value for s in LEGAL_FROM[RunStatus.RUNNING]]
+            _eval_on(pipe, run_scripts.TRANSITION, [keys.run_key(run_id)], [RunStatus.RUNNING.value, now, "", *legal])
+        if also is not None:
+            also(pipe)
         pipe.execute()
 
     def _write_triggers(
@@ -214,9 +224,11 @@ class RunStore:
             "error": error.model_dump() if error else None,
         }
         pipe = self.redis.pipeline(transaction=False)
-        self._finish(
-            keys=[keys.run_key(run_id), keys.run_triggers_key(run_id), keys.ACTIVE_RUNS, keys.EVENTS_STREAM],
-            args=[
+        _eval_on(
+            pipe,
+            run_scripts.FINISH_STEP,
+            [keys.run_key(run_id), keys.run_triggers_key(run_id), keys.ACTIVE_RUNS, keys.EVENTS_STREAM],
+            [
                 step_id,
                 status.value,
                 json.dumps(outcome, default=str),
@@ -229,7 +241,6 @@ class RunStore:
                 self.events_max,
                 keys.EVENTS_CHANNEL,
             ],
-            client=pipe,
         )
         if also is not None:
             also(pipe)
@@ -355,6 +366,12 @@ def view_from_hash(data: dict[str, str]) -> RunView:
         finished_at=data.get("finished_at"),
         generation=int(data.get("generation", 0)),
     )
+
+
+def _eval_on(pipe: Any, script: str, script_keys: list[str], args: list[Any]) -> None:
+    """Queue a script on a pipeline with EVAL: redis-py checks SCRIPT EXISTS before every pipeline that holds
+    Script objects (an extra round trip); EVAL of a cached script costs one hash on the server instead."""
+    pipe.eval(script, len(script_keys), *script_keys, *args)
 
 
 def _epoch() -> float:

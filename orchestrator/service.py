@@ -61,7 +61,7 @@ class Orchestrator:
     def __init__(self, settings: Settings, *, redis: RedisClient | None = None, app: Celery | None = None) -> None:
         self.settings = settings
         self.redis = redis if redis is not None else get_redis(settings.redis_url)
-        self.app = app or create_celery(settings)
+        self.app = app or create_celery(settings, client=True)
         retention = settings.retention
         self.runs = RunStore(
             self.redis,
