@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 from uuid import uuid4
 
@@ -16,6 +17,7 @@ from celery import Celery
 from orchestrator import events as ev
 from orchestrator import keys
 from orchestrator.audit import AuditLog
+from orchestrator.canvas_results import drop_unused_results
 from orchestrator.errors import BrokerUnavailableError, InvalidStateTransitionError, RoleViolationError
 from orchestrator.events import EventBus
 from orchestrator.models.common import RunStatus, StepStatus
@@ -23,7 +25,7 @@ from orchestrator.models.run import ErrorInfo, RunView
 from orchestrator.models.workflow import WorkflowPlan
 from orchestrator.policy import PolicyGate
 from orchestrator.runs import RunStore
-from orchestrator.workflows.compiler import compile_plan
+from orchestrator.workflows.compiler import CompiledPlan, compile_plan
 from orchestrator.workflows.dag import subplan
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ class Dispatcher:
         denied = self.gate.first_denied(plan.steps)
         if denied is not None:
             self.authorize(plan, actor=actor, run_id=run_id)  # audits the denial and raises ORCH_6001
-        compiled = compile_plan(plan, run_id, 0)
+        compiled = lean(compile_plan(plan, run_id, 0))
 
         def announce(pipe: Any) -> None:
             self.authorize(plan, actor=actor, run_id=run_id, pipe=pipe)
@@ -109,7 +111,7 @@ class Dispatcher:
         remaining = subplan(plan, done)
         self.authorize(remaining, actor=actor, run_id=run_id)
         generation = view.generation + 1
-        compiled = compile_plan(remaining, run_id, generation)
+        compiled = lean(compile_plan(remaining, run_id, generation))
         self.runs.prepare_resume(run_id, generation, compiled.triggers, compiled.trigger_index)
         self.runs.transition(run_id, RunStatus.RUNNING)
         self._announce(
@@ -182,6 +184,13 @@ class Dispatcher:
             error = BrokerUnavailableError(f"Could not enqueue run '{run_id}': {exc}")
             self.runs.transition(run_id, RunStatus.FAILED, ErrorInfo(**error.to_dict()))
             raise error from exc
+
+
+def lean(compiled: CompiledPlan) -> CompiledPlan:
+    """The compiled plan with Celery result writes dropped wherever no chord reads them."""
+    canvas = None if compiled.canvas is None else drop_unused_results(compiled.canvas)
+    triggers = {tid: replace(t, canvas=drop_unused_results(t.canvas)) for tid, t in compiled.triggers.items()}
+    return replace(compiled, canvas=canvas, triggers=triggers)
 
 
 def bind(app: Celery, canvas: Any) -> Any:

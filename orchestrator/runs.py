@@ -210,6 +210,7 @@ class RunStore:
         run_error: ErrorInfo | None = None,
         event: str = "",
         also: Callable[[Any], None] | None = None,
+        queue: str | None = None,
     ) -> FinishResult:
         """Record a step's outcome; ``effect`` says what it means for the run (done / stop / none).
 
@@ -222,6 +223,7 @@ class RunStore:
             "duration_ms": None if started is None else round((_epoch() - started) * 1000, 3),
             "result": cap_result(result, self.result_max_bytes) if result is not None else None,
             "error": error.model_dump() if error else None,
+            "queue": queue,
         }
         pipe = self.redis.pipeline(transaction=False)
         _eval_on(
@@ -345,6 +347,7 @@ def view_from_hash(data: dict[str, str]) -> RunView:
                 duration_ms=outcome.get("duration_ms"),
                 result=outcome.get("result"),
                 error=ErrorInfo(**error) if error else None,
+                queue=outcome.get("queue"),
                 depends_on=spec["depends_on"],
             )
         )

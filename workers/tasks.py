@@ -79,20 +79,21 @@ def run_step(self: Any, run_id: str, step_id: str, **extra: Any) -> dict[str, An
             reason = f"step belongs to agent '{spec.agent_id}', this worker serves '{rt.agent_id}'"
         return _deny(rt, run_id, spec, reason, self.request)
     started = time()
+    queue = (self.request.delivery_info or {}).get("routing_key")
     try:
         result = _execute(rt, run_id, spec, begin.attempt)
     except Retry:
         raise
     except SoftTimeLimitExceeded:
         error: OrchestratorError = TaskTimeoutError(f"Step '{step_id}' timed out after {spec.timeout_seconds:g}s")
-        return _failed(self, rt, run_id, spec, begin.attempt, error, started)
+        return _failed(self, rt, run_id, spec, begin.attempt, error, started, queue)
     except OrchestratorError as exc:
-        return _failed(self, rt, run_id, spec, begin.attempt, exc, started)
+        return _failed(self, rt, run_id, spec, begin.attempt, exc, started, queue)
     except Exception as exc:
         log.exception("step %s of %s crashed", step_id, run_id)
         wrapped = TaskExecutionError(f"{type(exc).__name__}: {exc}", {"exception": type(exc).__name__})
-        return _failed(self, rt, run_id, spec, begin.attempt, wrapped, started)
-    return _completed(rt, run_id, spec, begin.attempt, result, started)
+        return _failed(self, rt, run_id, spec, begin.attempt, wrapped, started, queue)
+    return _completed(rt, run_id, spec, begin.attempt, result, started, queue)
 
 
 def _execute(rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int) -> Any:
@@ -121,7 +122,7 @@ def _execute(rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int) ->
 
 
 def _completed(
-    rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int, result: Any, started: float
+    rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int, result: Any, started: float, queue: str | None
 ) -> dict[str, Any]:
     payload = {
         "step_id": spec.step_id,
@@ -145,6 +146,7 @@ def _completed(
         result=result,
         event=_encoded(rt, ev.STEP_COMPLETED, run_id, payload),
         also=audit,
+        queue=queue,
     )
     if finish.duplicate:
         return {"step_id": spec.step_id, "duplicate": True}
@@ -157,7 +159,14 @@ def _completed(
 
 
 def _failed(
-    task: Any, rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int, error: OrchestratorError, started: float
+    task: Any,
+    rt: WorkerRuntime,
+    run_id: str,
+    spec: PlannedStep,
+    attempt: int,
+    error: OrchestratorError,
+    started: float,
+    queue: str | None,
 ) -> dict[str, Any]:
     timed_out = isinstance(error, TaskTimeoutError)
     may_retry = (spec.idempotent or error.retryable) and not (timed_out and not spec.idempotent)
@@ -207,6 +216,7 @@ def _failed(
         started=started,
         error=step_error,
         run_error=run_error,
+        queue=queue,
     )
     if finish.duplicate:
         return {"step_id": spec.step_id, "duplicate": True}

@@ -27,6 +27,7 @@ class StepState(BaseModel):
     result: Any = None
     error: ErrorInfo | None = None
     depends_on: list[str] = Field(default_factory=list)
+    queue: str | None = Field(default=None, description="The broker queue the step was delivered on")
 
 
 class RunView(BaseModel):

@@ -50,10 +50,7 @@ def test_incident_response_runs_three_steps_in_order_on_their_agent_queues(orch:
         assert ts(later.started_at) >= ts(earlier.finished_at)
     for s in view.steps:
         assert s.status == StepStatus.COMPLETED and s.attempts == 1 and s.result
-        meta = AsyncResult(keys.step_task_id(view.run_id, s.step_id, 0), app=orch.app)
-        # Celery stores its own result just after the step records ours: wait for it.
-        queue = wait_until(lambda meta=meta: meta._get_task_meta().get("queue"), what=f"{s.step_id} result meta")
-        assert queue == keys.agent_queue(s.agent_id)
+        assert s.queue == keys.agent_queue(s.agent_id)  # the queue the broker delivered it on
     executed = orch.audit_query(OPERATOR, event_type="task_executed", limit=200)
     actors = {e.target: e.actor for e in executed if e.target and e.target.startswith(view.run_id)}
     assert actors == {f"{view.run_id}/{s.step_id}": f"worker:{s.agent_id}" for s in view.steps}
