@@ -245,17 +245,7 @@ def _failed(
         result="failure",
     )
     if isinstance(error, RetryExhaustedError):
-        dlq.add_to(
-            pipe,
-            run_id=run_id,
-            step_id=spec.step_id,
-            agent_id=spec.agent_id,
-            action=spec.action,
-            params=spec.parameters,
-            error=error.to_dict(),
-            reason="retries_exhausted",
-            max_len=rt.settings.retention.dlq_max,
-        )
+        _dead_letter(rt, pipe, run_id, spec, error, "retries_exhausted")
     _run_ended(rt, pipe, run_id, finish.run_ended, failed_step=spec.step_id, error=run_error)
     pipe.execute()
     return {"step_id": spec.step_id, "status": "failed", "error": error.to_dict()}
@@ -268,7 +258,6 @@ def _deny(rt: WorkerRuntime, run_id: str, spec: PlannedStep, reason: str, reques
         {"step_id": spec.step_id, "action": spec.action, "role": rt.role},
     )
     info = ErrorInfo(**error.to_dict())
-    rt.runs.set_step_status(run_id, spec.step_id, StepStatus.DENIED, info)
     finish = rt.runs.finish_step(
         run_id, spec.step_id, StepStatus.DENIED, effect="stop", started=None, error=info, run_error=info
     )
@@ -294,6 +283,16 @@ def _deny(rt: WorkerRuntime, run_id: str, spec: PlannedStep, reason: str, reques
         run_id,
         {"step_id": spec.step_id, "action": spec.action, "role": rt.role, "reason": reason},
     )
+    _dead_letter(rt, pipe, run_id, spec, error, "refused")
+    _run_ended(rt, pipe, run_id, finish.run_ended, failed_step=spec.step_id, error=info)
+    pipe.execute()
+    return {"step_id": spec.step_id, "status": "denied"}
+
+
+def _dead_letter(
+    rt: WorkerRuntime, pipe: Any, run_id: str, spec: PlannedStep, error: OrchestratorError, reason: str
+) -> None:
+    """Keep the step's payload and error where an operator can inspect and re-drive it."""
     dlq.add_to(
         pipe,
         run_id=run_id,
@@ -302,12 +301,9 @@ def _deny(rt: WorkerRuntime, run_id: str, spec: PlannedStep, reason: str, reques
         action=spec.action,
         params=spec.parameters,
         error=error.to_dict(),
-        reason="refused",
+        reason=reason,
         max_len=rt.settings.retention.dlq_max,
     )
-    _run_ended(rt, pipe, run_id, finish.run_ended, failed_step=spec.step_id, error=info)
-    pipe.execute()
-    return {"step_id": spec.step_id, "status": "denied"}
 
 
 def _refuse(rt: WorkerRuntime, run_id: str, step_id: str, reason: str) -> dict[str, Any]:
