@@ -110,7 +110,9 @@ class RunStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(keys.run_key(run_id), mapping=mapping)
         self._write_triggers(pipe, run_id, triggers or {}, trigger_index or {})
-        pipe.zadd(keys.RUNS_INDEX, {run_id: _epoch()})
+        created = _epoch()
+        pipe.zadd(keys.RUNS_INDEX, {run_id: created})
+        pipe.zremrangebyscore(keys.RUNS_INDEX, "-inf", created - self.ttl - 86400)  # index stays bounded too
         pipe.sadd(keys.ACTIVE_RUNS, run_id)
         if start:
             legal = [s.value for s in LEGAL_FROM[RunStatus.RUNNING]]

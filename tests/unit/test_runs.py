@@ -195,3 +195,10 @@ def test_begin_and_finish_emit_their_events_in_the_same_round_trip(store: RunSto
         event=encode(Event(event_type="workflow.step.completed", payload={"step_id": "a"})),
     )
     assert len(bus.history()) == 2
+
+
+def test_the_run_index_forgets_runs_older_than_retention(store: RunStore, fake_redis: Any) -> None:
+    fake_redis.zadd(keys.RUNS_INDEX, {"ancient": 1.0})
+    store.create("run-new", make_plan("a"), created_by="t")
+    assert fake_redis.zscore(keys.RUNS_INDEX, "ancient") is None
+    assert fake_redis.zscore(keys.RUNS_INDEX, "run-new") is not None
