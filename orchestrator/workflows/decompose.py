@@ -8,15 +8,16 @@ Strategy (on a vertex set X whose outside dependencies are all done when X start
 plan's topological order, edges are de-duplicated):
 
 1. One step: ``Step``.
-2. X falls apart into weakly connected components: ``Group`` of each component.
+2. X falls apart into weakly connected components (union-find): ``Group`` of each component.
 3. Connected: find ALL series cuts at once. Splitting a topological order of X after position i (prefix
    P, rest Q) is a valid cut -- every step of Q depends on every step of P -- iff every sink of P has a
    direct edge to every source of Q (a path from a P-sink to a Q-source cannot pass through anything
    else). Counting, per position, P-sinks ``A``, Q-sources ``B`` and edges between them ``C`` with
    difference arrays gives every cut in O(|X| + edges): cut iff ``C == A * B``. (Every source must precede
    a cut and every sink follow it, so when the last source comes after the first sink -- typical of
-   random graphs -- the count is skipped.) Two or more factors: ``Chain`` of each factor (a disconnected
-   factor becomes a group; chain + group fold into chords).
+   random graphs -- two short scans settle it; otherwise only positions before the first sink are
+   counted.) Two or more factors: ``Chain`` of each factor (a disconnected factor becomes a group; chain +
+   group fold into chords).
 4. Connected with no cut: X is not SP (a connected SP set always has a series cut). Fall back to regions:
    walking X in order, a step joins the region of its in-X dependencies when they all share one region,
    otherwise it heads a new region. Regions of X's sources run in the main canvas (a group); each other
@@ -35,7 +36,13 @@ dependencies. Every step lands in exactly one canvas.
 Costs stay near linear: each level is linear in its set; nesting is capped at ``MAX_DEPTH`` (deeper
 pieces are detached into their own trigger canvas, which keeps Celery messages shallow); when total work
 passes a budget proportional to the graph, remaining sets are compiled "flat" (sources in the canvas,
-each other step a trigger on its own dependencies) -- still exact.
+each other step a trigger on its own dependencies) -- still exact. Work is counted as the size of what a
+pass is linear in (steps and edges of its set), even where a pass stops early or skips a search, so the
+budget means the same whatever the passes' constant factors.
+
+Every vertex set handled here lists its steps in plan order (the top set is the plan; components,
+factors and regions keep that order), so a step's in-set dependencies come before it and its first
+in-set dependent is the first one found in its (ascending) ``succs`` list.
 """
 
 from __future__ import annotations
@@ -77,14 +84,12 @@ class _Decomposer:
     def __init__(self, names: Sequence[str], deps: Sequence[Sequence[int]]) -> None:
         n = len(names)
         self.names = names
-        self.index = {name: i for i, name in enumerate(names)}
         self.deps = deps
-        self.succs: list[list[int]] = [[] for _ in range(n)]
-        edges = 0
+        self.succs: list[list[int]] = [[] for _ in range(n)]  # each ascending: built in plan order
         for v, ds in enumerate(deps):
-            edges += len(ds)
             for d in ds:
                 self.succs[d].append(v)
+        edges = sum(map(len, deps))
         self.mark = [0] * n
         self.pos = [0] * n
         self.origin = [0] * n
@@ -92,17 +97,22 @@ class _Decomposer:
         self.work = 0
         self.budget = WORK_PER_ELEMENT * (n + edges) + WORK_SLACK
         self.pending: list[tuple[tuple[int, ...], list[int], bool]] = []  # waits, members, headed
+        self.index: dict[str, int] | None = None  # step name -> position, built when first needed (rarely)
         self.result = Decomposition(main=None)
 
     def run(self) -> Decomposition:
         n = len(self.names)
         if n:
             self.result.main = self.piece(list(range(n)), 0).spec
-        while self.pending:
-            waits, members, headed = self.pending.pop()
+        names, pending, triggers = self.names, self.pending, self.result.triggers
+        while pending:
+            waits, members, headed = pending.pop()
+            if len(members) == 1:  # most regions of a random DAG: no recursion needed
+                triggers.append((waits, Step(names[members[0]])))
+                continue
             spec = self.piece(members, 0, headed=headed).spec
             assert spec is not None, "a trigger canvas always holds its own first steps"
-            self.result.triggers.append((waits, spec))
+            triggers.append((waits, spec))
         return self.result
 
     # -- the recursion -------------------------------------------------------------------------------
@@ -165,6 +175,7 @@ class _Decomposer:
         members: dict[int, list[int]] = {}
         roots: list[int] = []
         heads: list[int] = []
+        self.work += sum(map(len, map(deps.__getitem__, xs)))
         for v in xs:
             first, joins = -1, False
             for d in deps[v]:
@@ -174,7 +185,6 @@ class _Decomposer:
                     elif origin[d] != first:
                         joins = True
                         break
-            self.work += len(deps[v])
             if first < 0:
                 roots.append(v)
                 first = v
@@ -222,101 +232,140 @@ class _Decomposer:
         return label
 
     def components(self, xs: list[int]) -> list[list[int]]:
-        """Weakly connected components of the set, each in topological order."""
+        """Weakly connected components of the set, each in topological order, ordered by first step.
+
+        Union-find over each step's dependencies (every edge seen once, from its later end; a root is
+        always the first step of its component). That is a third of the cost of a search that walks every
+        edge from both ends.
+        """
         label = self.tag(xs)
-        seen = self.tag([])  # a fresh label for "visited"
-        mark, deps, succs, origin = self.mark, self.deps, self.succs, self.origin
-        count = work = 0
+        mark, deps, parent = self.mark, self.deps, self.origin
+        self.work += sum(map(len, map(deps.__getitem__, xs))) + sum(map(len, map(self.succs.__getitem__, xs)))
+        count = 0
         for v in xs:
-            if mark[v] != label:
-                continue
-            mark[v] = seen
-            origin[v] = count
-            stack = [v]
-            while stack:
-                u = stack.pop()
-                for w in deps[u]:
-                    if mark[w] == label:
-                        mark[w] = seen
-                        origin[w] = count
-                        stack.append(w)
-                for w in succs[u]:
-                    if mark[w] == label:
-                        mark[w] = seen
-                        origin[w] = count
-                        stack.append(w)
-                work += len(deps[u]) + len(succs[u])
-            count += 1
-        self.work += work
+            root = -1
+            for d in deps[v]:
+                if mark[d] == label:
+                    r = parent[d]
+                    while parent[r] != r:
+                        parent[r] = r = parent[parent[r]]  # path halving
+                    if root < 0:
+                        root = r
+                    elif r != root:
+                        if r < root:
+                            r, root = root, r
+                        parent[r] = root
+                        count -= 1
+            if root < 0:
+                root = v
+                count += 1
+            parent[v] = root
         if count == 1:
             return [xs]
-        parts: list[list[int]] = [[] for _ in range(count)]
+        parts: dict[int, list[int]] = {}
         for v in xs:
-            parts[origin[v]].append(v)
-        return parts
+            r = parent[v]
+            while parent[r] != r:
+                parent[r] = r = parent[parent[r]]
+            part = parts.get(r)
+            if part is None:
+                parts[r] = [v]
+            else:
+                part.append(v)
+        return list(parts.values())
 
     def series_factors(self, xs: list[int]) -> list[list[int]]:
-        """Split a connected set at every series cut (see the module docstring)."""
+        """Split a connected set at every series cut (see the module docstring).
+
+        Every source must precede a cut and every sink follow it, so cuts can only sit between the last
+        source and the first sink. Random graphs put a source after the first sink (no cut, found by two
+        short scans); otherwise the counts are only needed up to the first sink, and only steps whose
+        in-set dependencies all come before it can be sources after a cut there.
+        """
         label = self.tag(xs)
-        mark, pos, deps, succs = self.mark, self.pos, self.deps, self.succs
-        size = len(xs)
-        if self.last_source(xs, label) >= self.first_sink(xs, label):
-            return [xs]  # every source must precede a cut and every sink follow it: no room for one
+        mark, pos = self.mark, self.pos
         for i, v in enumerate(xs):
             pos[v] = i
-        sinks = [0] * (size + 1)
-        starts = [0] * (size + 1)
-        edges = [0] * (size + 1)
-        min_succ = [size] * size
-        for i, v in enumerate(xs):
-            for s in succs[v]:
-                if mark[s] == label and pos[s] < min_succ[i]:
-                    min_succ[i] = pos[s]
+        first_sink, min_succ = self.first_sink(xs, label)
+        found = self.last_dependencies(xs, label, first_sink)
+        if found is None:
+            return [xs]
+        last_dep, last_source = found
+        deps = self.deps
+        self.work += sum(map(len, map(deps.__getitem__, xs))) + sum(map(len, map(self.succs.__getitem__, xs)))
+        # Per position i, with P = xs[: i + 1]: A = sinks of P, B = sources of the rest, C = edges between them.
+        sinks = [0] * (first_sink + 1)
+        starts = [0] * (first_sink + 1)
+        edges = [0] * (first_sink + 1)
+        for i in range(first_sink):
             sinks[i] += 1
-            sinks[min_succ[i]] -= 1
-        for i, v in enumerate(xs):
-            inside = [pos[d] for d in deps[v] if mark[d] == label]
-            self.work += len(deps[v]) + len(succs[v])
-            last_dep = max(inside, default=0)
-            starts[last_dep] += 1
-            starts[i] -= 1
-            for p in inside:
-                if last_dep < min_succ[p]:
-                    edges[last_dep] += 1
-                    edges[min_succ[p]] -= 1
-        factors: list[list[int]] = [[]]
-        a = b = c = 0
-        for i, v in enumerate(xs):
-            factors[-1].append(v)
+            sinks[min(min_succ[i], first_sink)] -= 1
+        for i in range(1, len(xs)):
+            last = last_dep[i]
+            if last < 0 or last >= first_sink:
+                continue  # a source of X only counts before the last source, a late one only after the first sink
+            starts[last] += 1
+            starts[min(i, first_sink)] -= 1
+            for d in deps[xs[i]]:
+                if mark[d] == label:
+                    after = min_succ[pos[d]]
+                    if last < after:
+                        edges[last] += 1
+                        edges[min(after, first_sink)] -= 1
+        factors: list[list[int]] = []
+        begin = a = b = c = 0
+        for i in range(first_sink):
             a, b, c = a + sinks[i], b + starts[i], c + edges[i]
-            if i < size - 1 and c == a * b:
-                factors.append([])
+            if i >= last_source and c == a * b:
+                factors.append(xs[begin : i + 1])
+                begin = i + 1
+        factors.append(xs[begin:])
         return factors
 
-    def last_source(self, xs: list[int], label: int) -> int:
-        """Position of the last step of ``xs`` with no dependency inside ``xs``."""
-        mark, deps = self.mark, self.deps
-        for i in range(len(xs) - 1, -1, -1):
-            self.work += 1
-            if not any(mark[d] == label for d in deps[xs[i]]):
-                return i
-        return 0
+    def first_sink(self, xs: list[int], label: int) -> tuple[int, list[int]]:
+        """Position of the first step of ``xs`` with no dependent inside ``xs``, and for each step before it
+        the position of its first dependent inside ``xs`` (``succs`` lists ascend, so the first found)."""
+        mark, pos, succs = self.mark, self.pos, self.succs
+        min_succ: list[int] = []
+        for v in xs:
+            for s in succs[v]:
+                if mark[s] == label:
+                    min_succ.append(pos[s])
+                    break
+            else:
+                break
+        self.work += len(min_succ) + 1
+        return len(min_succ), min_succ  # the loop always breaks: xs[-1] has no dependent inside xs
 
-    def first_sink(self, xs: list[int], label: int) -> int:
-        """Position of the first step of ``xs`` with no dependent inside ``xs``."""
-        mark, succs = self.mark, self.succs
-        for i, v in enumerate(xs):
-            self.work += 1
-            if not any(mark[s] == label for s in succs[v]):
-                return i
-        return len(xs) - 1
+    def last_dependencies(self, xs: list[int], label: int, first_sink: int) -> tuple[list[int], int] | None:
+        """Per position, the last position of a dependency inside ``xs`` (-1 for a source), and the position of
+        the last source; None as soon as a source turns up at or after ``first_sink`` (no cut then)."""
+        mark, pos, deps = self.mark, self.pos, self.deps
+        size = len(xs)
+        last_dep = [-1] * size
+        last_source = -1
+        for i in range(size - 1, -1, -1):
+            last = -1
+            for d in deps[xs[i]]:
+                if mark[d] == label and pos[d] > last:
+                    last = pos[d]
+            if last < 0 and last_source < 0:
+                last_source = i
+                self.work += size - i
+                if i >= first_sink:
+                    return None
+            last_dep[i] = last
+        return last_dep, last_source
 
     def union_deps(self, firsts: Iterable[int]) -> tuple[int, ...]:
         return tuple(sorted({d for v in firsts for d in self.deps[v]}))
 
     def waits_of(self, spec: CanvasSpec) -> tuple[int, ...]:
         """What a detached canvas waits for: the dependencies of its first steps."""
-        return self.union_deps(self.index[s] for s in sources(spec))
+        if self.index is None:
+            self.index = {name: i for i, name in enumerate(self.names)}
+        index = self.index
+        return self.union_deps(index[s] for s in sources(spec))
 
     def add_trigger(self, waits: tuple[int, ...], spec: CanvasSpec) -> None:
         self.result.triggers.append((tuple(sorted(set(waits))), spec))

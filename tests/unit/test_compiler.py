@@ -8,6 +8,7 @@ step runs exactly once and starts EXACTLY when its own last dependency finishes.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import time
@@ -26,6 +27,7 @@ from orchestrator.errors import WorkflowDefinitionInvalidError
 from orchestrator.models import PlannedStep, Priority, WorkflowDefinition, WorkflowPlan
 from orchestrator.workflows import CompiledPlan, compile_plan, plan, subplan
 from orchestrator.workflows import decompose as decompose_module
+from orchestrator.workflows.perf import gc_paused
 from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step, render, sequence, step_ids
 
 Edges = list[tuple[str, str]]
@@ -391,3 +393,101 @@ def test_hand_built_plans_compile_too() -> None:
     compiled = compile_plan(hand, "r")
     assert compiled.spec == Chain((Step("a"), Step("b")))
     assert compiled.canvas.tasks[1].options["time_limit"] == 6.5
+
+
+def test_a_hand_built_plan_with_an_unknown_dependency_is_refused() -> None:
+    good = make_plan(["a", "b"], [("a", "b")])
+    ghost = good.steps[1].model_copy(update={"depends_on": ["a", "ghost"]})
+    with pytest.raises(WorkflowDefinitionInvalidError, match="'ghost', which is not an earlier step"):
+        compile_plan(good.model_copy(update={"steps": [good.steps[0], ghost]}), "r")
+
+
+# -- the graph passes against brute force -----------------------------------------------------------------
+@st.composite
+def position_dags(draw: st.DrawFn) -> list[list[int]]:
+    """Dependencies by position (each on earlier positions, no repeats), sometimes as one long chain of cuts."""
+    size = draw(st.integers(min_value=1, max_value=16))
+    deps: list[list[int]] = [[]]
+    for i in range(1, size):
+        chosen = draw(st.sets(st.integers(min_value=0, max_value=i - 1), max_size=3))
+        deps.append(sorted(chosen | ({i - 1} if draw(st.booleans()) else set())))
+    return deps
+
+
+def _brute_force_components(deps: list[list[int]]) -> list[list[int]]:
+    neighbours: dict[int, set[int]] = {v: set(ds) for v, ds in enumerate(deps)}
+    for v, ds in enumerate(deps):
+        for d in ds:
+            neighbours[d].add(v)
+    seen: set[int] = set()
+    parts = []
+    for v in range(len(deps)):
+        if v not in seen:
+            stack, part = [v], {v}
+            while stack:
+                for w in neighbours[stack.pop()] - part:
+                    part.add(w)
+                    stack.append(w)
+            seen |= part
+            parts.append(sorted(part))
+    return parts
+
+
+def _brute_force_factors(deps: list[list[int]]) -> list[list[int]]:
+    """Cut after i iff every later step is reachable from every step up to i."""
+    ancestors: list[set[int]] = []
+    for ds in deps:
+        ancestors.append(set(ds).union(*(ancestors[d] for d in ds)))
+    size = len(deps)
+    factors: list[list[int]] = [[]]
+    for i in range(size):
+        factors[-1].append(i)
+        if i < size - 1 and all(set(range(i + 1)) <= ancestors[q] for q in range(i + 1, size)):
+            factors.append([])
+    return factors
+
+
+@settings(max_examples=400, deadline=None)
+@given(position_dags())
+def test_components_and_series_cuts_match_brute_force(deps: list[list[int]]) -> None:
+    names = [f"s{i}" for i in range(len(deps))]
+    everything = list(range(len(deps)))
+    components = decompose_module._Decomposer(names, deps).components(everything)
+    assert components == _brute_force_components(deps)
+    if len(components) == 1:
+        factors = decompose_module._Decomposer(names, deps).series_factors(everything)
+        assert factors == _brute_force_factors(deps)
+
+
+# -- the garbage-collector pause --------------------------------------------------------------------------
+def test_gc_pause_restores_the_collector_and_only_the_outermost_turns_it_on() -> None:
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_gc_pause_promotes_what_it_allocated_but_never_thaws_frozen_objects() -> None:
+    with gc_paused():
+        kept = [[i] for i in range(5000)]
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert id(kept) in oldest and id(kept[-1]) in oldest, "what the pause allocated skips the young collections"
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            kept += [[i] for i in range(10)]
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    assert len(kept) == 5010

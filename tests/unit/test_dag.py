@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import InputInvalidError, WorkflowDefinitionInvalidError
-from orchestrator.models import Access, FailurePolicy, Priority, TemplateParameter, WorkflowDefinition
+from orchestrator.models import (
+    Access,
+    FailurePolicy,
+    PlannedStep,
+    Priority,
+    TemplateParameter,
+    WorkflowDefinition,
+)
 from orchestrator.workflows import plan, subplan, validate_definition
 
 
@@ -182,3 +189,69 @@ def test_subplan_keeps_undone_steps_and_drops_edges_to_done_ones() -> None:
     assert rest.step("c").depends_on == [] and rest.step("d").depends_on == ["c"]
     assert rest.priority is Priority.LOW and full.step("c").depends_on == ["a", "b"]
     assert subplan(full, {"a", "b", "c", "d"}).steps == []
+
+
+# -- planned steps are built without re-validation: they must equal validated ones -----------------------
+def test_planned_steps_equal_fully_validated_ones() -> None:
+    params = [TemplateParameter(name="limit", type="integer", default=5)]
+    result = plan(
+        definition(
+            step("scan", action="discovery.scan"),
+            step("q", "scan", "scan", action="cmdb.query", parameters={"limit": "{{limit}}", "name": "web"}),
+            step("fix", "q", action="cmdb.update", parameters={"ci_id": "c1", "fields": {"a": [1]}}, max_retries=0),
+            step("doc", "fix", action="documentation.generate", agent="cmdb-agent", timeout_seconds=7, name="Doc"),
+            step("late", "doc", action="cmdb.update", parameters={"ci_id": "c2", "fields": {}}),
+            parameters=params,
+        ),
+        {"limit": 9},
+    )
+    for planned in result.steps:
+        assert planned == PlannedStep.model_validate(planned.model_dump())
+        assert planned.model_fields_set == set(PlannedStep.model_fields)
+        assert type(planned.timeout_seconds) is float and type(planned.max_retries) is int
+        assert PlannedStep.model_validate_json(planned.model_dump_json()) == planned
+    assert result == type(result).model_validate(result.model_dump())
+    assert result.step("q").depends_on == ["scan"] and result.step("fix").max_retries == 0
+
+
+def test_each_planned_step_owns_its_parameters_and_dependencies() -> None:
+    same: dict[str, Any] = {"action": "cmdb.query", "parameters": {"limit": 3}}
+    defn = definition(
+        *(step(s, action="discovery.scan") for s in "abc"),
+        *(step(s, "a", **same) for s in "xyz"),
+    )
+    result = plan(defn)
+    for group in ("abc", "xyz"):
+        owned = [result.step(s).parameters for s in group]
+        assert owned[0] == owned[1] == owned[2]
+        assert len({id(p) for p in owned}) == 3
+    result.step("x").parameters["limit"] = 99
+    assert result.step("y").parameters["limit"] == 3 and plan(defn).step("x").parameters["limit"] == 3
+    assert result.step("y").depends_on is not defn.steps[4].depends_on
+
+
+def test_equal_but_differently_typed_parameters_are_each_checked() -> None:
+    # 1 == True and hash alike: a cache of checked parameters must not let the boolean through.
+    error = invalid(
+        definition(
+            step("a", action="cmdb.query", parameters={"limit": 1}),
+            step("b", "a", action="cmdb.query", parameters={"limit": True}),
+        )
+    )
+    assert "step 'b' (cmdb.query)" in error.message and "'limit' must be integer" in error.message
+
+
+def test_structural_errors_are_named_when_the_definition_is_out_of_order() -> None:
+    # "late" comes first and waits for a later step, so these go through the full (sorting) pass.
+    unknown = invalid(definition(step("late", "b"), step("a"), step("b", "a", "ghost")))
+    assert "'b' depends on unknown step 'ghost'" in unknown.message
+    itself = invalid(definition(step("late", "b"), step("a"), step("b", "a", "b")))
+    assert "'b' depends on itself" in itself.message
+    duplicate = invalid(definition(step("late", "b"), step("b"), step("late")))
+    assert "duplicate step id 'late' (steps 1 and 3)" in duplicate.message
+
+
+def test_repeated_dependencies_out_of_order_still_sort_and_collapse() -> None:
+    result = plan(definition(step("c", "b", "b", "a"), step("a"), step("b", "a", "a")))
+    assert [s.step_id for s in result.steps] == ["a", "b", "c"]
+    assert result.step("c").depends_on == ["b", "a"] and result.step("b").depends_on == ["a"]
