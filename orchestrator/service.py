@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 
 from orchestrator import __version__, keys
+from orchestrator import events as ev
 from orchestrator.agents import AgentDirectory
 from orchestrator.audit import AuditLog
 from orchestrator.catalog import get_action, get_agent, validate_params
@@ -44,6 +45,18 @@ from orchestrator.workflows.dag import plan as plan_workflow
 from orchestrator.workflows.templates import TemplateRegistry
 
 _STARTED = time.time()
+
+
+RUN_CLOSING_EVENTS = frozenset({ev.WORKFLOW_COMPLETED, ev.WORKFLOW_FAILED, ev.WORKFLOW_CANCELLED})
+CLOSING_GRACE_SECONDS = 1.0
+
+
+def _settled(view: RunView) -> bool:
+    """Terminal long enough that its closing event, if any, has been published."""
+    if view.finished_at is None:
+        return True
+    finished = datetime.fromisoformat(view.finished_at).timestamp()
+    return time.time() - finished > CLOSING_GRACE_SECONDS
 
 
 def _priority(value: str | Priority) -> Priority:
@@ -199,16 +212,24 @@ class Orchestrator:
     def wait_for_run(
         self, run_id: str, *, timeout: float = 60.0, on_event: Callable[[Event], None] | None = None
     ) -> RunView:
-        """Block until the run is terminal (woken by its events, re-checked on idle); ORCH_3004 on deadline."""
+        """Block until the run is terminal and its closing event is out; ORCH_3004 on the deadline.
+
+        Workers flip the status first and publish the closing event (with its audit entry) a moment later, so
+        a caller that reads events or the audit trail right after this returns finds them. A run whose closing
+        event never shows (a worker died in between) is returned once it has been terminal for a grace period.
+        """
         deadline = time.monotonic() + timeout
         view = self.runs.get(run_id)
-        if view.status.is_terminal:
+        if view.status.is_terminal and _settled(view):
             return view
-        for event in self.events.listen(run_id=run_id, timeout=0.25):
-            if event is not None and on_event is not None:
-                on_event(event)
+        for event in self.events.listen(run_id=run_id, timeout=0.1):
+            if event is not None:
+                if on_event is not None:
+                    on_event(event)
+                if event.event_type in RUN_CLOSING_EVENTS:
+                    return self.runs.get(run_id)
             view = self.runs.get(run_id)
-            if view.status.is_terminal:
+            if view.status.is_terminal and _settled(view):
                 return view
             if time.monotonic() > deadline:
                 raise WorkflowTimeoutError(

@@ -1,9 +1,11 @@
 """Fault injection for tests and operator drills: make a step fail, hang or pause after its effect.
 
 Off unless ``ORCH_FAULT_INJECTION=true`` on the worker. A plan lives at ``orch:fault:<step_id>`` as JSON:
-``{"fail_times": n, "retryable": bool, "sleep": s, "sleep_after": s}``: the first ``n`` attempts raise, every
-attempt sleeps ``sleep`` seconds before the action (to trip timeouts) and ``sleep_after`` seconds after its
-effect (a window to kill the worker between the effect and its record). The executing pid is written to
+``{"fail_times": n, "retryable": bool, "sleep": s, "sleep_after": s, "hold": s}``: the first ``n`` attempts
+raise, every attempt sleeps ``sleep`` seconds before the action (to trip timeouts) and ``sleep_after`` seconds
+after its effect (a window to kill the worker between the effect and its record); ``hold`` keeps the step busy
+until ``orch:fault:<step_id>:release`` exists (or ``hold`` seconds pass), so a test controls exactly when an
+agent becomes free. The executing pid is written to
 ``orch:fault:<step_id>:pid`` so a test can kill exactly that process.
 """
 
@@ -29,6 +31,10 @@ def wrap(redis: Any, ctx: ActionContext, action: Callable[[ActionContext], Any])
     if ctx.attempt <= int(plan.get("fail_times", 0)):
         message = f"injected failure on attempt {ctx.attempt}"
         raise RetryableTaskError(message) if plan.get("retryable", True) else TaskExecutionError(message)
+    if plan.get("hold"):
+        deadline = time.monotonic() + float(plan["hold"])
+        while not redis.exists(f"{keys.fault_key(ctx.step_id)}:release") and time.monotonic() < deadline:
+            time.sleep(0.02)  # a deliberately stuck step, released by the test
     if plan.get("sleep"):
         time.sleep(float(plan["sleep"]))  # simulates slow work inside the step
     result = action(ctx)

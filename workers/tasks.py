@@ -343,13 +343,14 @@ def _run_ended(
         "steps_remaining": view.steps_remaining,
         "steps_failed": [s.step_id for s in view.steps if s.status == StepStatus.FAILED],
     }
+    # The audit entry goes first: whoever sees the closing event can read the complete trail.
     if ended == RunStatus.COMPLETED:
-        _event(rt, pipe, ev.WORKFLOW_COMPLETED, run_id, payload)
         rt.audit.append_to(pipe, "workflow_completed", rt.actor, run_id, payload)
+        _event(rt, pipe, ev.WORKFLOW_COMPLETED, run_id, payload)
     else:
         payload.update(failed_step=failed_step, error=error.model_dump() if error else None)
-        _event(rt, pipe, ev.WORKFLOW_FAILED, run_id, payload)
         rt.audit.append_to(pipe, "workflow_failed", rt.actor, run_id, payload, result="failure")
+        _event(rt, pipe, ev.WORKFLOW_FAILED, run_id, payload)
 
 
 @shared_task(name=keys.TASK_NOOP)

@@ -60,3 +60,8 @@ def ts(value: str | None) -> float:
 
     assert value is not None
     return datetime.fromisoformat(value).timestamp()
+
+
+def release(rclient: Any, step_id: str) -> None:
+    """Let a step injected with ``hold`` finish."""
+    rclient.set(f"{keys.fault_key(step_id)}:release", "1", ex=600)

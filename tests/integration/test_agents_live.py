@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,17 @@ from orchestrator import keys
 from orchestrator.models.common import RunStatus
 from orchestrator.procs import WorkerPool
 from orchestrator.service import Orchestrator
-from tests.integration.helpers import ADMIN, OPERATOR, definition, inject, run_and_wait, step, uid, wait_until
+from tests.integration.helpers import (
+    ADMIN,
+    OPERATOR,
+    definition,
+    inject,
+    release,
+    run_and_wait,
+    step,
+    uid,
+    wait_until,
+)
 from workers.sample.instance import SampleInstance
 
 pytestmark = pytest.mark.integration
@@ -58,7 +69,7 @@ def test_dead_letter_redrive_resumes_the_run(orch: Orchestrator, rclient: Any) -
 def test_messages_are_delivered_by_priority_and_expired_ones_dead_lettered(orch: Orchestrator, rclient: Any) -> None:
     agent = "itom-documentator"  # one pool process in the test pool: deliveries happen in broker order
     busy = uid("busy")
-    inject(rclient, busy, sleep=1.5)
+    inject(rclient, busy, hold=30)
     blocker = orch.start_workflow(
         OPERATOR, definition=definition(step(busy, "documentation.diagram", parameters={"ci_id": "web-prod-01"}))
     )
@@ -88,6 +99,9 @@ def test_messages_are_delivered_by_priority_and_expired_ones_dead_lettered(orch:
         priority="critical",
         expires_in_seconds=0.3,
     )
+    sent = time.monotonic()
+    wait_until(lambda: time.monotonic() - sent > 0.6, what="the stale message's expiry to pass")
+    release(rclient, busy)  # the documentator becomes free only now, with every message queued
     assert orch.wait_for_run(blocker.run_id, timeout=30).status == RunStatus.COMPLETED
 
     def delivered() -> list[str]:

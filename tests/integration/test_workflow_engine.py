@@ -14,6 +14,7 @@ from tests.integration.helpers import (
     OPERATOR,
     definition,
     inject,
+    release,
     run_and_wait,
     step,
     step_of,
@@ -178,7 +179,7 @@ def test_cancelling_a_finished_run_is_an_error(orch: Orchestrator) -> None:
 
 def test_critical_run_overtakes_a_low_priority_backlog(orch: Orchestrator, rclient: Any) -> None:
     busy = uid("busy")
-    inject(rclient, busy, sleep=1.5)
+    inject(rclient, busy, hold=30)
     diagram = {"ci_id": "web-prod-01"}
     blocker = orch.start_workflow(
         OPERATOR, definition=definition(step(busy, "documentation.diagram", parameters=diagram))
@@ -197,6 +198,7 @@ def test_critical_run_overtakes_a_low_priority_backlog(orch: Orchestrator, rclie
         definition=definition(step(uid("crit"), "documentation.diagram", parameters=diagram)),
         priority="critical",
     )
+    release(rclient, busy)  # the documentator becomes free only now, with the whole backlog queued
     views = [orch.wait_for_run(r.run_id, timeout=30) for r in [blocker, *low, critical]]
     assert all(v.status == RunStatus.COMPLETED for v in views)
     critical_start = ts(views[-1].steps[0].started_at)
