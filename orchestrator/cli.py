@@ -268,4 +268,4 @@ def main() -> None:
 
 
 # The commands that run whole subsystems live in their own modules; importing them registers them on ``app``.
-from orchestrator import cli_commands, cli_serve  # noqa: E402,F401
+from orchestrator import cli_bench, cli_commands, cli_serve  # noqa: E402,F401

@@ -1,0 +1,136 @@
+"""One bench run, start to finish: environment, warm-up, shapes (bare then orchestrated, repeated), micro
+figures, the command profile, and the report.
+
+Why this order: the timed shapes run first on a quiet Redis; the micro figures that fill Redis (events,
+memory) and the MONITOR profile (which slows Redis) come after every timing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from orchestrator.bench import orchestrated as orch_defs
+from orchestrator.bench.config import BenchConfig
+from orchestrator.bench.eventbus import EventBusFigure, measure_event_bus
+from orchestrator.bench.harness import BenchEnv, bench_environment, release_result_subscriptions
+from orchestrator.bench.memory import MemoryFigure, measure_memory
+from orchestrator.bench.micro import CompileFigure, measure_audit, measure_compile, measure_decision
+from orchestrator.bench.monitor import CommandCount, count_commands
+from orchestrator.bench.report import build_report, load_average, machine_info
+from orchestrator.bench.shapes import Shape, ShapeRunner, Timing
+from orchestrator.models.common import iso_now
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ShapeResult:
+    shape: Shape
+    bare: list[Timing] = field(default_factory=list)
+    orchestrated: list[Timing] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MicroResults:
+    compile: CompileFigure
+    decision_us: tuple[float, ...]
+    audit_ms: tuple[float, ...]
+    events: EventBusFigure
+    memory: MemoryFigure
+
+
+@dataclass(frozen=True)
+class BenchResults:
+    """Everything measured in one run (``report.build_report`` turns it into the JSON document)."""
+
+    config: BenchConfig
+    started_at: str
+    duration_seconds: float
+    machine: dict[str, Any]
+    shapes: list[ShapeResult]
+    micro: MicroResults
+    commands: dict[str, CommandCount]
+
+
+def run_bench(config: BenchConfig, progress: Progress = lambda _: None) -> dict[str, Any]:
+    """Run the whole bench and return the report (see ``report.build_report`` for its layout)."""
+    started_at, started, load_at_start = iso_now(), time.perf_counter(), load_average()
+    progress("starting a private Redis and one cmdb-agent worker (concurrency 2)")
+    with bench_environment(config) as env:
+        runner = ShapeRunner(env.orch, config, env.principal)
+        _warm_up(env, runner)
+        shapes = [_measure_shape(env, shape, progress) for shape in runner.shapes()]
+        micro = _measure_micro(env, progress)
+        progress(f"counting Redis commands per step on a {config.monitor_chain_steps}-step chain (MONITOR)")
+        commands = _count_commands(env)
+        machine = machine_info(env.client, load_at_start)
+    results = BenchResults(config, started_at, time.perf_counter() - started, machine, shapes, micro, commands)
+    return build_report(results)
+
+
+def _warm_up(env: BenchEnv, runner: ShapeRunner) -> None:
+    """Untimed: both worker processes import, connect and load scripts; the client opens its connections."""
+    runner.bare_batch(lambda: [runner.bare.chain(3), runner.bare.fan_in(4)], "warm-up tasks")
+    runner.orchestrated_batch(orch_defs.fan_in_definition(4), 2)
+    runner.orchestrated_batch(orch_defs.chain_definition(3), 1)
+    release_result_subscriptions(env.app)
+
+
+def _measure_shape(env: BenchEnv, shape: Shape, progress: Progress) -> ShapeResult:
+    result = ShapeResult(shape)
+    for rep in range(env.config.repeat):
+        result.bare.append(shape.run_bare())
+        release_result_subscriptions(env.app)
+        result.orchestrated.append(shape.run_orchestrated())
+        release_result_subscriptions(env.app)
+        bare, orch = shape.figure(result.bare[-1]), shape.figure(result.orchestrated[-1])
+        progress(
+            f"{shape.label} {rep + 1}/{env.config.repeat}: bare {bare:,.2f} {shape.unit}, "
+            f"orchestrated {orch:,.2f} {shape.unit}"
+        )
+    return result
+
+
+def _measure_micro(env: BenchEnv, progress: Progress) -> MicroResults:
+    c = env.config
+    progress(f"micro: plan + compile a random {c.compile_steps:,}-step DAG x{c.compile_repeat}")
+    compiled = measure_compile(c.compile_steps, c.compile_repeat)
+    progress(f"micro: {c.decision_calls:,} policy decisions, {c.audit_appends:,} audit appends")
+    decision = measure_decision(c.decision_calls)
+    audit = measure_audit(env.client, c.audit_appends)
+    progress(f"micro: event bus, {c.events:,} events with a live stream consumer")
+    events = measure_event_bus(env.orch.events, c.events)
+    progress(f"micro: memory of {c.memory_runs:,} runs")
+    memory = measure_memory(env.client, env.orch.runs, c.memory_runs)
+    return MicroResults(compiled, decision, audit, events, memory)
+
+
+def _count_commands(env: BenchEnv) -> dict[str, CommandCount]:
+    steps = env.config.monitor_chain_steps
+    # One connection for every poll (pipelines included), so its commands can be told apart and left out.
+    pool = redis.BlockingConnectionPool.from_url(env.redis_url, decode_responses=True, max_connections=1)
+    poller = redis.Redis(connection_pool=pool)
+    try:
+        address = str(poller.client_info()["addr"])
+        runner = ShapeRunner(env.orch, env.config, env.principal, poller=poller)
+        definition = orch_defs.chain_definition(steps)
+        bare = count_commands(
+            env.client,
+            steps,
+            lambda: runner.bare_batch(lambda: [runner.bare.chain(steps)], "chain tasks"),
+            exclude_addr=address,
+        )
+        release_result_subscriptions(env.app)
+        orchestrated = count_commands(
+            env.client, steps, lambda: runner.orchestrated_batch(definition, 1), exclude_addr=address
+        )
+        release_result_subscriptions(env.app)
+    finally:
+        poller.close()
+        pool.disconnect()
+    return {"bare": bare, "orchestrated": orchestrated}

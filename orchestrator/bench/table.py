@@ -1,0 +1,49 @@
+"""The terminal view of a bench report: one rich table built from the same JSON document that is written.
+
+Why from the JSON: what the operator reads and what the file holds can never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from orchestrator.bench.report import SHAPE_RATIO_MAX
+
+
+def _met(flag: bool) -> str:
+    return "[green]yes[/]" if flag else "[red]no[/]"
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.3g}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+def render_table(report: dict[str, Any]) -> Table:
+    """Shape, bare median, orchestrated median, ratio, target, met? (micro figures fill the orchestrated column)."""
+    table = Table(title=f"itom-orch bench ({report['mode']}, {report['config']['repeat']} repetition(s))")
+    for column in ("figure", "bare (median)", "orchestrated (median)", "ratio", "target", "met?"):
+        table.add_column(column, justify="left" if column in ("figure", "target") else "right")
+    for shape in report["shapes"].values():
+        table.add_row(
+            f"{shape['label']} ({shape['unit']})",
+            _num(shape["bare"]["median"]),
+            _num(shape["orchestrated"]["median"]),
+            f"{shape['ratio']:.2f}x",
+            f"<= {SHAPE_RATIO_MAX}x",
+            _met(shape["met"]),
+        )
+    micro = report["micro"]
+    memory = micro["memory"]
+    rows = [
+        (f"plan+compile {micro['compile']['steps']:,}-step DAG (ms)", micro["compile"]["median_ms"], "compile"),
+        ("policy decision (us)", micro["policy_decision"]["median_us"], "policy_decision"),
+        ("audit append (ms)", micro["audit_append"]["median_ms"], "audit_append"),
+        ("events published (/s)", micro["event_bus"]["published_per_s"], "event_bus"),
+        ("events delivered via stream() (/s)", micro["event_bus"]["delivered_per_s"], "event_bus"),
+        (f"bytes/finished run ({memory['runs']:,} runs)", memory["bytes_per_finished_run"], "memory"),
+    ]
+    for label, value, key in rows:
+        table.add_row(label, "-", _num(value), "", micro[key]["target"], _met(micro[key]["met"]))
+    return table
