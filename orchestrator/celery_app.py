@@ -64,8 +64,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
         "worker_hijack_root_logger": False,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events cost a publish per state change; Flower switches worker events on when it connects.
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
         "enable_utc": True,
     }
 

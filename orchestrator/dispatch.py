@@ -73,8 +73,8 @@ class Dispatcher:
             f"Role '{step.agent_id}' may not run '{step.action}' (step '{step.step_id}'): {decision.reason}", details
         )
 
-    def start(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None) -> str:
-        """Authorize, record durably, then enqueue. Returns the run id once the run is recorded."""
+    def start(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None) -> RunView:
+        """Authorize, record durably, then enqueue. Returns the run as recorded (before any step ran)."""
         run_id = run_id or new_run_id()
         denied = self.gate.first_denied(plan.steps)
         if denied is not None:
@@ -86,7 +86,7 @@ class Dispatcher:
             self._announce_to(pipe, run_id, "workflow_started", ev.WORKFLOW_STARTED, actor, plan, {})
 
         # One round trip: the run, its triggers, pending -> running, the audit entries and the started event.
-        self.runs.create(
+        view = self.runs.create(
             run_id,
             plan,
             created_by=actor,
@@ -96,7 +96,7 @@ class Dispatcher:
             also=announce,
         )
         self._enqueue(run_id, compiled.canvas)
-        return run_id
+        return view
 
     def resume(self, run_id: str, *, actor: str) -> RunView:
         """Re-run only the steps that did not complete, as generation N+1."""
@@ -195,7 +195,8 @@ def lean(compiled: CompiledPlan) -> CompiledPlan:
 
 def bind(app: Celery, canvas: Any) -> Any:
     """Rebuild a canvas (or its JSON dict form) bound to ``app`` all the way down its nested signatures."""
-    return app.signature(json.loads(json.dumps(canvas)))
+    plain = canvas if type(canvas) is dict else json.loads(json.dumps(canvas))  # lean() already gives plain dicts
+    return app.signature(plain)
 
 
 def ev_event(event_type: str, run_id: str | None, payload: dict[str, Any]) -> Any:

@@ -50,8 +50,31 @@ return {'run', spec, tostring(attempt)}
 # KEYS: run, triggers, active-set, events-stream
 # ARGV: step_id, step_status, outcome_json, effect, now, run_error, ttl, run_id, event_json, events-maxlen, channel
 # effect: 'done' (counts toward completion, fires triggers), 'stop' (fails the run), 'none' (just records)
+# returns {'ok'|'dup', ended-status-or-'', closing-summary-json-or-'', fired-trigger-canvas...}
+# The closing summary, so the worker need not re-read the run: step ids are restricted to [A-Za-z0-9_.-],
+# so they need no JSON escaping (and cjson would encode an empty list as {}).
+_SUMMARY = """
+local function json_list(items)
+  if #items == 0 then return '[]' end
+  return '["' .. table.concat(items, '","') .. '"]'
+end
+local function summary(run)
+  local order = cjson.decode(redis.call('HGET', run, 'meta'))['order']
+  local completed, failed, remaining = {}, {}, {}
+  for _, id in ipairs(order) do
+    local st = redis.call('HGET', run, 'st:' .. id)
+    if st == 'completed' then table.insert(completed, id)
+    elseif st == 'failed' then table.insert(failed, id)
+    elseif st ~= 'skipped' then table.insert(remaining, id) end
+  end
+  return '{"steps_completed":' .. json_list(completed) .. ',"steps_remaining":' .. json_list(remaining)
+    .. ',"steps_failed":' .. json_list(failed) .. '}'
+end
+"""
+
 FINISH_STEP = (
     _EMIT
+    + _SUMMARY
     + """
 local sid = ARGV[1]
 local cur = redis.call('HGET', KEYS[1], 'st:' .. sid)
@@ -59,7 +82,7 @@ if cur == 'completed' or cur == 'failed' or cur == 'skipped' then return {'dup',
 redis.call('HSET', KEYS[1], 'st:' .. sid, ARGV[2], 'r:' .. sid, ARGV[3])
 emit(KEYS[4], ARGV[9], ARGV[10], ARGV[11], nil)
 local status = redis.call('HGET', KEYS[1], 'status')
-local out = {'ok', ''}
+local out = {'ok', '', ''}
 if ARGV[4] == 'stop' then
   if status == 'running' then
     redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[5], 'error', ARGV[6])
@@ -84,6 +107,7 @@ elseif ARGV[4] == 'done' then
   end
 end
 if out[2] ~= '' then
+  out[3] = summary(KEYS[1])
   local ttl = tonumber(ARGV[7])
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)

@@ -6,10 +6,13 @@ atomic round trip, so "the last step completes the run" and "a join fires once" 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from orchestrator import keys, run_scripts
 from orchestrator.errors import InvalidStateTransitionError, WorkflowNotFoundError
@@ -41,6 +44,7 @@ class FinishResult:
     duplicate: bool
     run_ended: RunStatus | None
     fired: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, list[str]] = field(default_factory=dict)  # step lists when the run ended
 
 
 def cap_result(result: Any, max_bytes: int) -> Any:
@@ -80,8 +84,8 @@ class RunStore:
         trigger_index: dict[str, tuple[str, ...]] | None = None,
         start: bool = False,
         also: Callable[[Any], None] | None = None,
-    ) -> None:
-        """Record a pending run durably (before anything is enqueued), in one transaction.
+    ) -> RunView:
+        """Record a pending run durably (before anything is enqueued), in one transaction; returns it as written.
 
         ``start`` also moves it pending -> running through the status machine; ``also`` adds the caller's writes
         (audit entries, the started event) to the same round trip.
@@ -120,6 +124,24 @@ class RunStore:
         if also is not None:
             also(pipe)
         pipe.execute()
+        status = RunStatus.RUNNING if start else RunStatus.PENDING
+        return RunView(
+            run_id=run_id,
+            template_id=plan.template_id,
+            name=plan.name,
+            status=status,
+            priority=plan.priority,
+            steps=[
+                StepState(step_id=s.step_id, agent_id=s.agent_id, action=s.action, depends_on=s.depends_on)
+                for s in plan.steps
+            ],
+            steps_completed=[],
+            steps_remaining=[s.step_id for s in plan.steps],
+            parameters=plan.parameters,
+            created_by=created_by,
+            created_at=now,
+            started_at=now if start else None,
+        )
 
     def _write_triggers(
         self, pipe: Any, run_id: str, triggers: dict[str, Any], trigger_index: dict[str, tuple[str, ...]]
@@ -227,32 +249,35 @@ class RunStore:
             "error": error.model_dump() if error else None,
             "queue": queue,
         }
+        finish_keys = [keys.run_key(run_id), keys.run_triggers_key(run_id), keys.ACTIVE_RUNS, keys.EVENTS_STREAM]
+        finish_args = [
+            step_id,
+            status.value,
+            json.dumps(outcome, default=str),
+            effect,
+            now,
+            run_error.model_dump_json() if run_error else "",
+            self.ttl,
+            run_id,
+            event,
+            self.events_max,
+            keys.EVENTS_CHANNEL,
+        ]
         pipe = self.redis.pipeline(transaction=False)
-        _eval_on(
-            pipe,
-            run_scripts.FINISH_STEP,
-            [keys.run_key(run_id), keys.run_triggers_key(run_id), keys.ACTIVE_RUNS, keys.EVENTS_STREAM],
-            [
-                step_id,
-                status.value,
-                json.dumps(outcome, default=str),
-                effect,
-                now,
-                run_error.model_dump_json() if run_error else "",
-                self.ttl,
-                run_id,
-                event,
-                self.events_max,
-                keys.EVENTS_CHANNEL,
-            ],
-        )
+        pipe.evalsha(FINISH_SHA, len(finish_keys), *finish_keys, *finish_args)
         if also is not None:
             also(pipe)
-        reply = pipe.execute()[0]
+        replies = pipe.execute(raise_on_error=False)
+        reply = replies[0]
+        if isinstance(reply, NoScriptError):  # first call after a Redis restart: EVAL runs it and caches it
+            reply = self.redis.eval(run_scripts.FINISH_STEP, len(finish_keys), *finish_keys, *finish_args)
+        for failure in (r for r in replies if isinstance(r, Exception) and not isinstance(r, NoScriptError)):
+            raise failure
         if reply[0] == "dup":
             return FinishResult(True, None)
         ended = RunStatus(reply[1]) if reply[1] else None
-        return FinishResult(False, ended, [json.loads(sig) for sig in reply[2:]])
+        summary = json.loads(reply[2]) if reply[2] else {}
+        return FinishResult(False, ended, [json.loads(sig) for sig in reply[3:]], summary)
 
     def set_step_status(self, run_id: str, step_id: str, status: StepStatus, error: ErrorInfo | None = None) -> None:
         mapping = {f"st:{step_id}": status.value}
@@ -371,6 +396,9 @@ def view_from_hash(data: dict[str, str]) -> RunView:
         finished_at=data.get("finished_at"),
         generation=int(data.get("generation", 0)),
     )
+
+
+FINISH_SHA = hashlib.sha1(run_scripts.FINISH_STEP.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 
 def _eval_on(pipe: Any, script: str, script_keys: list[str], args: list[Any]) -> None:

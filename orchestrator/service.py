@@ -142,10 +142,9 @@ class Orchestrator:
             except ValueError as exc:
                 raise WorkflowDefinitionInvalidError(f"Invalid workflow definition: {exc}") from exc
         plan = plan_workflow(source, parameters or {}, template_id=template_id, priority=_priority(priority))
-        run_id = self.dispatcher.start(
+        return self.dispatcher.start(
             plan, actor=principal.actor, run_id=self._reserve_key(idempotency_key) if idempotency_key else None
         )
-        return self.runs.get(run_id)
 
     def _reserve_key(self, key: str) -> str:
         from orchestrator.dispatch import new_run_id

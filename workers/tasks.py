@@ -153,7 +153,7 @@ def _completed(
     _fire(rt, finish.fired)
     if finish.run_ended is not None:
         pipe = rt.redis.pipeline(transaction=False)
-        _run_ended(rt, pipe, run_id, finish.run_ended)
+        _run_ended(rt, pipe, run_id, finish.run_ended, finish.summary)
         pipe.execute()
     return {"step_id": spec.step_id, "status": "completed"}
 
@@ -246,7 +246,7 @@ def _failed(
     )
     if isinstance(error, RetryExhaustedError):
         _dead_letter(rt, pipe, run_id, spec, error, "retries_exhausted")
-    _run_ended(rt, pipe, run_id, finish.run_ended, failed_step=spec.step_id, error=run_error)
+    _run_ended(rt, pipe, run_id, finish.run_ended, finish.summary, failed_step=spec.step_id, error=run_error)
     pipe.execute()
     return {"step_id": spec.step_id, "status": "failed", "error": error.to_dict()}
 
@@ -284,7 +284,7 @@ def _deny(rt: WorkerRuntime, run_id: str, spec: PlannedStep, reason: str, reques
         {"step_id": spec.step_id, "action": spec.action, "role": rt.role, "reason": reason},
     )
     _dead_letter(rt, pipe, run_id, spec, error, "refused")
-    _run_ended(rt, pipe, run_id, finish.run_ended, failed_step=spec.step_id, error=info)
+    _run_ended(rt, pipe, run_id, finish.run_ended, finish.summary, failed_step=spec.step_id, error=info)
     pipe.execute()
     return {"step_id": spec.step_id, "status": "denied"}
 
@@ -330,19 +330,14 @@ def _run_ended(
     pipe: Any,
     run_id: str,
     ended: RunStatus | None,
+    summary: dict[str, list[str]],
     *,
     failed_step: str | None = None,
     error: ErrorInfo | None = None,
 ) -> None:
     if ended is None:
         return
-    view = rt.runs.get(run_id)
-    payload: dict[str, Any] = {
-        "status": ended.value,
-        "steps_completed": view.steps_completed,
-        "steps_remaining": view.steps_remaining,
-        "steps_failed": [s.step_id for s in view.steps if s.status == StepStatus.FAILED],
-    }
+    payload: dict[str, Any] = {"status": ended.value, **summary}
     # The audit entry goes first: whoever sees the closing event can read the complete trail.
     if ended == RunStatus.COMPLETED:
         rt.audit.append_to(pipe, "workflow_completed", rt.actor, run_id, payload)

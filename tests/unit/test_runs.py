@@ -80,6 +80,7 @@ def test_steps_complete_the_run_and_expire_it(store: RunStore, fake_redis: Any) 
     store.begin_step(run_id, "b")
     last = store.finish_step(run_id, "b", StepStatus.COMPLETED, effect="done", started=0.0, result={"n": 2})
     assert last.run_ended == RunStatus.COMPLETED
+    assert last.summary == {"steps_completed": ["a", "b"], "steps_remaining": [], "steps_failed": []}
     view = store.get(run_id)
     assert view.status == RunStatus.COMPLETED and view.finished_at and view.steps_completed == ["a", "b"]
     assert store.results(run_id) == {"a": {"n": 1}, "b": {"n": 2}}
