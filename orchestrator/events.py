@@ -75,6 +75,16 @@ class EventBus:
         pipe.execute()
         return event
 
+    def publish_many(self, events: Iterable[Event]) -> int:
+        """Publish a batch in one round trip (bulk emitters: imports, replays, high-rate sources)."""
+        pipe = self.redis.pipeline(transaction=False)
+        count = 0
+        for event in events:
+            self.publish_to(pipe, event)
+            count += 1
+        pipe.execute()
+        return count
+
     def publish_to(self, pipe: Any, event: Event) -> None:
         """Queue the two writes on a caller's pipeline (batched with its own writes)."""
         data = encode(event)

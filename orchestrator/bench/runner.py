@@ -16,7 +16,7 @@ import redis
 
 from orchestrator.bench import orchestrated as orch_defs
 from orchestrator.bench.config import BenchConfig
-from orchestrator.bench.eventbus import EventBusFigure, measure_event_bus
+from orchestrator.bench.eventbus import EVENT_BATCH, EventBusFigure, measure_event_bus
 from orchestrator.bench.harness import BenchEnv, bench_environment, release_result_subscriptions
 from orchestrator.bench.memory import MemoryFigure, measure_memory
 from orchestrator.bench.micro import CompileFigure, measure_audit, measure_compile, measure_decision
@@ -40,7 +40,8 @@ class MicroResults:
     compile: CompileFigure
     decision_us: tuple[float, ...]
     audit_ms: tuple[float, ...]
-    events: EventBusFigure
+    events: EventBusFigure  # batched publishing (publish_many): the figure checked against the target
+    events_single: EventBusFigure  # one event per publish call
     memory: MemoryFigure
 
 
@@ -103,11 +104,12 @@ def _measure_micro(env: BenchEnv, progress: Progress) -> MicroResults:
     progress(f"micro: {c.decision_calls:,} policy decisions, {c.audit_appends:,} audit appends")
     decision = measure_decision(c.decision_calls)
     audit = measure_audit(env.client, c.audit_appends)
-    progress(f"micro: event bus, {c.events:,} events with a live stream consumer")
-    events = measure_event_bus(env.orch.events, c.events)
+    progress(f"micro: event bus, {c.events:,} events with a live stream consumer (one per call, then batched)")
+    events_single = measure_event_bus(env.orch.events, c.events)
+    events = measure_event_bus(env.orch.events, c.events, batch=EVENT_BATCH)
     progress(f"micro: memory of {c.memory_runs:,} runs")
     memory = measure_memory(env.client, env.orch.runs, c.memory_runs)
-    return MicroResults(compiled, decision, audit, events, memory)
+    return MicroResults(compiled, decision, audit, events, events_single, memory)
 
 
 def _count_commands(env: BenchEnv) -> dict[str, CommandCount]:

@@ -57,11 +57,12 @@ def test_quick_bench_reports_every_shape_and_micro_figure(tmp_path: Path) -> Non
         assert isinstance(shape["met"], bool)
 
     micro = report["micro"]
-    assert set(micro) == {"compile", "policy_decision", "audit_append", "event_bus", "memory"}
+    assert set(micro) == {"compile", "policy_decision", "audit_append", "event_bus", "event_bus_single", "memory"}
     assert _positive(micro["compile"]["median_ms"]) and micro["compile"]["steps"] == 10_000
     assert _positive(micro["policy_decision"]["median_us"])
     assert _positive(micro["audit_append"]["median_ms"])
     assert _positive(micro["event_bus"]["published_per_s"]) and _positive(micro["event_bus"]["delivered_per_s"])
+    assert _positive(micro["event_bus_single"]["published_per_s"])
     memory = micro["memory"]
     assert _positive(memory["bytes_per_finished_run"]) and memory["runs"] == 1000
     assert memory["run_keys_with_ttl"] + memory["run_keys_without_ttl"] == memory["runs"]

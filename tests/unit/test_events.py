@@ -48,3 +48,9 @@ def test_stream_is_capped(fake_redis: Any) -> None:
     for i in range(500):
         bus.emit("x.y", {"i": i})
     assert fake_redis.xlen("orch:events:stream") < 500
+
+
+def test_publish_many_writes_a_batch_in_order(fake_redis: Any) -> None:
+    bus = EventBus(fake_redis)
+    assert bus.publish_many(Event(event_type="bulk.item", payload={"i": i}) for i in range(5)) == 5
+    assert [e.payload["i"] for e in bus.history(types=["bulk.item"])] == [0, 1, 2, 3, 4]
