@@ -41,6 +41,7 @@ from orchestrator import keys
 from orchestrator.errors import AuditWriteError, InputInvalidError, StateCorruptedError, StateReadError
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import AuditEntry
+from orchestrator.redis_client import script_sha
 from orchestrator.settings import get_settings
 
 HASHED_FIELDS = frozenset({"entry_id", "event_type", "actor", "target", "details", "result", "timestamp"})
@@ -55,6 +56,7 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'entry', ARG
 redis.call('SET', KEYS[2], digest)
 return {id, prev, digest}
 """
+_APPEND_SHA = script_sha(_APPEND_LUA)  # pipelines call it by SHA (see redis_client.execute_pipeline)
 
 
 def canonical_json(fields: dict[str, Any]) -> str:
@@ -201,7 +203,7 @@ class AuditLog:
         Input is validated now (``InputInvalidError``); Redis errors surface from the caller's ``execute()``.
         """
         _entry, body = _new_entry(event_type, actor, target, details, result)
-        pipe.eval(_APPEND_LUA, 2, self._stream, self._head, body, self._max_entries)
+        pipe.evalsha(_APPEND_SHA, 2, self._stream, self._head, body, self._max_entries)
 
     # -- reading -------------------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from orchestrator.models.chat import (
 from orchestrator.models.common import RunStatus
 from orchestrator.models.events import Event
 from orchestrator.principals import Principal, require
+from orchestrator.redis_client import execute_pipeline
 from orchestrator.routing import resolve_clarification, route
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ class ChatDesk:
             {"agent_id": decision.agent_id, "method": decision.method, "reason": decision.reason},
         )
         self.service.events.publish_to(pipe, Event(event_type=ev.TASK_ROUTED, correlation_id=task_id, payload=record))
-        pipe.execute()
+        execute_pipeline(self.service.redis, pipe)
 
     def _answer(
         self,

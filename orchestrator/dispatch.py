@@ -24,6 +24,7 @@ from orchestrator.models.common import RunStatus, StepStatus
 from orchestrator.models.run import ErrorInfo, RunView
 from orchestrator.models.workflow import WorkflowPlan
 from orchestrator.policy import PolicyGate
+from orchestrator.redis_client import execute_pipeline
 from orchestrator.runs import RunStore
 from orchestrator.workflows.compiler import CompiledPlan, compile_plan
 from orchestrator.workflows.dag import subplan
@@ -145,7 +146,7 @@ class Dispatcher:
         self.events.publish_to(
             pipe, ev_event(ev.WORKFLOW_CANCELLED, run_id, {"cancelled_by": actor, "steps_cancelled": waiting})
         )
-        pipe.execute()
+        execute_pipeline(self.runs.redis, pipe)
         return self.runs.get(run_id)
 
     def _announce(
@@ -153,7 +154,7 @@ class Dispatcher:
     ) -> None:
         pipe = self.runs.redis.pipeline(transaction=False)
         self._announce_to(pipe, run_id, audit_type, event_type, actor, plan, extra)
-        pipe.execute()
+        execute_pipeline(self.runs.redis, pipe)
 
     def _announce_to(
         self,

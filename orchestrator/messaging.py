@@ -21,7 +21,7 @@ from orchestrator.errors import MessageInvalidError
 from orchestrator.events import EventBus
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import Event
-from orchestrator.redis_client import RedisClient
+from orchestrator.redis_client import RedisClient, execute_pipeline
 
 MESSAGE_PRIORITIES: dict[str, int] = {"critical": 0, "high": 3, "normal": 5, "low": 8}
 INBOX_MAX = 10_000
@@ -89,7 +89,7 @@ class Messenger:
                 payload={k: v for k, v in message.items() if k != "payload"},
             ),
         )
-        pipe.execute()
+        execute_pipeline(self.redis, pipe)
         return {
             "message_id": message["message_id"],
             "status": "queued",

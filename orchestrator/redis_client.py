@@ -38,3 +38,37 @@ def ping(url: str, timeout: float = 0.5) -> bool:
             client.close()
     except (redis.RedisError, OSError):
         return False
+
+
+# -- Lua scripts on pipelines ---------------------------------------------------------------------------------
+# Pipelines call scripts by SHA (no script text on the wire per call). redis-py would otherwise check
+# SCRIPT EXISTS before every such pipeline; instead, the rare NOSCRIPT reply (Redis restarted or flushed its
+# script cache) is answered by re-running exactly that command with EVAL, which also re-caches the script.
+_SCRIPTS: dict[str, str] = {}
+
+
+def script_sha(source: str) -> str:
+    """The SHA-1 Redis names ``source`` by; remembers the source for NOSCRIPT recovery."""
+    import hashlib
+
+    sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis identifies scripts by SHA-1
+    _SCRIPTS[sha] = source
+    return sha
+
+
+def execute_pipeline(client: RedisClient, pipe: Any) -> list[Any]:
+    """Run ``pipe`` and recover any EVALSHA that hit NOSCRIPT; other errors are raised as usual."""
+    from redis.exceptions import NoScriptError
+
+    stack = [args for args, _options in pipe.command_stack]
+    replies: list[Any] = pipe.execute(raise_on_error=False)
+    for index, reply in enumerate(replies):
+        if isinstance(reply, NoScriptError):
+            args = stack[index]
+            source = _SCRIPTS.get(str(args[1]))
+            if source is None:
+                raise reply
+            replies[index] = client.eval(source, *args[2:])
+        elif isinstance(reply, Exception):
+            raise reply
+    return replies

@@ -6,20 +6,17 @@ atomic round trip, so "the last step completes the run" and "a join fires once" 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from redis.exceptions import NoScriptError
 
 from orchestrator import keys, run_scripts
 from orchestrator.errors import InvalidStateTransitionError, WorkflowNotFoundError
 from orchestrator.models.common import Priority, RunStatus, StepStatus, iso_now
 from orchestrator.models.run import ErrorInfo, RunView, StepState
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
-from orchestrator.redis_client import RedisClient
+from orchestrator.redis_client import RedisClient, execute_pipeline, script_sha
 
 # Which statuses a run may move to from which (completed/failed via steps are handled by FINISH_STEP).
 LEGAL_FROM: dict[RunStatus, tuple[RunStatus, ...]] = {
@@ -123,7 +120,7 @@ class RunStore:
             _eval_on(pipe, run_scripts.TRANSITION, [keys.run_key(run_id)], [RunStatus.RUNNING.value, now, "", *legal])
         if also is not None:
             also(pipe)
-        pipe.execute()
+        execute_pipeline(self.redis, pipe)
         status = RunStatus.RUNNING if start else RunStatus.PENDING
         return RunView(
             run_id=run_id,
@@ -267,12 +264,7 @@ class RunStore:
         pipe.evalsha(FINISH_SHA, len(finish_keys), *finish_keys, *finish_args)
         if also is not None:
             also(pipe)
-        replies = pipe.execute(raise_on_error=False)
-        reply = replies[0]
-        if isinstance(reply, NoScriptError):  # first call after a Redis restart: EVAL runs it and caches it
-            reply = self.redis.eval(run_scripts.FINISH_STEP, len(finish_keys), *finish_keys, *finish_args)
-        for failure in (r for r in replies if isinstance(r, Exception) and not isinstance(r, NoScriptError)):
-            raise failure
+        reply = execute_pipeline(self.redis, pipe)[0]
         if reply[0] == "dup":
             return FinishResult(True, None)
         ended = RunStatus(reply[1]) if reply[1] else None
@@ -398,7 +390,7 @@ def view_from_hash(data: dict[str, str]) -> RunView:
     )
 
 
-FINISH_SHA = hashlib.sha1(run_scripts.FINISH_STEP.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+FINISH_SHA = script_sha(run_scripts.FINISH_STEP)
 
 
 def _eval_on(pipe: Any, script: str, script_keys: list[str], args: list[Any]) -> None:

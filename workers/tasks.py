@@ -34,6 +34,7 @@ from orchestrator.models.common import Access, FailurePolicy, RunStatus, StepSta
 from orchestrator.models.events import Event
 from orchestrator.models.run import ErrorInfo
 from orchestrator.models.workflow import PlannedStep
+from orchestrator.redis_client import execute_pipeline
 from workers import faults, idempotency
 from workers.actions import execute_action
 from workers.context import ActionContext
@@ -154,7 +155,7 @@ def _completed(
     if finish.run_ended is not None:
         pipe = rt.redis.pipeline(transaction=False)
         _run_ended(rt, pipe, run_id, finish.run_ended, finish.summary)
-        pipe.execute()
+        execute_pipeline(rt.redis, pipe)
     return {"step_id": spec.step_id, "status": "completed"}
 
 
@@ -247,7 +248,7 @@ def _failed(
     if isinstance(error, RetryExhaustedError):
         _dead_letter(rt, pipe, run_id, spec, error, "retries_exhausted")
     _run_ended(rt, pipe, run_id, finish.run_ended, finish.summary, failed_step=spec.step_id, error=run_error)
-    pipe.execute()
+    execute_pipeline(rt.redis, pipe)
     return {"step_id": spec.step_id, "status": "failed", "error": error.to_dict()}
 
 
@@ -285,7 +286,7 @@ def _deny(rt: WorkerRuntime, run_id: str, spec: PlannedStep, reason: str, reques
     )
     _dead_letter(rt, pipe, run_id, spec, error, "refused")
     _run_ended(rt, pipe, run_id, finish.run_ended, finish.summary, failed_step=spec.step_id, error=info)
-    pipe.execute()
+    execute_pipeline(rt.redis, pipe)
     return {"step_id": spec.step_id, "status": "denied"}
 
 
