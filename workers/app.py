@@ -22,11 +22,17 @@ import workers.tasks  # noqa: E402,F401  - registers the step task
 
 
 @setup_logging.connect
-def _json_logging(**_: Any) -> None:
-    """Connecting this signal stops Celery from installing its own handlers: workers log JSON like the API."""
+def _json_logging(loglevel: Any = None, **_: Any) -> None:
+    """Connecting this signal stops Celery from installing its own handlers: workers log JSON like the API.
+
+    The worker's ``-l`` level wins over ``ORCH_LOG_LEVEL`` (a quiet worker does not format a line per task).
+    """
+    import logging
+
     from orchestrator.logging_config import configure_logging
 
-    configure_logging(get_settings().log_level)
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel
+    configure_logging(str(level or get_settings().log_level))
 
 
 @worker_ready.connect
