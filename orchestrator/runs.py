@@ -117,7 +117,7 @@ class RunStore:
         pipe.sadd(keys.ACTIVE_RUNS, run_id)
         if start:
             legal = [s.value for s in LEGAL_FROM[RunStatus.RUNNING]]
-            _eval_on(pipe, run_scripts.TRANSITION, [keys.run_key(run_id)], [RunStatus.RUNNING.value, now, "", *legal])
+            pipe.evalsha(TRANSITION_SHA, 1, keys.run_key(run_id), RunStatus.RUNNING.value, now, "", *legal)
         if also is not None:
             also(pipe)
         execute_pipeline(self.redis, pipe)
@@ -391,12 +391,7 @@ def view_from_hash(data: dict[str, str]) -> RunView:
 
 
 FINISH_SHA = script_sha(run_scripts.FINISH_STEP)
-
-
-def _eval_on(pipe: Any, script: str, script_keys: list[str], args: list[Any]) -> None:
-    """Queue a script on a pipeline with EVAL: redis-py checks SCRIPT EXISTS before every pipeline that holds
-    Script objects (an extra round trip); EVAL of a cached script costs one hash on the server instead."""
-    pipe.eval(script, len(script_keys), *script_keys, *args)
+TRANSITION_SHA = script_sha(run_scripts.TRANSITION)
 
 
 def _epoch() -> float:
