@@ -7,6 +7,7 @@ leave nothing behind. Each worker gets its own session so the whole pool can be 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -80,6 +81,7 @@ class WorkerPool:
                 stdout=subprocess.DEVNULL if quiet else None,
                 stderr=subprocess.DEVNULL if quiet else None,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - one async-signal-safe libc call
             )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -118,6 +120,19 @@ class WorkerPool:
         proc = self.processes.pop(agent_id)
         _signal_group(proc, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+PR_SET_PDEATHSIG = 1
+try:  # resolved now, so the child between fork and exec only makes one libc call (no imports, no locks)
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:  # not glibc Linux: stop() still stops the pool on every normal exit
+    _LIBC = None
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGTERM (warm shutdown) if the process that started it dies without stopping it."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _fresh(raw: str | None) -> bool:

