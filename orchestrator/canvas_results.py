@@ -9,6 +9,7 @@ Pure: works on Celery's dict form of a canvas.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 CHAIN, GROUP, CHORD = "celery.chain", "celery.group", "celery.chord"
@@ -48,3 +49,19 @@ def _header_members(header: Any) -> list[dict[str, Any]]:
     if isinstance(header, dict) and header.get("task") == GROUP:
         return list(header.get("kwargs", {}).get("tasks") or [])
     return [header] if isinstance(header, dict) else []
+
+
+def map_priorities(canvas: dict[str, Any], convert: Callable[[int], int]) -> dict[str, Any]:
+    """Rewrite every signature's ``priority`` option in place (e.g. flipped for an AMQP broker); returns it."""
+    options = canvas.get("options")
+    if isinstance(options, dict) and options.get("priority") is not None:
+        options["priority"] = convert(int(options["priority"]))
+    kwargs = canvas.get("kwargs") or {}
+    children: list[Any] = list(kwargs.get("tasks") or [])
+    children += _header_members(kwargs.get("header")) if canvas.get("task") == CHORD else []
+    if isinstance(kwargs.get("body"), dict):
+        children.append(kwargs["body"])
+    for child in children:
+        if isinstance(child, dict):
+            map_priorities(child, convert)
+    return canvas

@@ -10,7 +10,6 @@ from typing import Any
 
 from celery import Celery
 from celery.backends.redis import RedisBackend
-from celery.signals import before_task_publish
 from kombu import Queue
 
 from orchestrator import keys
@@ -24,10 +23,9 @@ def is_amqp(broker_url: str) -> bool:
     return broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
 
 
-def _amqp_priority(sender: Any = None, properties: dict[str, Any] | None = None, **_: Any) -> None:
+def broker_priority(priority: int, broker_url: str) -> int:
     """Our priorities read like Redis's (0 is served first); AMQP serves the highest number first: flip them."""
-    if properties is not None and properties.get("priority") is not None:
-        properties["priority"] = PRIORITY_STEPS[-1] - int(properties["priority"])
+    return PRIORITY_STEPS[-1] - priority if is_amqp(broker_url) else priority
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -93,7 +91,4 @@ def create_celery(settings: Settings, name: str = "itom-orchestrator", *, client
     if client and config["result_backend"].startswith(("redis://", "rediss://")):
         config["result_backend"] = f"{__name__}:ClientRedisBackend+{config['result_backend']}"
     app.config_from_object(config)
-    if is_amqp(settings.broker_url or ""):
-        # Process-wide: a process talks to one broker (API, CLI and workers each build their app from settings).
-        before_task_publish.connect(_amqp_priority, weak=False, dispatch_uid="itom-amqp-priority")
     return app

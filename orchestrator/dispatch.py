@@ -17,7 +17,8 @@ from celery import Celery
 from orchestrator import events as ev
 from orchestrator import keys
 from orchestrator.audit import AuditLog
-from orchestrator.canvas_results import drop_unused_results
+from orchestrator.canvas_results import drop_unused_results, map_priorities
+from orchestrator.celery_app import broker_priority
 from orchestrator.errors import BrokerUnavailableError, InvalidStateTransitionError, RoleViolationError
 from orchestrator.events import EventBus
 from orchestrator.models.common import RunStatus, StepStatus
@@ -45,6 +46,7 @@ class Dispatcher:
         self.events = events
         self.audit = audit
         self.gate = gate
+        self.broker_url = str(app.conf.broker_url or "")
 
     def authorize(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None, pipe: Any = None) -> None:
         """Check every step against its agent's role before anything exists; deny = audit + event + ORCH_6001.
@@ -80,7 +82,7 @@ class Dispatcher:
         denied = self.gate.first_denied(plan.steps)
         if denied is not None:
             self.authorize(plan, actor=actor, run_id=run_id)  # audits the denial and raises ORCH_6001
-        compiled = lean(compile_plan(plan, run_id, 0))
+        compiled = lean(compile_plan(plan, run_id, 0), self.broker_url)
 
         def announce(pipe: Any) -> None:
             self.authorize(plan, actor=actor, run_id=run_id, pipe=pipe)
@@ -112,7 +114,7 @@ class Dispatcher:
         remaining = subplan(plan, done)
         self.authorize(remaining, actor=actor, run_id=run_id)
         generation = view.generation + 1
-        compiled = lean(compile_plan(remaining, run_id, generation))
+        compiled = lean(compile_plan(remaining, run_id, generation), self.broker_url)
         self.runs.prepare_resume(run_id, generation, compiled.triggers, compiled.trigger_index)
         self.runs.transition(run_id, RunStatus.RUNNING)
         self._announce(
@@ -187,10 +189,15 @@ class Dispatcher:
             raise error from exc
 
 
-def lean(compiled: CompiledPlan) -> CompiledPlan:
-    """The compiled plan with Celery result writes dropped wherever no chord reads them."""
-    canvas = None if compiled.canvas is None else drop_unused_results(compiled.canvas)
-    triggers = {tid: replace(t, canvas=drop_unused_results(t.canvas)) for tid, t in compiled.triggers.items()}
+def lean(compiled: CompiledPlan, broker_url: str = "") -> CompiledPlan:
+    """The compiled plan ready for the broker: Celery result writes dropped wherever no chord reads them, and
+    priorities in the broker's own order (flipped for AMQP)."""
+
+    def prepare(canvas: dict[str, Any]) -> dict[str, Any]:
+        return map_priorities(drop_unused_results(canvas), lambda p: broker_priority(p, broker_url))
+
+    canvas = None if compiled.canvas is None else prepare(compiled.canvas)
+    triggers = {tid: replace(t, canvas=prepare(t.canvas)) for tid, t in compiled.triggers.items()}
     return replace(compiled, canvas=canvas, triggers=triggers)
 
 

@@ -17,6 +17,7 @@ from orchestrator import events as ev
 from orchestrator import keys
 from orchestrator.audit import AuditLog
 from orchestrator.catalog import get_agent
+from orchestrator.celery_app import broker_priority
 from orchestrator.errors import MessageInvalidError
 from orchestrator.events import EventBus
 from orchestrator.models.common import iso_now
@@ -69,7 +70,7 @@ class Messenger:
             keys.TASK_DELIVER_MESSAGE,
             kwargs={"message": message},
             queue=keys.agent_queue(recipient),
-            priority=MESSAGE_PRIORITIES[priority],
+            priority=broker_priority(MESSAGE_PRIORITIES[priority], str(self.app.conf.broker_url or "")),
             expires=expires_in_seconds,
             task_id=f"msg-{message['message_id']}",
         )

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import chain, chord, group, signature
 
-from orchestrator.canvas_results import drop_unused_results
+from orchestrator.canvas_results import drop_unused_results, map_priorities
 
 
 def sig(name: str) -> Any:
@@ -41,3 +41,22 @@ def test_a_chord_inside_a_header_keeps_its_body_result() -> None:
     inner = chord([sig("a"), sig("b")], sig("c"))
     canvas = dict(chord(group(inner, sig("d")), sig("e")))
     assert ignored(drop_unused_results(canvas)) == {"a": False, "b": False, "c": False, "d": False, "e": True}
+
+
+def test_priorities_are_mapped_through_the_whole_canvas() -> None:
+    canvas = drop_unused_results(dict(chain(sig("z").set(priority=0), chord([sig("x").set(priority=0)], sig("j")))))
+    mapped = map_priorities(canvas, lambda p: 9 - p)
+    found: list[int] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            if node.get("task") == "orch.run_step":
+                found.append(node.get("options", {}).get("priority", -1))
+            for value in node.values():
+                walk(value)
+
+    walk(mapped)
+    assert sorted(found) == [-1, 9, 9]  # j had no priority; z and x are flipped for AMQP
