@@ -107,6 +107,7 @@ def follow(svc: Any, run_id: str, timeout: float) -> Any:
 
         view = svc.wait_for_run(run_id, timeout=timeout, on_event=on_event)
         live.update(run_table(view))
+    console.line()  # a non-terminal Live leaves the cursor at the end of the table
     if view.error:
         console.print(f"[red]{view.error.code}[/] {view.error.message}")
     return view
