@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 from uuid import uuid4
 
 from celery import Celery
@@ -23,12 +23,13 @@ from orchestrator.errors import BrokerUnavailableError, InvalidStateTransitionEr
 from orchestrator.events import EventBus
 from orchestrator.models.common import RunStatus, StepStatus
 from orchestrator.models.run import ErrorInfo, RunView
-from orchestrator.models.workflow import WorkflowPlan
+from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.policy import PolicyGate
 from orchestrator.redis_client import execute_pipeline
 from orchestrator.runs import RunStore
 from orchestrator.workflows.compiler import CompiledPlan, compile_plan
 from orchestrator.workflows.dag import subplan
+from policies import Decision
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +49,22 @@ class Dispatcher:
         self.gate = gate
         self.broker_url = str(app.conf.broker_url or "")
 
-    def authorize(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None, pipe: Any = None) -> None:
-        """Check every step against its agent's role before anything exists; deny = audit + event + ORCH_6001.
-
-        The allowed check is audited on ``pipe`` when given (batched with the run's creation), else at once.
-        """
+    def authorize(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None) -> None:
+        """Check every step against its agent's role before anything exists; deny = audit + event + ORCH_6001."""
         denied = self.gate.first_denied(plan.steps)
-        if denied is None:
-            details = {"steps": len(plan.steps), "actions": sorted({s.action for s in plan.steps})}
-            if pipe is None:
-                self.audit.append("permission_check", actor, run_id or plan.name, details)
-            else:
-                self.audit.append_to(pipe, "permission_check", actor, run_id or plan.name, details)
-            return
-        step, decision = denied
+        if denied is not None:
+            self._deny(*denied, actor=actor, run_id=run_id)
+        self._audit_allowed(None, plan, actor=actor, target=run_id or plan.name)
+
+    def _audit_allowed(self, pipe: Any, plan: WorkflowPlan, *, actor: str, target: str) -> None:
+        """Record the passed check, on ``pipe`` when given (batched with the run's creation), else at once."""
+        details = {"steps": len(plan.steps), "actions": sorted({s.action for s in plan.steps})}
+        if pipe is None:
+            self.audit.append("permission_check", actor, target, details)
+        else:
+            self.audit.append_to(pipe, "permission_check", actor, target, details)
+
+    def _deny(self, step: PlannedStep, decision: Decision, *, actor: str, run_id: str | None) -> NoReturn:
         details = {
             "step_id": step.step_id,
             "action": step.action,
@@ -81,11 +84,11 @@ class Dispatcher:
         run_id = run_id or new_run_id()
         denied = self.gate.first_denied(plan.steps)
         if denied is not None:
-            self.authorize(plan, actor=actor, run_id=run_id)  # audits the denial and raises ORCH_6001
+            self._deny(*denied, actor=actor, run_id=run_id)
         compiled = lean(compile_plan(plan, run_id, 0), self.broker_url)
 
         def announce(pipe: Any) -> None:
-            self.authorize(plan, actor=actor, run_id=run_id, pipe=pipe)
+            self._audit_allowed(pipe, plan, actor=actor, target=run_id)
             self._announce_to(pipe, run_id, "workflow_started", ev.WORKFLOW_STARTED, actor, plan, {})
 
         # One round trip: the run, its triggers, pending -> running, the audit entries and the started event.
