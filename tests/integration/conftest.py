@@ -1,6 +1,8 @@
-"""Integration fixtures: the real local Redis (own db) and real agent workers (one process per agent).
+"""Integration fixtures: a redis-server of the suite's own and real agent workers (one process per agent).
 
-Skips without a Redis on a laptop; under CI (``CI=true``) a missing Redis is a failure.
+The suite never uses the machine's Redis (see ``tests/servers.py``): databases of its private server are
+handed out per purpose (workers, demo, bridge, RabbitMQ, canvas tests) so tests never see each other's keys.
+Skips without a redis-server binary on a laptop; under CI (``CI=true``) that is a failure.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import redis
 from orchestrator.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AGENT_IDS, Settings
+from tests.servers import check_empty, external_redis_url, need, private_redis
 
-TEST_REDIS_URL = os.environ.get("ORCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+# Databases of the private server, one per purpose.
+DB_WORKERS, DB_DEMO, DB_BRIDGE, DB_RABBIT, DB_CANVAS = 0, 1, 2, 3, 4
+ALL_DBS = (DB_WORKERS, DB_DEMO, DB_BRIDGE, DB_RABBIT, DB_CANVAS)
 
 SERIAL_AGENT = "itom-documentator"
 
@@ -33,15 +38,31 @@ def _redis_or_skip(url: str) -> redis.Redis:
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but no Redis at {url}: {exc}")
-        pytest.skip(f"no Redis at {url}")
+        need(False, f"no Redis at {url}: {exc}")
     return client
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    return TEST_REDIS_URL
+def redis_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``redis://host:port`` of the suite's Redis: a private redis-server, or ORCH_TEST_REDIS_URL (must be empty)."""
+    external = external_redis_url()
+    if external is not None:
+        base = external.rstrip("/")
+        for db in ALL_DBS:
+            check_empty(db_url(base, db))
+        yield base
+        return
+    with private_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url().rsplit("/", 1)[0]
+
+
+def db_url(base: str, db: int) -> str:
+    return f"{base}/{db}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_base: str) -> str:
+    return db_url(redis_base, DB_WORKERS)
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +73,7 @@ def integration_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def worker_pool(redis_url: str, integration_data_dir: Path) -> Iterator[WorkerPool]:
     """All six agent workers on the test db, started once per session."""
-    client = _redis_or_skip(redis_url)
-    client.flushdb()
+    _redis_or_skip(redis_url)
     pool = WorkerPool(redis_url)
     env = {**WORKER_ENV, "ORCH_DATA_DIR": str(integration_data_dir)}
     quiet = os.environ.get("ORCH_TEST_WORKER_LOGS") != "1"

@@ -11,29 +11,32 @@ from orchestrator.models.common import RunStatus
 from orchestrator.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
-from tests.integration.conftest import TEST_REDIS_URL, _redis_or_skip
+from tests.integration.conftest import DB_BRIDGE, _redis_or_skip, db_url
 from tests.integration.helpers import definition, run_and_wait, step, uid
 from tests.integration.test_mcp_bridge import TOKEN, RunningServer, server  # noqa: F401 - the MCP server fixture
 
 pytestmark = pytest.mark.integration
 
-BRIDGE_DB_URL = TEST_REDIS_URL.rsplit("/", 1)[0] + "/13"
-
 
 @pytest.fixture(scope="module")
-def bridged(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orchestrator]:  # noqa: F811
-    _redis_or_skip(BRIDGE_DB_URL).flushdb()
+def bridged(
+    server: RunningServer,  # noqa: F811
+    redis_base: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Orchestrator]:
+    bridge_db_url = db_url(redis_base, DB_BRIDGE)
+    _redis_or_skip(bridge_db_url)
     env = {
         "ORCH_AGENTS__CMDB_AGENT__MCP_URL": server.url,
         "ORCH_AGENTS__CMDB_AGENT__MCP_TOKEN": TOKEN,
         "ORCH_DATA_DIR": str(tmp_path_factory.mktemp("bridged")),
     }
-    pool = WorkerPool(BRIDGE_DB_URL)
+    pool = WorkerPool(bridge_db_url)
     pool.start(["cmdb-agent"], extra_env=env, quiet=os.environ.get("ORCH_TEST_WORKER_LOGS") != "1")
     try:
         pool.wait_ready(timeout=90)
         yield Orchestrator(
-            Settings(redis={"url": BRIDGE_DB_URL}, agents={"cmdb-agent": {"mcp_url": server.url, "mcp_token": TOKEN}})
+            Settings(redis={"url": bridge_db_url}, agents={"cmdb-agent": {"mcp_url": server.url, "mcp_token": TOKEN}})
         )
     finally:
         pool.stop()

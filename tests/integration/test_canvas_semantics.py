@@ -1,6 +1,6 @@
 """Celery really runs the compiled canvases the way the unit simulator assumes.
 
-A private Celery app on real Redis (db 14) with an in-process worker (threads, concurrency 4) registers a
+A private Celery app on the suite's own Redis with an in-process worker (threads, concurrency 4) registers a
 stand-in ``orch.run_step`` that records when each step ran and implements the runtime's trigger counter in a
 few lines: after a step, decrement every trigger waiting for it and apply the trigger's canvas at zero.
 """
@@ -8,7 +8,6 @@ few lines: after a step, decrement every trigger waiting for it and apply the tr
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import uuid
@@ -26,10 +25,10 @@ from orchestrator.models import WorkflowDefinition
 from orchestrator.settings import AGENT_IDS
 from orchestrator.workflows import CompiledPlan, compile_plan, plan, render
 from orchestrator.workflows.spec import step_ids
+from tests.integration.conftest import DB_CANVAS, _redis_or_skip, db_url
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
 QUEUES = [keys.agent_queue(agent) for agent in AGENT_IDS]
 ACTIONS = ["cmdb.ping", "discovery.status", "asset.lifecycle", "csa.list_catalog", "audit.drift", "audit.report"]
 Edges = list[tuple[str, str]]
@@ -45,21 +44,18 @@ def _state_key(run_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def store() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but no Redis at {REDIS_URL}: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    client.flushdb()
-    return client
+def canvas_url(redis_base: str) -> str:
+    return db_url(redis_base, DB_CANVAS)
 
 
 @pytest.fixture(scope="module")
-def app(store: redis.Redis) -> Iterator[Celery]:
-    celery_app = Celery("canvas-semantics", broker=REDIS_URL, backend=REDIS_URL, set_as_current=False)
+def store(canvas_url: str) -> redis.Redis:
+    return _redis_or_skip(canvas_url)
+
+
+@pytest.fixture(scope="module")
+def app(store: redis.Redis, canvas_url: str) -> Iterator[Celery]:
+    celery_app = Celery("canvas-semantics", broker=canvas_url, backend=canvas_url, set_as_current=False)
     celery_app.conf.update(
         task_serializer="json",
         result_serializer="json",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.embedded import redis_server_binary
-from tests.integration.conftest import TEST_REDIS_URL, _redis_or_skip
+from tests.integration.conftest import DB_DEMO, _redis_or_skip, db_url
 
 pytestmark = pytest.mark.integration
 
@@ -23,9 +23,9 @@ def _run_demo(env_extra: dict[str, str], data_dir: Path) -> subprocess.Completed
     return subprocess.run(DEMO, env=env, capture_output=True, text=True, timeout=240, check=False)
 
 
-def test_demo_completes_on_a_configured_redis(tmp_path: Path) -> None:
-    url = TEST_REDIS_URL.rsplit("/", 1)[0] + "/12"
-    _redis_or_skip(url).flushdb()
+def test_demo_completes_on_a_configured_redis(tmp_path: Path, redis_base: str) -> None:
+    url = db_url(redis_base, DB_DEMO)
+    _redis_or_skip(url).flushdb()  # a database of the suite's own server
     result = _run_demo({"ORCH_REDIS__URL": url}, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(configured)" in result.stdout
@@ -65,14 +65,13 @@ def _workers_on(data_dir: Path) -> list[int]:
     return found
 
 
-def test_ctrl_c_leaves_no_process_behind(tmp_path: Path) -> None:
+def test_ctrl_c_leaves_no_process_behind(tmp_path: Path, redis_base: str) -> None:
     import signal
 
     from tests.integration.helpers import wait_until
 
-    url = TEST_REDIS_URL.rsplit("/", 1)[0] + "/12"
-    client = _redis_or_skip(url)
-    client.flushdb()
+    url = db_url(redis_base, DB_DEMO)
+    _redis_or_skip(url).flushdb()  # a database of the suite's own server
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env.update({"ORCH_DATA_DIR": str(tmp_path), "ORCH_REDIS__URL": url})
     demo = subprocess.Popen(DEMO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

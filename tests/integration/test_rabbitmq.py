@@ -9,47 +9,47 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from orchestrator import keys
 from orchestrator.models.common import RunStatus
 from orchestrator.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AGENT_IDS, Settings
-from tests.integration.conftest import TEST_REDIS_URL, _redis_or_skip
+from tests.integration.conftest import DB_RABBIT, _redis_or_skip, db_url
 from tests.integration.helpers import OPERATOR
+from tests.servers import need, private_vhost
 
 pytestmark = pytest.mark.integration
 
-AMQP_URL = os.environ.get("ORCH_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-REDIS_URL = TEST_REDIS_URL.rsplit("/", 1)[0] + "/12"
 
-
-def _fresh_queues() -> None:
-    """Drop our queues so they are declared again with priority support (x-max-priority)."""
+def _reachable(amqp_url: str) -> None:
     try:
-        with Connection(AMQP_URL, connect_timeout=2) as connection:
-            channel = connection.channel()
-            for name in [keys.agent_queue(a) for a in AGENT_IDS] + [keys.ORCHESTRATOR_QUEUE]:
-                channel.queue_delete(name)
+        with Connection(amqp_url, connect_timeout=2) as connection:
+            connection.ensure_connection(max_retries=1)
     except OSError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but no RabbitMQ at {AMQP_URL}: {exc}")
-        pytest.skip(f"no RabbitMQ at {AMQP_URL}")
+        need(False, f"no RabbitMQ at {amqp_url}: {exc}")
 
 
 @pytest.fixture(scope="module")
-def rabbit_orch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orchestrator]:
-    _fresh_queues()
-    _redis_or_skip(REDIS_URL).flushdb()
+def amqp_url() -> Iterator[str]:
+    """A vhost of the suite's own (created and deleted here): the default vhost is never touched."""
+    with private_vhost() as url:
+        _reachable(url)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def rabbit_orch(amqp_url: str, redis_base: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orchestrator]:
+    redis_url = db_url(redis_base, DB_RABBIT)
+    _redis_or_skip(redis_url)
     data_dir: Path = tmp_path_factory.mktemp("rabbit")
-    pool = WorkerPool(REDIS_URL)
+    pool = WorkerPool(redis_url)
     pool.start(
         AGENT_IDS,
-        extra_env={"ORCH_BROKER_URL": AMQP_URL, "ORCH_DATA_DIR": str(data_dir)},
+        extra_env={"ORCH_BROKER_URL": amqp_url, "ORCH_DATA_DIR": str(data_dir)},
         quiet=os.environ.get("ORCH_TEST_WORKER_LOGS") != "1",
     )
     try:
         pool.wait_ready(timeout=90)
-        yield Orchestrator(Settings(redis={"url": REDIS_URL}, broker_url=AMQP_URL, data_dir=data_dir))
+        yield Orchestrator(Settings(redis={"url": redis_url}, broker_url=amqp_url, data_dir=data_dir))
     finally:
         pool.stop()
 
