@@ -1,8 +1,9 @@
 """The agent registry view and real health: worker heartbeats in Redis, confirmed by a Celery ping.
 
-Why heartbeats: the original reported agents online that were not running. Here an agent is online only
-when a worker consuming its queue wrote a heartbeat recently (and, when bridged, reached its MCP server);
-``force_check`` also asks the workers over Celery's control channel.
+Why heartbeats: an agent is online only when a worker instance consuming its queue beat recently (and, when
+bridged, reached its MCP server); ``force_check`` also asks the workers over Celery's control channel. Each
+worker instance beats for itself, so an agent with two workers shows both, and a killed one disappears within
+one lease interval; an agent whose worker ``itom-orch up`` is restarting shows ``degraded``.
 """
 
 from __future__ import annotations
@@ -20,13 +21,8 @@ from orchestrator.models.common import iso_now
 from orchestrator.redis_client import RedisClient
 from orchestrator.settings import Settings
 
-HEARTBEAT_FRESH_SECONDS = 30.0
 HISTORY_MAX = 100
 STATUSES = ("online", "offline", "degraded", "maintenance")
-
-
-def heartbeat_key(agent_id: str) -> str:
-    return keys.agent_health_key(agent_id)
 
 
 def history_key(agent_id: str) -> str:
@@ -41,23 +37,45 @@ class AgentDirectory:
         self.app = app
         self.settings = settings
         self.registered_at = iso_now()
+        self.fresh_seconds = settings.reliability.lease_ttl_seconds
 
     # -- heartbeats -----------------------------------------------------------------------------------
     def heartbeats(self) -> dict[str, dict[str, Any]]:
+        """Per agent: the freshest live instance's record, with ``workers`` listing every live instance, and
+        ``supervisor`` when ``itom-orch up`` reports its worker restarting."""
+        live = self.redis.zrangebyscore(keys.WORKERS, time.time() - self.fresh_seconds, "+inf")
         pipe = self.redis.pipeline(transaction=False)
+        for instance in live:
+            pipe.get(keys.worker_key(instance))
         for agent_id in AGENTS:
-            pipe.get(heartbeat_key(agent_id))
+            pipe.get(keys.supervisor_key(agent_id))
+        replies = pipe.execute()
         out: dict[str, dict[str, Any]] = {}
-        for agent_id, raw in zip(AGENTS, pipe.execute(), strict=True):
+        for raw in replies[: len(live)]:
+            if not raw:
+                continue
+            record = json.loads(raw)
+            agent_id = record.get("agent_id")
+            if agent_id not in AGENTS:
+                continue
+            current = out.get(agent_id)
+            workers = [*(current or {}).get("workers", []), record.get("instance")]
+            if current is None or float(record.get("ts", 0)) > float(current.get("ts", 0)):
+                current = record
+            out[agent_id] = {**current, "workers": workers}
+        for agent_id, raw in zip(AGENTS, replies[len(live) :], strict=True):
             if raw:
-                out[agent_id] = json.loads(raw)
+                out.setdefault(agent_id, {"agent_id": agent_id, "workers": [], "ts": 0})["supervisor"] = json.loads(raw)
         return out
 
     def _status(self, beat: dict[str, Any] | None) -> str:
-        if not beat or time.time() - float(beat.get("ts", 0)) > HEARTBEAT_FRESH_SECONDS:
+        if not beat:
             return "offline"
+        restarting = (beat.get("supervisor") or {}).get("state") == "restarting"
+        if time.time() - float(beat.get("ts", 0)) > self.fresh_seconds:
+            return "degraded" if restarting else "offline"
         mcp = beat.get("mcp")
-        if mcp is not None and not mcp.get("reachable"):
+        if restarting or (mcp is not None and not mcp.get("reachable")):
             return "degraded"
         return "online"
 
@@ -104,7 +122,7 @@ class AgentDirectory:
                 "project": spec.project,
                 "queue": keys.agent_queue(agent_id),
                 "mode": "mcp-bridge" if mcp_url else "builtin",
-                "workers": beat.get("workers", [beat.get("hostname")]) if beat else [],
+                "workers": beat.get("workers", []) if beat else [],
             },
         }
         return record

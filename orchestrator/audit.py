@@ -338,6 +338,17 @@ class AuditLog:
             ) from exc
 
 
+def audit_body(
+    event_type: str,
+    actor: str,
+    target: str | None = None,
+    details: dict[str, Any] | None = None,
+    result: str = "success",
+) -> str:
+    """The canonical text of a new entry, for scripts that append it atomically with a state change."""
+    return _new_entry(event_type, actor, target, details, result)[1]
+
+
 def _new_entry(
     event_type: str, actor: str, target: str | None, details: dict[str, Any] | None, result: str
 ) -> tuple[AuditEntry, str]:

@@ -170,7 +170,11 @@ def run(
     svc = service()
     try:
         view = svc.start_workflow(
-            local_principal(), template_id=template, parameters=parse_params(param or []), priority=priority
+            local_principal(),
+            template_id=template,
+            parameters=parse_params(param or []),
+            priority=priority,
+            source="cli",
         )
         console.print(f"started [bold]{view.run_id}[/] ({view.status.value})")
         if wait:

@@ -1,8 +1,10 @@
-"""The serving commands: ``up`` (Redis + agent workers + API), ``api`` (the API alone), ``mcp`` (stdio tools).
+"""The serving commands: ``up`` (Redis + supervised agent workers + API + reconciler), ``api`` (the API and a
+reconciler), ``reconcile`` (the reconciler alone), ``mcp`` (stdio tools).
 
-Why here and not in ``cli.py``: these own the process lifecycle (workers, uvicorn, an embedded Redis) and
-must stop everything they started on Ctrl-C. The service is built once per process and shared by the HTTP
-routes and the MCP tools mounted at ``/mcp``. ``cli.main()`` imports this module to register the commands.
+Why here and not in ``cli.py``: these own the process lifecycle (workers, uvicorn, an embedded Redis, the
+reconciler thread) and must stop everything they started on Ctrl-C. The service is built once per process and
+shared by the HTTP routes and the MCP tools mounted at ``/mcp``. ``cli.main()`` imports this module to register
+the commands.
 """
 
 from __future__ import annotations
@@ -49,13 +51,18 @@ def serve_http(settings: Settings, host: str | None, port: int | None) -> None:
 
     bind_host = host or settings.http_host
     bind_port = port or settings.http_port
-    application = create_app(Orchestrator(settings))
+    svc = Orchestrator(settings)
+    application = create_app(svc)
     base = f"http://{bind_host}:{bind_port}"
     console.print(f"API {base}/api/docs  MCP {base}/mcp/  metrics {base}/metrics  [dim](Ctrl-C to stop)[/]")
     config = uvicorn.Config(
         application, host=bind_host, port=bind_port, log_level=settings.log_level.lower(), lifespan="on"
     )
-    uvicorn.Server(config).run()
+    _thread, stop = svc.reconciler.start(holder=f"api@{bind_host}:{bind_port}")
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        stop.set()
 
 
 @app.command()
@@ -73,10 +80,10 @@ def up(
     except OrchestratorError as exc:
         _fail(exc)
         return
-    pool = WorkerPool(settings.redis_url)
+    pool = WorkerPool(settings.redis_url, supervise=True)
     try:
         settings = with_api_token(settings)
-        console.print(f"starting {len(AGENT_IDS)} agent workers...")
+        console.print(f"starting {len(AGENT_IDS)} agent workers (supervised: restarted with backoff if they die)...")
         pool.start(AGENT_IDS, concurrency=concurrency)
         pool.wait_ready(timeout=ready_timeout)
         console.print(f"[green]workers ready[/]: {', '.join(AGENT_IDS)}")
@@ -99,6 +106,35 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
         serve_http(with_api_token(settings), host, port)
     except OrchestratorError as exc:
         _fail(exc)
+
+
+@app.command()
+def reconcile(
+    once: Annotated[bool, typer.Option("--once", help="One pass, print what was repaired, exit")] = False,
+) -> None:
+    """Run the reconciler alone: repairs what crashes left behind (leader-elected: safe beside `up` and `api`)."""
+    import threading
+
+    from orchestrator.service import Orchestrator
+
+    try:
+        settings, _ = connect(allow_embedded=False, announce=True)
+        svc = Orchestrator(settings)
+    except OrchestratorError as exc:
+        _fail(exc)
+        return
+    if once:
+        console.print_json(data=svc.reconciler.tick())
+        return
+    console.print(
+        f"reconciling every {settings.reliability.reconcile_interval_seconds:g}s while this process holds the "
+        "leader lock [dim](Ctrl-C to stop)[/]"
+    )
+    stop = threading.Event()
+    try:
+        svc.reconciler.run(stop, holder="reconcile-command")
+    except KeyboardInterrupt:
+        stop.set()
 
 
 @app.command()

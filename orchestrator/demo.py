@@ -51,6 +51,7 @@ def run_demo(console: Console, *, timeout: float = 120.0) -> bool:
             pool.wait_ready(timeout=90)
         console.print(f"[green]workers ready:[/] {', '.join(AGENT_IDS)}")
         svc = Orchestrator(settings)
+        _thread, stop_reconciler = svc.reconciler.start(holder="demo")
         principal = Principal("demo", "operator")
         lookup = svc.execute_task(principal, action="cmdb.query", parameters={"environment": "Production", "limit": 5})
         lookup = svc.wait_for_run(lookup.run_id, timeout=timeout)
@@ -73,6 +74,7 @@ def run_demo(console: Console, *, timeout: float = 120.0) -> bool:
             console.print(f"  {entry.timestamp}  {entry.event_type:<20} {entry.actor:<28} {entry.target}")
         ok = bool(view.status.value == "completed")
         console.print("[green]demo completed[/]" if ok else f"[red]demo run ended {view.status.value}[/]")
+        stop_reconciler.set()
         return ok
     finally:
         with console.status("Stopping workers..."):

@@ -1,14 +1,16 @@
-"""The one module that enqueues: policy check, durable record, audit and event, then ``apply_async``.
+"""The one module that starts work: policy check, durable record with its outbox, then the broker.
 
-Why one module: every path that starts work (workflow, single task, resume, chat) passes the same gate, so
-a denied action can never slip onto a queue through a side door.
+Why one module: every path that starts work (workflow, single task, resume, repair, chat) passes the same
+gate, so a denied action can never slip onto a queue through a side door. Every start is recorded together
+with the canvas it must enqueue (the outbox), so a crash or a broker outage between the record and the
+broker delays the run instead of losing it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import replace
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 from uuid import uuid4
 
@@ -16,53 +18,71 @@ from celery import Celery
 
 from orchestrator import events as ev
 from orchestrator import keys
-from orchestrator.audit import AuditLog
+from orchestrator.audit import AuditLog, audit_body
 from orchestrator.canvas_results import drop_unused_results, map_priorities
 from orchestrator.celery_app import broker_priority
-from orchestrator.errors import BrokerUnavailableError, InvalidStateTransitionError, RoleViolationError
-from orchestrator.events import EventBus
+from orchestrator.errors import InvalidStateTransitionError, RoleViolationError, WorkflowNotFoundError
+from orchestrator.events import EventBus, encode
 from orchestrator.models.common import RunStatus, StepStatus
-from orchestrator.models.run import ErrorInfo, RunView
+from orchestrator.models.events import Event
+from orchestrator.models.run import RunView
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
+from orchestrator.outbox import Outbox, bind
 from orchestrator.policy import PolicyGate
-from orchestrator.redis_client import execute_pipeline
-from orchestrator.runs import RunStore
+from orchestrator.runs import Lease, RunStore
+from orchestrator.settings import ReliabilitySettings
 from orchestrator.workflows.compiler import CompiledPlan, compile_plan
 from orchestrator.workflows.dag import subplan
 from policies import Decision
 
 log = logging.getLogger(__name__)
 
+RESUME_POLL_SECONDS = 0.1
+
 
 def new_run_id() -> str:
     return f"run-{uuid4().hex[:16]}"
 
 
-class Dispatcher:
-    """Starts, resumes and cancels runs. Front doors reach it only through the service."""
+@dataclass
+class CancelReport:
+    """A cancelled run and how each step that was running stopped."""
 
-    def __init__(self, app: Celery, runs: RunStore, events: EventBus, audit: AuditLog, gate: PolicyGate) -> None:
+    view: RunView
+    stopped: dict[str, str] = field(default_factory=dict)  # step -> interrupted | terminated | finished
+
+
+class Dispatcher:
+    """Starts, resumes, repairs and cancels runs. Front doors reach it only through the service."""
+
+    def __init__(
+        self,
+        app: Celery,
+        runs: RunStore,
+        events: EventBus,
+        audit: AuditLog,
+        gate: PolicyGate,
+        reliability: ReliabilitySettings | None = None,
+    ) -> None:
         self.app = app
         self.runs = runs
         self.events = events
         self.audit = audit
         self.gate = gate
+        self.reliability = reliability or ReliabilitySettings()
         self.broker_url = str(app.conf.broker_url or "")
+        self.outbox = Outbox(runs, app)
 
-    def authorize(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None) -> None:
-        """Check every step against its agent's role before anything exists; deny = audit + event + ORCH_6001."""
+    # -- policy -----------------------------------------------------------------------------------------
+    def authorize(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None) -> str:
+        """Check every step against its agent's role before anything exists; deny = audit + event + ORCH_6001.
+
+        Returns the canonical body of the passed check's audit entry (written with the state change)."""
         denied = self.gate.first_denied(plan.steps)
         if denied is not None:
             self._deny(*denied, actor=actor, run_id=run_id)
-        self._audit_allowed(None, plan, actor=actor, target=run_id or plan.name)
-
-    def _audit_allowed(self, pipe: Any, plan: WorkflowPlan, *, actor: str, target: str) -> None:
-        """Record the passed check, on ``pipe`` when given (batched with the run's creation), else at once."""
         details = {"steps": len(plan.steps), "actions": sorted({s.action for s in plan.steps})}
-        if pipe is None:
-            self.audit.append("permission_check", actor, target, details)
-        else:
-            self.audit.append_to(pipe, "permission_check", actor, target, details)
+        return audit_body("permission_check", actor, run_id or plan.name, details)
 
     def _deny(self, step: PlannedStep, decision: Decision, *, actor: str, run_id: str | None) -> NoReturn:
         details = {
@@ -79,19 +99,17 @@ class Dispatcher:
             f"Role '{step.agent_id}' may not run '{step.action}' (step '{step.step_id}'): {decision.reason}", details
         )
 
-    def start(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None) -> RunView:
-        """Authorize, record durably, then enqueue. Returns the run as recorded (before any step ran)."""
+    # -- start ------------------------------------------------------------------------------------------
+    def start(self, plan: WorkflowPlan, *, actor: str, run_id: str | None = None, source: str = "api") -> RunView:
+        """Authorize, record durably with the canvas in the outbox, then enqueue it.
+
+        Returns the run as recorded. If the broker refuses the canvas, the run stays recorded and the
+        reconciler enqueues it once the broker is back: accepted work is never dropped.
+        """
         run_id = run_id or new_run_id()
-        denied = self.gate.first_denied(plan.steps)
-        if denied is not None:
-            self._deny(*denied, actor=actor, run_id=run_id)
+        check = self.authorize(plan, actor=actor, run_id=run_id)
         compiled = lean(compile_plan(plan, run_id, 0), self.broker_url)
-
-        def announce(pipe: Any) -> None:
-            self._audit_allowed(pipe, plan, actor=actor, target=run_id)
-            self._announce_to(pipe, run_id, "workflow_started", ev.WORKFLOW_STARTED, actor, plan, {})
-
-        # One round trip: the run, its triggers, pending -> running, the audit entries and the started event.
+        payload = _announcement(plan, {"source": source})
         view = self.runs.create(
             run_id,
             plan,
@@ -99,97 +117,180 @@ class Dispatcher:
             triggers=compiled.triggers,
             trigger_index=compiled.trigger_index,
             start=True,
-            also=announce,
+            canvas=compiled.canvas,
+            audit_bodies=[check, audit_body("workflow_started", actor, run_id, payload)],
+            started_event=encode(Event(event_type=ev.WORKFLOW_STARTED, correlation_id=run_id, payload=payload)),
+            source=source,
         )
-        self._enqueue(run_id, compiled.canvas)
+        self.drain(run_id)
         return view
 
+    def drain(self, run_id: str, only: list[str] | None = None) -> None:
+        """Apply the run's outbox now; a broker error is logged and left to the reconciler."""
+        try:
+            self.outbox.drain(run_id, only)
+        except Exception:  # broker down: the outbox keeps the entry, the reconciler retries
+            log.warning("run %s: enqueue deferred to the reconciler (broker unavailable)", run_id, exc_info=True)
+
+    # -- resume and repair ------------------------------------------------------------------------------
     def resume(self, run_id: str, *, actor: str) -> RunView:
-        """Re-run only the steps that did not complete, as generation N+1."""
+        """Re-run only the steps that did not complete, as generation N+1 (one compare-and-set).
+
+        Waits up to ``resume_wait_seconds`` for steps of the old generation that are still stopping (after a
+        cancel); two concurrent resumes cannot both win (the second gets ORCH_3002).
+        """
         view = self.runs.get(run_id)
         if view.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
             raise InvalidStateTransitionError(
                 f"Run '{run_id}' is {view.status.value}; only failed or cancelled runs can be resumed",
                 {"run_id": run_id, "status": view.status.value},
             )
-        plan = self.runs.plan(run_id)
         done = set(view.steps_completed)
-        remaining = subplan(plan, done)
+        remaining = subplan(self.runs.plan(run_id), done)
         self.authorize(remaining, actor=actor, run_id=run_id)
+        self._redispatch(view, remaining, mode="resume", actor=actor, extra={"reused": sorted(done)})
+        return self.runs.get(run_id)
+
+    def repair(self, run_id: str, *, actor: str, reason: str) -> tuple[str, str]:
+        """Re-dispatch a running run whose messages were lost, as generation N+1 (the reconciler's repair).
+
+        Steps that finished (completed, or failed under the skip policy) stay as they are; the rest run again.
+        Returns the compare-and-set verdict (``ok``, or why not now).
+        """
+        view = self.runs.get(run_id)
+        done = {s.step_id for s in view.steps if s.status.is_done}
+        remaining = subplan(self.runs.plan(run_id), done)
+        return self._redispatch(view, remaining, mode="repair", actor=actor, extra={"reason": reason}, wait=False)
+
+    def _redispatch(
+        self,
+        view: RunView,
+        remaining: WorkflowPlan,
+        *,
+        mode: str,
+        actor: str,
+        extra: dict[str, Any],
+        wait: bool = True,
+    ) -> tuple[str, str]:
+        run_id = view.run_id
         generation = view.generation + 1
         compiled = lean(compile_plan(remaining, run_id, generation), self.broker_url)
-        self.runs.prepare_resume(run_id, generation, compiled.triggers, compiled.trigger_index)
-        self.runs.transition(run_id, RunStatus.RUNNING)
-        self._announce(
-            run_id,
-            "workflow_resumed",
-            ev.WORKFLOW_RESUMED,
-            actor,
-            remaining,
-            {"generation": generation, "reused": sorted(done)},
-        )
-        self._enqueue(run_id, compiled.canvas)
-        return self.runs.get(run_id)
-
-    def cancel(self, run_id: str, *, actor: str) -> RunView:
-        """Durable flag first (every step checks it), then mark, then revoke what is queued."""
-        view = self.runs.get(run_id)
-        if view.status.is_terminal:
-            raise InvalidStateTransitionError(
-                f"Run '{run_id}' is already {view.status.value}; only pending or running runs can be cancelled",
-                {"run_id": run_id, "status": view.status.value},
+        audit_type, event_type = ("workflow_resumed", ev.WORKFLOW_RESUMED)
+        if mode == "repair":
+            audit_type, event_type = ("workflow_repaired", ev.WORKFLOW_REPAIRED)
+        payload = _announcement(remaining, {"generation": generation, **extra})
+        deadline = time.monotonic() + (self.reliability.resume_wait_seconds if wait else 0)
+        while True:
+            verdict, detail, other = self.runs.redispatch(
+                run_id,
+                mode=mode,
+                expected_generation=view.generation,
+                redo=[s.step_id for s in remaining.steps],
+                canvas=compiled.canvas,
+                triggers=compiled.triggers,
+                trigger_index=compiled.trigger_index,
+                audit_body=audit_body(audit_type, actor, run_id, payload),
+                event=encode(Event(event_type=event_type, correlation_id=run_id, payload=payload, source=actor)),
+                lease_ttl=self.reliability.lease_ttl_seconds,
             )
-        self.runs.set_cancel_flag(run_id)
-        self.runs.transition(run_id, RunStatus.CANCELLED, ErrorInfo(code="ORCH_3002", message=f"Cancelled by {actor}"))
-        waiting = [s.step_id for s in view.steps if s.status in (StepStatus.PENDING, StepStatus.RETRYING)]
-        self.runs.mark_steps(run_id, waiting, StepStatus.CANCELLED)
-        task_ids = [keys.step_task_id(run_id, sid, view.generation) for sid in waiting]
-        if task_ids:
-            self.app.control.revoke(task_ids)
-        pipe = self.runs.redis.pipeline(transaction=False)
-        self.audit.append_to(pipe, "workflow_cancelled", actor, run_id, {"revoked": len(task_ids)})
-        self.events.publish_to(
-            pipe, ev_event(ev.WORKFLOW_CANCELLED, run_id, {"cancelled_by": actor, "steps_cancelled": waiting})
+            if verdict != "busy" or time.monotonic() >= deadline:
+                break
+            time.sleep(RESUME_POLL_SECONDS)  # a step of the old generation is still stopping; bounded by deadline
+        if verdict == "ok":
+            self.drain(run_id)
+            return verdict, detail
+        if not wait:
+            return verdict, detail
+        if verdict == "missing":
+            raise WorkflowNotFoundError(f"Run '{run_id}' not found (unknown id or expired)", {"run_id": run_id})
+        if verdict == "busy":
+            raise InvalidStateTransitionError(
+                f"Run '{run_id}': step '{detail}' of generation {view.generation} is still running "
+                f"(held by {Lease.parse(other).instance}); it is being stopped, retry the resume in a few seconds",
+                {"run_id": run_id, "step_id": detail, "generation": view.generation},
+            )
+        raise InvalidStateTransitionError(
+            f"Run '{run_id}' changed while resuming ({verdict} {detail}): it was resumed or repaired concurrently",
+            {"run_id": run_id, "verdict": verdict},
         )
-        execute_pipeline(self.runs.redis, pipe)
-        return self.runs.get(run_id)
 
-    def _announce(
-        self, run_id: str, audit_type: str, event_type: str, actor: str, plan: WorkflowPlan, extra: dict[str, Any]
-    ) -> None:
-        pipe = self.runs.redis.pipeline(transaction=False)
-        self._announce_to(pipe, run_id, audit_type, event_type, actor, plan, extra)
-        execute_pipeline(self.runs.redis, pipe)
+    # -- cancel -----------------------------------------------------------------------------------------
+    def cancel(self, run_id: str, *, actor: str) -> CancelReport:
+        """Cancel: flag, status and waiting steps in one script; revoke what is queued; stop what runs.
 
-    def _announce_to(
-        self,
-        pipe: Any,
-        run_id: str,
-        audit_type: str,
-        event_type: str,
-        actor: str,
-        plan: WorkflowPlan,
-        extra: dict[str, Any],
-    ) -> None:
+        A running step is first interrupted inside its worker (Celery raises in the task, which records the step
+        cancelled); one that has not stopped after ``cancel_grace_seconds`` is terminated (its process killed).
+        """
         payload = {
-            "template_id": plan.template_id,
-            "name": plan.name,
-            "steps": [s.step_id for s in plan.steps],
-            "priority": plan.priority.value,
-            **extra,
+            "cancelled_by": actor,
+            "steps_cancelled": "@@steps_cancelled@@",
+            "steps_running": "@@steps_running@@",
         }
-        self.audit.append_to(pipe, audit_type, actor, run_id, payload)
-        self.events.publish_to(pipe, ev_event(event_type, run_id, payload))
+        result = self.runs.cancel(
+            run_id,
+            actor=actor,
+            audit_template=audit_body("workflow_cancelled", actor, run_id, payload),
+            event_template=encode(Event(event_type=ev.WORKFLOW_CANCELLED, correlation_id=run_id, payload=payload)),
+        )
+        generation = self.runs.get(run_id).generation
+        queued = [keys.step_task_id(run_id, sid, generation) for sid in result.cancelled]
+        if queued:
+            self.revoke(queued)
+        stopped = self._stop_running(run_id, generation, result.running) if result.running else {}
+        return CancelReport(self.runs.get(run_id), stopped)
 
-    def _enqueue(self, run_id: str, canvas: Any) -> None:
-        if canvas is None:
-            return
+    def _stop_running(self, run_id: str, generation: int, running: list[str]) -> dict[str, str]:
+        task_ids = {sid: keys.step_task_id(run_id, sid, generation) for sid in running}
+        self.revoke(list(task_ids.values()), terminate=True, signal="SIGUSR1")  # raises inside the task
+        deadline = time.monotonic() + self.reliability.cancel_grace_seconds
+        still = list(running)
+        while still and time.monotonic() < deadline:
+            time.sleep(RESUME_POLL_SECONDS)  # waiting for interrupted steps to record themselves; bounded
+            still = [sid for sid in still if self._step_status(run_id, sid) == StepStatus.RUNNING]
+        stopped = {sid: self._how_stopped(run_id, sid) for sid in running if sid not in still}
+        if still:
+            self.revoke([task_ids[sid] for sid in still], terminate=True, signal="SIGKILL")
+            for sid in still:
+                event = encode(
+                    Event(
+                        event_type=ev.STEP_CANCELLED,
+                        correlation_id=run_id,
+                        payload={"step_id": sid, "stopped": "terminated"},
+                    )
+                )
+                verdict, _ = self.runs.release_step(
+                    run_id,
+                    sid,
+                    status=StepStatus.CANCELLED,
+                    outcome={"finished_at": None, "error": None, "stopped": "terminated"},
+                    event=event,
+                )
+                stopped[sid] = "terminated" if verdict == "ok" else self._how_stopped(run_id, sid)
+        return stopped
+
+    def _step_status(self, run_id: str, step_id: str) -> StepStatus:
+        raw = self.runs.redis.hget(keys.run_key(run_id), f"st:{step_id}")
+        return StepStatus(raw or "pending")
+
+    def _how_stopped(self, run_id: str, step_id: str) -> str:
+        status = self._step_status(run_id, step_id)
+        return "interrupted" if status == StepStatus.CANCELLED else f"finished ({status.value})"
+
+    def revoke(self, task_ids: list[str], *, terminate: bool = False, signal: str | None = None) -> None:
         try:
-            bind(self.app, canvas).apply_async()
-        except Exception as exc:  # broker down: the run must not stay "running" forever
-            error = BrokerUnavailableError(f"Could not enqueue run '{run_id}': {exc}")
-            self.runs.transition(run_id, RunStatus.FAILED, ErrorInfo(**error.to_dict()))
-            raise error from exc
+            self.app.control.revoke(task_ids, terminate=terminate, signal=signal)
+        except Exception:  # a broker hiccup: the steps still refuse to run (cancel flag), the reconciler cleans up
+            log.warning("could not revoke %s", task_ids, exc_info=True)
+
+
+def _announcement(plan: WorkflowPlan, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "template_id": plan.template_id,
+        "name": plan.name,
+        "steps": [s.step_id for s in plan.steps],
+        "priority": plan.priority.value,
+        **extra,
+    }
 
 
 def lean(compiled: CompiledPlan, broker_url: str = "") -> CompiledPlan:
@@ -204,13 +305,4 @@ def lean(compiled: CompiledPlan, broker_url: str = "") -> CompiledPlan:
     return replace(compiled, canvas=canvas, triggers=triggers)
 
 
-def bind(app: Celery, canvas: Any) -> Any:
-    """Rebuild a canvas (or its JSON dict form) bound to ``app`` all the way down its nested signatures."""
-    plain = canvas if type(canvas) is dict else json.loads(json.dumps(canvas))  # lean() already gives plain dicts
-    return app.signature(plain)
-
-
-def ev_event(event_type: str, run_id: str | None, payload: dict[str, Any]) -> Any:
-    from orchestrator.models.events import Event
-
-    return Event(event_type=event_type, correlation_id=run_id, payload=payload)
+__all__ = ["CancelReport", "Dispatcher", "bind", "lean", "new_run_id"]

@@ -97,6 +97,12 @@ class WorkflowDefinitionInvalidError(OrchestratorError):
     code, http_status = "ORCH_3006", 422
 
 
+class RunStalledError(OrchestratorError):
+    """A run that can no longer progress (its work was lost and could not be re-dispatched)."""
+
+    code, http_status = "ORCH_3007", 500
+
+
 # 4xxx messaging and events
 class MessageDeliveryError(OrchestratorError):
     code, http_status, retryable = "ORCH_4001", 502, True
@@ -177,6 +183,12 @@ class TaskInvalidError(OrchestratorError):
 
 class RetryExhaustedError(OrchestratorError):
     code, http_status = "ORCH_7004", 502
+
+
+class DeliveryLimitError(OrchestratorError):
+    """A step delivered more often than the cap allows without ever finishing (it kills its worker)."""
+
+    code, http_status = "ORCH_7005", 502
 
 
 # 8xxx front door (new in this project)

@@ -44,6 +44,57 @@ def run_triggers_key(run_id: str) -> str:
     return f"{PREFIX}:run:{run_id}:triggers"
 
 
+def run_outbox_key(run_id: str) -> str:
+    """Hash of effects a state change implies and that must still take effect (``start:<gen>`` canvases,
+    ``fire:<gen>:<trigger>`` released joins); entries are removed only once they took effect."""
+    return f"{PREFIX}:run:{run_id}:outbox"
+
+
+def run_staged_triggers_key(run_id: str) -> str:
+    """New triggers written before a resume or repair swaps them in atomically."""
+    return f"{PREFIX}:run:{run_id}:triggers:next"
+
+
+OUTBOX_INDEX = f"{PREFIX}:outbox"  # sorted set run_id -> epoch of its oldest unconfirmed outbox entry
+RUNS_TOUCHED = f"{PREFIX}:runs:touched"  # sorted set of running runs -> epoch of their last progress
+LEASES = f"{PREFIX}:leases"  # sorted set "<run>|<step>|<generation>" -> hard deadline (epoch) of a running step
+RETRIES = f"{PREFIX}:retries"  # sorted set "<run>|<step>|<generation>" -> when the next attempt is due (epoch)
+REPAIRS = f"{PREFIX}:repairs"  # sorted set run_id -> epoch: runs whose messages were lost, to re-dispatch
+
+
+def lease_member(run_id: str, step_id: str, generation: int | str) -> str:
+    return f"{run_id}|{step_id}|{generation}"
+
+
+def parse_lease_member(member: str) -> tuple[str, str, int]:
+    run_id, step_id, generation = member.split("|")
+    return run_id, step_id, int(generation)
+
+
+# Worker instances (one per worker process tree) and their leases
+WORKERS = f"{PREFIX}:workers"  # sorted set instance -> epoch of its last heartbeat
+
+
+def worker_key(instance: str) -> str:
+    """JSON record of one worker instance (agent, host, pid, role, MCP probe); expires with its heartbeat."""
+    return f"{PREFIX}:worker:{instance}"
+
+
+def worker_leases_key(instance: str) -> str:
+    """Set of ``<run>|<step>|<generation>`` leases a worker instance holds."""
+    return f"{PREFIX}:worker:{instance}:leases"
+
+
+def supervisor_key(agent_id: str) -> str:
+    """What ``itom-orch up`` knows of an agent's worker process (restarting, backoff), for health."""
+    return f"{PREFIX}:supervisor:{agent_id}"
+
+
+# The reconciler
+RECONCILER_LEADER = f"{PREFIX}:reconciler:leader"  # lock: the token of the one process that reconciles
+RECONCILER_BEAT = f"{PREFIX}:reconciler:beat"  # JSON of the leader's last pass (health)
+
+
 def idempotency_key(run_id: str, step_id: str) -> str:
     return f"{PREFIX}:idem:{run_id}:{step_id}"
 

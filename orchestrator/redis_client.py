@@ -1,7 +1,10 @@
-"""Redis connections: one pool per URL and process, re-created after fork.
+"""Redis connections: one pool per URL and process, re-created after fork, with timeouts and retries.
 
 Why: every Celery prefork child and every API process needs its own sockets; sharing a pool across a fork
-corrupts it. Keyed by pid so a forked child transparently gets fresh connections.
+corrupts it. Keyed by pid so a forked child transparently gets fresh connections. Every client carries a
+connect and a read timeout (a dead Redis never hangs a caller) and retries connection errors with jittered
+exponential backoff, so a Redis restart (with AOF, seconds) is ridden out instead of surfacing as a 500.
+Blocking reads (pub/sub, XREAD BLOCK) use clients of their own with a read timeout longer than the block.
 """
 
 from __future__ import annotations
@@ -10,6 +13,11 @@ import os
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 # redis-py 8 types every reply as a union of bytes/str/awaitables; our clients always decode to str, so the
 # boundary type is Any rather than casts at every call site.
@@ -18,12 +26,36 @@ RedisClient = Any
 _clients: dict[tuple[int, str], RedisClient] = {}
 
 
+# Errors that mean "Redis is not there right now" (restarting, loading its AOF, a dropped connection).
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError)
+
+
+def client_options(*, socket_timeout: float = 5.0, connect_timeout: float = 2.0, retries: int = 5) -> dict[str, Any]:
+    """Keyword arguments for ``Redis.from_url``: timeouts, and retries with backoff on transient errors."""
+    return {
+        "decode_responses": True,
+        "health_check_interval": 30,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        "retry": Retry(ExponentialWithJitterBackoff(cap=2.0, base=0.05), retries),
+        "retry_on_error": [BusyLoadingError],
+    }
+
+
+_options: dict[str, Any] = {}
+
+
+def configure(*, socket_timeout: float, connect_timeout: float, retries: int) -> None:
+    """Set the timeouts and retries of clients created from now on in this process (from settings)."""
+    _options.update(socket_timeout=socket_timeout, connect_timeout=connect_timeout, retries=retries)
+
+
 def get_redis(url: str) -> RedisClient:
     """A shared client with ``decode_responses=True`` for this process and URL."""
     key = (os.getpid(), url)
     client = _clients.get(key)
     if client is None:
-        client = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        client = redis.Redis.from_url(url, **client_options(**_options))
         _clients[key] = client
     return client
 
@@ -41,9 +73,11 @@ def ping(url: str, timeout: float = 0.5) -> bool:
 
 
 # -- Lua scripts on pipelines ---------------------------------------------------------------------------------
-# Pipelines call scripts by SHA (no script text on the wire per call). redis-py would otherwise check
-# SCRIPT EXISTS before every such pipeline; instead, the rare NOSCRIPT reply (Redis restarted or flushed its
-# script cache) is answered by re-running exactly that command with EVAL, which also re-caches the script.
+# Non-transactional pipelines call scripts by SHA (no script text on the wire per call). redis-py would otherwise
+# check SCRIPT EXISTS before every such pipeline; instead, the rare NOSCRIPT reply (Redis restarted or flushed
+# its script cache) is answered by re-running exactly that command with EVAL, which also re-caches the script.
+# Inside MULTI a NOSCRIPT would fail that one command after the rest committed, so transactions use
+# ``queue_script``, which sends EVAL there.
 _SCRIPTS: dict[str, str] = {}
 
 
@@ -54,6 +88,14 @@ def script_sha(source: str) -> str:
     sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis identifies scripts by SHA-1
     _SCRIPTS[sha] = source
     return sha
+
+
+def queue_script(pipe: Any, source: str, keys: list[str], args: list[Any]) -> None:
+    """Queue a script on ``pipe``: by SHA on a plain pipeline, by full text inside a transaction."""
+    if getattr(pipe, "transaction", False):
+        pipe.eval(source, len(keys), *keys, *args)
+    else:
+        pipe.evalsha(script_sha(source), len(keys), *keys, *args)
 
 
 def execute_pipeline(client: RedisClient, pipe: Any) -> list[Any]:

@@ -6,6 +6,7 @@ owns no transport detail: front doors parse input, call one method, render the r
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -13,7 +14,7 @@ from typing import Any
 
 from celery import Celery
 
-from orchestrator import __version__, keys
+from orchestrator import __version__, bounds, keys, redis_client
 from orchestrator import events as ev
 from orchestrator.agents import AgentDirectory
 from orchestrator.audit import AuditLog
@@ -38,6 +39,7 @@ from orchestrator.models.run import RunView
 from orchestrator.models.workflow import Template, WorkflowDefinition, WorkflowStep
 from orchestrator.policy import PolicyGate, load_table
 from orchestrator.principals import Principal, require
+from orchestrator.reconciler import Reconciler
 from orchestrator.redis_client import RedisClient, get_redis
 from orchestrator.runs import RunStore
 from orchestrator.settings import Settings
@@ -73,6 +75,11 @@ class Orchestrator:
 
     def __init__(self, settings: Settings, *, redis: RedisClient | None = None, app: Celery | None = None) -> None:
         self.settings = settings
+        redis_client.configure(
+            socket_timeout=settings.redis.socket_timeout,
+            connect_timeout=settings.redis.connect_timeout,
+            retries=settings.redis.retries,
+        )
         self.redis = redis if redis is not None else get_redis(settings.redis_url)
         self.app = app or create_celery(settings, client=True)
         retention = settings.retention
@@ -81,11 +88,22 @@ class Orchestrator:
             ttl_seconds=retention.run_ttl_seconds,
             result_max_bytes=retention.result_max_bytes,
             events_max=retention.events_max,
+            audit_max=retention.audit_max,
+            dlq_max=retention.dlq_max,
         )
         self.events = EventBus(self.redis, max_len=retention.events_max, url=settings.redis_url)
         self.audit = AuditLog(self.redis, max_entries=retention.audit_max)
         self.gate = PolicyGate(load_table(settings))
-        self.dispatcher = Dispatcher(self.app, self.runs, self.events, self.audit, self.gate)
+        self.dispatcher = Dispatcher(self.app, self.runs, self.events, self.audit, self.gate, settings.reliability)
+        self.reconciler = Reconciler(
+            redis=self.redis,
+            runs=self.runs,
+            dispatcher=self.dispatcher,
+            audit=self.audit,
+            events=self.events,
+            app=self.app,
+            reliability=settings.reliability,
+        )
         self.templates = TemplateRegistry(settings.user_templates_dir)
         self.agents = AgentDirectory(self.redis, self.app, settings)
         self.deadletters = DeadLetters(self.redis)
@@ -94,16 +112,32 @@ class Orchestrator:
 
     # -- system ---------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        """The original's health fields, with real values."""
+        """The original's health fields, with real values.
+
+        ``unhealthy``: Redis does not answer. ``degraded``: an agent has no live worker (or its worker is being
+        restarted), or no reconciler has made a pass recently, so accepted work may wait for nobody.
+        """
+        base = {"version": __version__, "uptime_seconds": round(time.time() - _STARTED, 3), "timestamp": iso_now()}
+        try:
+            self.redis.ping()
+            statuses = self.agents.statuses()
+            reconciler = self.redis.get(keys.RECONCILER_BEAT)
+            active = self.runs.active_count()
+        except Exception as exc:
+            return {**base, "status": "unhealthy", "reason": f"Redis unavailable: {type(exc).__name__}"}
+        missing = sorted(agent for agent, status in statuses.items() if status != "online")
+        problems = [f"agents not online: {', '.join(missing)}"] if missing else []
+        if reconciler is None:
+            problems.append("no reconciler pass recently (start `itom-orch api`, `up` or `reconcile`)")
         return {
-            "status": "healthy" if self.redis.ping() else "unhealthy",
-            "version": __version__,
-            "uptime_seconds": round(time.time() - _STARTED, 3),
-            "connected_agents": self.agents.connected_count(),
-            "total_registered_agents": len(self.agents.statuses()),
-            "active_workflows": self.runs.active_count(),
-            "data_dir": str(self.settings.data_dir),
-            "timestamp": iso_now(),
+            **base,
+            "status": "degraded" if problems else "healthy",
+            "problems": problems,
+            "connected_agents": sum(1 for s in statuses.values() if s == "online"),
+            "total_registered_agents": len(statuses),
+            "agents": statuses,
+            "active_workflows": active,
+            "reconciler": json.loads(reconciler) if reconciler else None,
         }
 
     # -- templates ------------------------------------------------------------------------------------
@@ -123,9 +157,11 @@ class Orchestrator:
         parameters: dict[str, Any] | None = None,
         priority: str | Priority = Priority.MEDIUM,
         idempotency_key: str | None = None,
+        source: str = "api",
     ) -> RunView:
         """Plan, authorize, record and enqueue; returns once the run is durably recorded."""
         require(principal, "start")
+        self._bounded(parameters, "workflow parameters")
         if (template_id is None) == (definition is None):
             raise InputInvalidError("Give exactly one of template_id or definition")
         if idempotency_key is not None:
@@ -133,18 +169,29 @@ class Orchestrator:
             if existing is not None:
                 return existing
         if template_id is not None:
-            source: WorkflowDefinition = self.templates.get(template_id)
+            origin: WorkflowDefinition = self.templates.get(template_id)
         elif isinstance(definition, WorkflowDefinition):
-            source = definition
+            origin = definition
         else:
+            if definition is not None:
+                self._bounded(definition, "the workflow definition")
             try:
-                source = WorkflowDefinition.model_validate(definition)
+                origin = WorkflowDefinition.model_validate(definition)
             except ValueError as exc:
                 raise WorkflowDefinitionInvalidError(f"Invalid workflow definition: {exc}") from exc
-        plan = plan_workflow(source, parameters or {}, template_id=template_id, priority=_priority(priority))
+        plan = plan_workflow(origin, parameters or {}, template_id=template_id, priority=_priority(priority))
+        for step in plan.steps:
+            self._bounded(step.parameters, f"parameters of step '{step.step_id}'")
         return self.dispatcher.start(
-            plan, actor=principal.actor, run_id=self._reserve_key(idempotency_key) if idempotency_key else None
+            plan,
+            actor=principal.actor,
+            run_id=self._reserve_key(idempotency_key) if idempotency_key else None,
+            source=source,
         )
+
+    def _bounded(self, value: Any, what: str) -> None:
+        limits = self.settings.reliability
+        bounds.check(value or {}, what=what, max_depth=limits.max_param_depth, max_bytes=limits.max_param_bytes)
 
     def _reserve_key(self, key: str) -> str:
         from orchestrator.dispatch import new_run_id
@@ -172,9 +219,11 @@ class Orchestrator:
         priority: str | Priority = Priority.MEDIUM,
         timeout_seconds: float | None = None,
         idempotency_key: str | None = None,
+        source: str = "api",
     ) -> RunView:
         """One action on one agent, as a one-step run (same gate, same state, same events)."""
         spec = get_action(action)
+        self._bounded(parameters, f"parameters of action '{spec.name}'")
         if agent_id is not None:
             get_agent(agent_id)
         try:
@@ -190,7 +239,9 @@ class Orchestrator:
             timeout_seconds=timeout_seconds,
         )
         definition = WorkflowDefinition(name=f"task {spec.name}", steps=[step])
-        return self.start_workflow(principal, definition=definition, priority=priority, idempotency_key=idempotency_key)
+        return self.start_workflow(
+            principal, definition=definition, priority=priority, idempotency_key=idempotency_key, source=source
+        )
 
     def get_run(self, run_id: str) -> RunView:
         return self.runs.get(run_id)
@@ -201,8 +252,9 @@ class Orchestrator:
         return self.runs.list(status=status, template_id=template_id, offset=offset, limit=limit)
 
     def cancel_run(self, principal: Principal, run_id: str) -> RunView:
+        """Cancel; steps that were running say how they stopped (``stopped``: interrupted or terminated)."""
         require(principal, "cancel")
-        return self.dispatcher.cancel(run_id, actor=principal.actor)
+        return self.dispatcher.cancel(run_id, actor=principal.actor).view
 
     def resume_run(self, principal: Principal, run_id: str) -> RunView:
         require(principal, "resume")
@@ -383,6 +435,7 @@ class Orchestrator:
         expires_in_seconds: float | None = None,
     ) -> dict[str, Any]:
         require(principal, "message.send")
+        self._bounded(payload, "message payload")
         return self.messenger.send(
             actor=principal.actor,
             sender=sender,

@@ -29,7 +29,9 @@ class RedisSettings(BaseModel):
 
     url: str | None = None
     embedded: bool = Field(default=False, description="Always start a private embedded Redis (ignore localhost)")
-    socket_timeout: float = 5.0
+    socket_timeout: float = Field(default=5.0, gt=0, le=300, description="Read timeout of non-blocking commands")
+    connect_timeout: float = Field(default=2.0, gt=0, le=60)
+    retries: int = Field(default=5, ge=0, le=50, description="Retries with backoff after a connection error")
 
 
 class AgentSettings(BaseModel):
@@ -68,7 +70,33 @@ class RetentionSettings(BaseModel):
     events_max: int = Field(default=100_000, ge=100)
     audit_max: int = Field(default=1_000_000, ge=1000)
     dlq_max: int = Field(default=10_000, ge=10)
-    celery_result_ttl_seconds: int = Field(default=3600, ge=60)
+    celery_result_ttl_seconds: int = Field(
+        default=26 * 3600,
+        ge=1,
+        description="Celery's result and chord-counter expiry: above the longest step, or a chord's body is lost",
+    )
+
+
+class ReliabilitySettings(BaseModel):
+    """Leases, the reconciler and bounds: how fast a crash is repaired and what the front door accepts.
+
+    A worker instance beats every ``heartbeat_interval_seconds``; it is gone when it missed ``lease_ttl_seconds``
+    of beats, and its leases are then repaired by the reconciler, which runs every ``reconcile_interval_seconds``.
+    """
+
+    lease_ttl_seconds: float = Field(default=10.0, ge=1, le=3600)
+    heartbeat_interval_seconds: float = Field(default=2.0, gt=0, le=600)
+    reconcile_interval_seconds: float = Field(default=2.0, gt=0, le=600)
+    outbox_grace_seconds: float = Field(default=5.0, ge=0, le=3600, description="Before the reconciler drains")
+    stall_seconds: float = Field(default=30.0, ge=1, le=86400, description="No progress for this long: look")
+    deadline_grace_seconds: float = Field(default=10.0, ge=0, le=3600, description="Past a step's hard limit")
+    max_deliveries: int = Field(default=3, ge=1, le=100, description="Deliveries of a step that never finish")
+    max_repairs: int = Field(default=3, ge=1, le=100, description="Re-dispatches of one run before it fails")
+    record_retry_seconds: float = Field(default=120.0, ge=0, le=3600, description="Retrying a lost Redis")
+    cancel_grace_seconds: float = Field(default=3.0, ge=0, le=600, description="Before a step is terminated")
+    resume_wait_seconds: float = Field(default=10.0, ge=0, le=600, description="For old steps to stop")
+    max_param_depth: int = Field(default=32, ge=2, le=200)
+    max_param_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
 
 
 class FlowerSettings(BaseModel):
@@ -102,6 +130,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
     flower: FlowerSettings = Field(default_factory=FlowerSettings)
     policy_file: Path | None = None
     worker_agent: str | None = None

@@ -1,7 +1,10 @@
-"""Worker heartbeat: every few seconds the worker writes its agent's health to Redis.
+"""Worker heartbeat: every few seconds each worker instance says it is alive, for itself only.
 
-Why from the worker: only the process that consumes the queue (and holds the MCP bridge) can say the agent
-is really there. The key expires on its own, so a dead worker turns an agent offline without anyone noticing.
+Why per instance: a running step's lease belongs to the worker instance that runs it, so the instance's beat
+is what keeps its leases valid; two workers of one agent never overwrite each other's beat. The beat is a
+score in ``orch:workers`` (read by the reconciler and the begin script) plus a record with the details health
+shows (expiring on its own, so a dead worker turns its agent offline without anyone noticing). When bridged,
+the MCP server is probed on a slower cadence so a slow probe never delays a beat.
 """
 
 from __future__ import annotations
@@ -18,58 +21,98 @@ from orchestrator import keys
 from orchestrator.models.common import iso_now
 from orchestrator.redis_client import get_redis
 from orchestrator.settings import get_settings
+from workers.instance import instance_id
 
 log = logging.getLogger(__name__)
 
-INTERVAL_SECONDS = 10.0
-TTL_SECONDS = 35
+PROBE_INTERVAL_SECONDS = 10.0
 
 
-def beat(hostname: str) -> dict[str, Any]:
+def _agent() -> str | None:
     settings = get_settings()
-    agent_id = settings.worker_agent or settings.worker_role
+    return settings.worker_agent or settings.worker_role
+
+
+def beat(hostname: str, mcp: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write this instance's beat and record (one round trip)."""
+    settings = get_settings()
+    agent_id = _agent()
     if not agent_id:
         return {}
+    instance = instance_id(agent_id)
+    now = time.time()
     record: dict[str, Any] = {
         "agent_id": agent_id,
+        "instance": instance,
         "hostname": hostname,
         "pid": os.getpid(),
         "role": settings.worker_role or agent_id,
         "queue": keys.agent_queue(agent_id),
         "at": iso_now(),
-        "ts": time.time(),
-        "mcp": None,
+        "ts": now,
+        "mcp": mcp,
     }
-    agent = settings.agent(agent_id)
-    if agent.mcp_url:
-        from workers.bridge import probe
-
-        record["mcp"] = probe(agent.mcp_url, agent.mcp_token, timeout=3.0)
-    get_redis(settings.redis_url).set(keys.agent_health_key(agent_id), json.dumps(record, default=str), ex=TTL_SECONDS)
+    ttl = max(1, int(settings.reliability.lease_ttl_seconds * 3))
+    pipe = get_redis(settings.redis_url).pipeline(transaction=False)
+    pipe.zadd(keys.WORKERS, {instance: now})
+    pipe.set(keys.worker_key(instance), json.dumps(record, default=str), ex=ttl)
+    pipe.execute()
     return record
 
 
+def _probe() -> dict[str, Any] | None:
+    agent_id = _agent()
+    if not agent_id:
+        return None
+    agent = get_settings().agent(agent_id)
+    if not agent.mcp_url:
+        return None
+    from workers.bridge import probe
+
+    return probe(agent.mcp_url, agent.mcp_token, timeout=3.0)
+
+
 def start(hostname: str | None = None) -> threading.Thread:
-    """Start the heartbeat thread (daemon: it dies with the worker)."""
+    """Start the heartbeat thread (daemon: it dies with the worker) and its slower MCP probe."""
     name = hostname or socket.gethostname()
+    interval = get_settings().reliability.heartbeat_interval_seconds
+    state: dict[str, Any] = {"mcp": _probe_safely()}
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.is_set():
             try:
-                beat(name)
-            except Exception:  # a missed beat only makes the agent look offline for a moment
+                beat(name, state["mcp"])
+            except Exception:  # a missed beat only makes the instance look older for a moment
                 log.warning("heartbeat failed", exc_info=True)
-            stop.wait(INTERVAL_SECONDS)
+            stop.wait(interval)
 
+    def probe_loop() -> None:
+        while not stop.wait(PROBE_INTERVAL_SECONDS):
+            state["mcp"] = _probe_safely()
+
+    threading.Thread(target=probe_loop, name="itom-mcp-probe", daemon=True).start()
     thread = threading.Thread(target=loop, name="itom-heartbeat", daemon=True)
     thread.start()
     return thread
 
 
+def _probe_safely() -> dict[str, Any] | None:
+    try:
+        return _probe()
+    except Exception:
+        log.warning("MCP probe failed", exc_info=True)
+        return {"reachable": False, "error": "probe failed"}
+
+
 def clear() -> None:
-    """Remove the heartbeat at shutdown so the agent shows offline at once."""
+    """At shutdown: mark this instance gone at once, so its agent shows offline and any lease it still holds
+    is repaired on the reconciler's next pass instead of after the lease expires."""
     settings = get_settings()
-    agent_id = settings.worker_agent or settings.worker_role
+    agent_id = _agent()
     if agent_id:
-        get_redis(settings.redis_url).delete(keys.agent_health_key(agent_id))
+        instance = instance_id(agent_id)
+        pipe = get_redis(settings.redis_url).pipeline(transaction=False)
+        pipe.zadd(keys.WORKERS, {instance: 0})
+        pipe.delete(keys.worker_key(instance))
+        pipe.execute()

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from orchestrator import redis_client
 from orchestrator.audit import AuditLog
 from orchestrator.events import EventBus
+from orchestrator.outbox import Outbox
 from orchestrator.policy import PolicyGate, load_table
 from orchestrator.redis_client import RedisClient, get_redis
 from orchestrator.runs import RunStore
@@ -32,11 +34,31 @@ class WorkerRuntime:
     def actor(self) -> str:
         return f"worker:{self.agent_id or 'unassigned'}"
 
+    @property
+    def outbox(self) -> Outbox:
+        from workers.app import app  # the worker's app (imported lazily: app imports the tasks that use this)
+
+        return Outbox(self.runs, app)
+
+    def outbox_drain(self, run_id: str, only: list[str] | None = None) -> None:
+        """Apply outbox entries now; a broker error leaves them to the reconciler instead of failing the step."""
+        try:
+            self.outbox.drain(run_id, only)
+        except Exception:
+            import logging
+
+            logging.getLogger(__name__).warning("run %s: outbox left to the reconciler", run_id, exc_info=True)
+
 
 _runtime: tuple[int, WorkerRuntime] | None = None
 
 
 def build_runtime(settings: Settings) -> WorkerRuntime:
+    redis_client.configure(
+        socket_timeout=settings.redis.socket_timeout,
+        connect_timeout=settings.redis.connect_timeout,
+        retries=settings.redis.retries,
+    )
     client = get_redis(settings.redis_url)
     retention = settings.retention
     agent_id = settings.worker_agent or settings.worker_role
@@ -48,6 +70,8 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
             ttl_seconds=retention.run_ttl_seconds,
             result_max_bytes=retention.result_max_bytes,
             events_max=retention.events_max,
+            audit_max=retention.audit_max,
+            dlq_max=retention.dlq_max,
         ),
         events=EventBus(client, max_len=retention.events_max, url=settings.redis_url),
         audit=AuditLog(client, max_entries=retention.audit_max),

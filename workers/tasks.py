@@ -1,55 +1,55 @@
 """The step task: every workflow step, on every agent, runs through ``run_step``.
 
-Order of checks, each before any effect: the run exists and is running (cancel flag, terminal runs), the
-worker's own role may run the step's action (forged or misrouted messages stop here), the write's
-idempotency claim. Then the action runs under the step's soft time limit and the outcome is recorded in one
-atomic script, which also completes the run and fires gated joins.
+Order of checks, each before any effect: the message is well formed and of the run's current generation;
+the run exists and is running (cancel flag, terminal runs); no live delivery holds the step's lease (a
+redelivered or duplicated message never runs a step twice), and the step has not been delivered more often
+than the cap (a message that kills its worker is failed, not retried forever); the worker's own role may run
+the step's action (forged or misrouted messages stop here); the write's idempotency claim. Then the action
+runs under the step's soft time limit and the outcome is recorded in one atomic script, together with its
+audit entry, event, dead letter and the outbox entries of the joins it released.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 from time import time
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
-from celery import shared_task
-from celery.exceptions import Retry
+from celery import Task, shared_task
+from celery.exceptions import Reject, Retry
 
-from orchestrator import deadletters as dlq
 from orchestrator import events as ev
 from orchestrator import keys
+from orchestrator import step_records as records
 from orchestrator.errors import (
+    DeliveryLimitError,
     OrchestratorError,
     RetryExhaustedError,
     RoleViolationError,
+    StateCorruptedError,
     TaskExecutionError,
     TaskTimeoutError,
-    WorkflowStepFailedError,
 )
-from orchestrator.events import encode
 from orchestrator.logging_config import agent_name, correlation_id
-from orchestrator.models.common import Access, FailurePolicy, RunStatus, StepStatus
-from orchestrator.models.events import Event
+from orchestrator.models.common import Access, FailurePolicy, StepStatus
 from orchestrator.models.run import ErrorInfo
 from orchestrator.models.workflow import PlannedStep
-from orchestrator.redis_client import execute_pipeline
+from orchestrator.runs import BeginResult, FinishResult, Lease, Records
+from orchestrator.step_records import run_error_for
 from workers import faults, idempotency
 from workers.actions import execute_action
 from workers.context import ActionContext
+from workers.durable import RecordingLost, durable
+from workers.instance import Executing, holder_alive, lease_for
+from workers.messages_guard import StepMessage, refuse_malformed
 from workers.runtime import WorkerRuntime, runtime
 
 log = logging.getLogger(__name__)
 
-
-def _encoded(rt: WorkerRuntime, event_type: str, run_id: str, payload: dict[str, Any]) -> str:
-    """An event pre-encoded for the run scripts, which emit it atomically with the state change."""
-    return encode(Event(event_type=event_type, correlation_id=run_id, payload=payload, source=rt.actor))
-
-
-def _event(rt: WorkerRuntime, pipe: Any, event_type: str, run_id: str, payload: dict[str, Any]) -> None:
-    rt.events.publish_to(pipe, Event(event_type=event_type, correlation_id=run_id, payload=payload, source=rt.actor))
+HARD_LIMIT_GRACE_SECONDS = 5.0
 
 
 def backoff_seconds(rt: WorkerRuntime, attempt: int) -> float:
@@ -59,42 +59,113 @@ def backoff_seconds(rt: WorkerRuntime, attempt: int) -> float:
     return capped * random.uniform(0.5, 1.0)
 
 
-@shared_task(name=keys.TASK_RUN_STEP, bind=True, acks_late=True, reject_on_worker_lost=True)
-def run_step(self: Any, run_id: str, step_id: str, **extra: Any) -> dict[str, Any]:
+class StepTask(Task):  # type: ignore[misc]
+    """Records what Celery decides about a step outside the task body.
+
+    A hard time limit kills the pool process, so the task cannot record its own end: Celery reports it in
+    the worker's main process through ``on_failure``, which records ORCH_7002 and applies the failure policy.
+    """
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        from billiard.exceptions import TimeLimitExceeded
+
+        if isinstance(exc, TimeLimitExceeded):
+            message = StepMessage.parse(args, kwargs)
+            if message is not None:
+                from workers.timeouts import record_hard_timeout
+
+                record_hard_timeout(runtime(), message, exc)
+
+
+@shared_task(name=keys.TASK_RUN_STEP, bind=True, base=StepTask, acks_late=True, reject_on_worker_lost=True)
+def run_step(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     rt = runtime()
+    message = StepMessage.parse(args, kwargs)
+    if message is None:
+        return refuse_malformed(rt, args, kwargs, self.request)
+    run_id, step_id = message.run_id, message.step_id
     correlation_id.set(run_id)
     agent_name.set(rt.agent_id)
-    if extra:
-        return _refuse(rt, run_id, step_id, f"unexpected message fields {sorted(extra)}")
-    started_event = _encoded(rt, ev.STEP_STARTED, run_id, {"step_id": step_id, "agent_id": rt.agent_id})
-    begin = rt.runs.begin_step(run_id, step_id, started_event)
+    lease = lease_for(rt.agent_id, (self.request.delivery_info or {}).get("delivery_tag"))
+    begin = _begin(rt, message, lease, self.request)
+    if begin.verdict == "unreadable":
+        return _fail_unreadable(rt, message, lease, begin.detail)
     if begin.verdict == "missing" or begin.spec is None:
         return _refuse(rt, run_id, step_id, "no such run or step (forged or expired message)")
+    if begin.verdict == "poison":
+        return _poisoned(rt, message, begin.spec, lease, int(begin.detail or 0))
     if begin.verdict != "run":
-        return {"step_id": step_id, "skipped": begin.verdict}
+        if begin.outbox_pending and begin.verdict == "done":
+            rt.outbox.drain(run_id)  # a crash may have left this run's released joins unapplied
+        return {"step_id": step_id, "skipped": begin.verdict, "detail": begin.detail}
     spec = begin.spec
     decision = rt.gate.check(rt.role or "", spec) if rt.role else None
     if decision is None or not decision.allowed or spec.agent_id != rt.agent_id:
         reason = decision.reason if decision else "worker has no role configured"
         if decision is not None and decision.allowed:
             reason = f"step belongs to agent '{spec.agent_id}', this worker serves '{rt.agent_id}'"
-        return _deny(rt, run_id, spec, reason, self.request)
+        return _deny(rt, message, spec, lease, reason, self.request)
     started = time()
     queue = (self.request.delivery_info or {}).get("routing_key")
+    outcome = _Outcome(rt, message, spec, lease, begin.attempt, started, queue)
     try:
-        result = _execute(rt, run_id, spec, begin.attempt)
+        with Executing(lease.token):
+            result = _execute(rt, run_id, spec, begin.attempt)
     except Retry:
         raise
     except SoftTimeLimitExceeded:
-        error: OrchestratorError = TaskTimeoutError(f"Step '{step_id}' timed out after {spec.timeout_seconds:g}s")
-        return _failed(self, rt, run_id, spec, begin.attempt, error, started, queue)
+        if rt.redis.exists(keys.run_cancel_key(run_id)):
+            return outcome.cancelled()
+        return outcome.failed(self, TaskTimeoutError(f"Step '{step_id}' timed out after {spec.timeout_seconds:g}s"))
     except OrchestratorError as exc:
-        return _failed(self, rt, run_id, spec, begin.attempt, exc, started, queue)
+        return outcome.failed(self, exc)
+    except RecordingLost:
+        log.critical("step %s of %s: Redis lost around its effect; exiting so it is redelivered", step_id, run_id)
+        os._exit(75)
     except Exception as exc:
         log.exception("step %s of %s crashed", step_id, run_id)
-        wrapped = TaskExecutionError(f"{type(exc).__name__}: {exc}", {"exception": type(exc).__name__})
-        return _failed(self, rt, run_id, spec, begin.attempt, wrapped, started, queue)
-    return _completed(rt, run_id, spec, begin.attempt, result, started, queue)
+        return outcome.failed(
+            self, TaskExecutionError(f"{type(exc).__name__}: {exc}", {"exception": type(exc).__name__})
+        )
+    return outcome.completed(result)
+
+
+def _begin(rt: WorkerRuntime, message: StepMessage, lease: Lease, request: Any) -> BeginResult:
+    """Take the step's lease (retrying a lost Redis); a dead holder of this same instance is taken over."""
+    reliability = rt.settings.reliability
+    hard_limit = (request.timelimit or (None, None))[0] or 24 * 3600
+    deadline = time() + float(hard_limit) + HARD_LIMIT_GRACE_SECONDS
+
+    def begin(takeover: str = "") -> BeginResult:
+        started = records.started(rt.actor, message.run_id, message.step_id, rt.agent_id)
+        return durable(
+            lambda: rt.runs.begin_step(
+                message.run_id,
+                message.step_id,
+                started,
+                generation=message.generation,
+                lease=lease,
+                deadline=deadline,
+                lease_ttl=reliability.lease_ttl_seconds,
+                max_deliveries=reliability.max_deliveries,
+                takeover=takeover,
+            ),
+            what=f"begin {message.run_id}/{message.step_id}",
+            window=reliability.record_retry_seconds,
+        )
+
+    try:
+        result = begin()
+        if result.verdict == "mine" and not holder_alive(Lease.parse(result.detail)):
+            result = begin(takeover=result.detail)  # the pool process that held it died: redelivered to us
+        if result.verdict == "mine":
+            return BeginResult("busy", result.spec, detail=result.detail)
+        return result
+    except RecordingLost as exc:
+        log.error("%s; the message is handed back to the broker", exc)
+        raise Reject(str(exc), requeue=True) from exc
+    except StateCorruptedError as exc:
+        return BeginResult("unreadable", None, detail=exc.message)
 
 
 def _execute(rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int) -> Any:
@@ -118,193 +189,180 @@ def _execute(rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int) ->
     if spec.access == Access.READ:
         return action()
     return idempotency.run_once(
-        rt.redis, keys.idempotency_key(run_id, spec.step_id), action, ttl=rt.settings.retention.run_ttl_seconds
+        rt.redis,
+        keys.idempotency_key(run_id, spec.step_id),
+        action,
+        ttl=rt.settings.retention.run_ttl_seconds,
+        window=rt.settings.reliability.record_retry_seconds,
     )
 
 
-def _completed(
-    rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int, result: Any, started: float, queue: str | None
-) -> dict[str, Any]:
-    payload = {
-        "step_id": spec.step_id,
-        "agent_id": spec.agent_id,
-        "action": spec.action,
-        "attempt": attempt,
-        "duration_ms": round((time() - started) * 1000, 3),
-    }
+class _Outcome:
+    """Records how one execution of a step ended."""
 
-    def audit(pipe: Any) -> None:
-        rt.audit.append_to(
-            pipe, "task_executed", rt.actor, f"{run_id}/{spec.step_id}", {"action": spec.action, "attempt": attempt}
+    def __init__(
+        self,
+        rt: WorkerRuntime,
+        message: StepMessage,
+        spec: PlannedStep,
+        lease: Lease,
+        attempt: int,
+        started: float,
+        queue: str | None,
+    ) -> None:
+        self.rt, self.message, self.spec, self.lease = rt, message, spec, lease
+        self.attempt, self.started, self.queue = attempt, started, queue
+
+    def finish(self, status: StepStatus, effect: str, recs: Records, **kwargs: Any) -> FinishResult:
+        return record_finish(
+            self.rt, self.message, self.lease, status, effect, recs, started=self.started, queue=self.queue, **kwargs
         )
 
-    finish = rt.runs.finish_step(
-        run_id,
-        spec.step_id,
-        StepStatus.COMPLETED,
-        effect="done",
-        started=started,
-        result=result,
-        event=_encoded(rt, ev.STEP_COMPLETED, run_id, payload),
-        also=audit,
-        queue=queue,
-    )
-    if finish.duplicate:
-        return {"step_id": spec.step_id, "duplicate": True}
-    _fire(rt, finish.fired)
-    if finish.run_ended is not None:
-        pipe = rt.redis.pipeline(transaction=False)
-        _run_ended(rt, pipe, run_id, finish.run_ended, finish.summary)
-        execute_pipeline(rt.redis, pipe)
-    return {"step_id": spec.step_id, "status": "completed"}
+    def completed(self, result: Any) -> dict[str, Any]:
+        duration = round((time() - self.started) * 1000, 3)
+        recs = records.completed(self.rt.actor, self.message.run_id, self.spec, self.attempt, duration)
+        finish = self.finish(StepStatus.COMPLETED, "done", recs, result=result)
+        if finish.duplicate:
+            return {"step_id": self.spec.step_id, "duplicate": finish.verdict}
+        return {"step_id": self.spec.step_id, "status": "completed"}
+
+    def cancelled(self) -> dict[str, Any]:
+        event = records.event(
+            self.rt.actor,
+            ev.STEP_CANCELLED,
+            self.message.run_id,
+            {"step_id": self.spec.step_id, "stopped": "interrupted"},
+        )
+        self.finish(StepStatus.CANCELLED, "none", Records(event=event), extra={"stopped": "interrupted"})
+        return {"step_id": self.spec.step_id, "status": "cancelled"}
+
+    def failed(self, task: Any, error: OrchestratorError) -> dict[str, Any]:
+        spec, run_id, rt = self.spec, self.message.run_id, self.rt
+        timed_out = isinstance(error, TaskTimeoutError)
+        may_retry = (spec.idempotent or error.retryable) and not (timed_out and not spec.idempotent)
+        info = ErrorInfo(**error.to_dict())
+        if spec.on_failure == FailurePolicy.RETRY and may_retry and self.attempt <= spec.max_retries:
+            delay = backoff_seconds(rt, self.attempt)
+            recs = records.retrying(rt.actor, run_id, spec, self.attempt, delay, error)
+            self.finish(StepStatus.RETRYING, "retry", recs, error=info, retry_at=time() + delay)
+            raise task.retry(countdown=delay, max_retries=None)
+        if spec.on_failure == FailurePolicy.RETRY and spec.max_retries > 0 and may_retry:
+            error = RetryExhaustedError(
+                f"All {self.attempt} retry attempts exhausted. Last error: {error}",
+                {"attempts": self.attempt, "last_error": error.to_dict()},
+            )
+        return self.give_up(error, "retries_exhausted" if isinstance(error, RetryExhaustedError) else None)
+
+    def give_up(self, error: OrchestratorError, dead_letter_reason: str | None, **extra: Any) -> dict[str, Any]:
+        """The step failed for good: stop the run, or record it and go on under the skip policy."""
+        spec, run_id = self.spec, self.message.run_id
+        skip = spec.on_failure == FailurePolicy.SKIP
+        run_error = None if skip else run_error_for(spec, error)
+        recs = records.failed(
+            self.rt.actor, run_id, spec, self.attempt, error, run_error=run_error, dead_letter_reason=dead_letter_reason
+        )
+        self.finish(
+            StepStatus.FAILED,
+            "done" if skip else "stop",
+            recs,
+            error=ErrorInfo(**error.to_dict()),
+            run_error=run_error,
+            **extra,
+        )
+        return {"step_id": spec.step_id, "status": "failed", "error": error.to_dict()}
 
 
-def _failed(
-    task: Any,
+def record_finish(
     rt: WorkerRuntime,
-    run_id: str,
-    spec: PlannedStep,
-    attempt: int,
-    error: OrchestratorError,
-    started: float,
-    queue: str | None,
+    message: StepMessage,
+    lease: Lease,
+    status: StepStatus,
+    effect: str,
+    recs: Records,
+    **kwargs: Any,
+) -> FinishResult:
+    """The finish script, retried across a Redis restart; released joins are applied from the outbox at once.
+
+    If Redis stays away for the whole window the pool process exits without acking, so the message comes back
+    (``reject_on_worker_lost``) and the next delivery takes the lease over.
+    """
+    try:
+        finish = durable(
+            lambda: rt.runs.finish_step(
+                message.run_id,
+                message.step_id,
+                status,
+                effect=effect,
+                records=recs,
+                generation=message.generation,
+                lease=lease,
+                actor=rt.actor,
+                **kwargs,
+            ),
+            what=f"record {message.run_id}/{message.step_id}",
+            window=rt.settings.reliability.record_retry_seconds,
+        )
+    except RecordingLost:
+        log.critical("could not record %s/%s; exiting so the message is redelivered", message.run_id, message.step_id)
+        os._exit(75)
+    if finish.fired:
+        rt.outbox_drain(message.run_id, [f"fire:{message.generation}:{t}" for t in finish.fired])
+    return finish
+
+
+def _poisoned(
+    rt: WorkerRuntime, message: StepMessage, spec: PlannedStep, lease: Lease, deliveries: int
 ) -> dict[str, Any]:
-    timed_out = isinstance(error, TaskTimeoutError)
-    may_retry = (spec.idempotent or error.retryable) and not (timed_out and not spec.idempotent)
-    if spec.on_failure == FailurePolicy.RETRY and may_retry and attempt <= spec.max_retries:
-        delay = backoff_seconds(rt, attempt)
-        rt.runs.set_step_status(run_id, spec.step_id, StepStatus.RETRYING, ErrorInfo(**error.to_dict()))
-        rt.events.publish(
-            Event(
-                event_type=ev.STEP_RETRYING,
-                correlation_id=run_id,
-                source=rt.actor,
-                payload={
-                    "step_id": spec.step_id,
-                    "attempt": attempt,
-                    "next_in_seconds": round(delay, 3),
-                    "error": error.to_dict(),
-                },
-            )
-        )
-        raise task.retry(countdown=delay, max_retries=None)
-    if spec.on_failure == FailurePolicy.RETRY and spec.max_retries > 0 and may_retry:
-        error = RetryExhaustedError(
-            f"All {attempt} retry attempts exhausted. Last error: {error}",
-            {"attempts": attempt, "last_error": error.to_dict()},
-        )
-    step_error = ErrorInfo(**error.to_dict())
-    skip = spec.on_failure == FailurePolicy.SKIP
-    run_error = None
-    if not skip:
-        wrapper = (
-            error
-            if isinstance(error, RetryExhaustedError | TaskTimeoutError)
-            else WorkflowStepFailedError(
-                f"Step '{spec.step_id}' failed: {error}", {"step_id": spec.step_id, "cause": error.to_dict()}
-            )
-        )
-        run_error = ErrorInfo(
-            code=wrapper.code,
-            message=f"Step '{spec.step_id}' failed: {error.message}",
-            details={"step_id": spec.step_id, "cause": error.to_dict()},
-        )
-    finish = rt.runs.finish_step(
-        run_id,
-        spec.step_id,
-        StepStatus.FAILED,
-        effect="done" if skip else "stop",
-        started=started,
-        error=step_error,
-        run_error=run_error,
-        queue=queue,
+    """A step delivered more often than allowed without ever finishing: fail it and dead-letter the message."""
+    error = DeliveryLimitError(
+        f"Step '{spec.step_id}' was delivered {deliveries} times and its worker never finished it "
+        f"(the limit is {rt.settings.reliability.max_deliveries}); the message is dead-lettered",
+        {"step_id": spec.step_id, "deliveries": deliveries},
     )
-    if finish.duplicate:
-        return {"step_id": spec.step_id, "duplicate": True}
-    _fire(rt, finish.fired)
-    pipe = rt.redis.pipeline(transaction=False)
-    _event(
-        rt,
-        pipe,
-        ev.STEP_FAILED,
-        run_id,
-        {
-            "step_id": spec.step_id,
-            "agent_id": spec.agent_id,
-            "action": spec.action,
-            "attempt": attempt,
-            "error": error.to_dict(),
-            "on_failure": spec.on_failure.value,
-        },
-    )
-    rt.audit.append_to(
-        pipe,
-        "task_failed",
-        rt.actor,
-        f"{run_id}/{spec.step_id}",
-        {"action": spec.action, "attempt": attempt, "error": error.to_dict()},
-        result="failure",
-    )
-    if isinstance(error, RetryExhaustedError):
-        _dead_letter(rt, pipe, run_id, spec, error, "retries_exhausted")
-    _run_ended(rt, pipe, run_id, finish.run_ended, finish.summary, failed_step=spec.step_id, error=run_error)
-    execute_pipeline(rt.redis, pipe)
-    return {"step_id": spec.step_id, "status": "failed", "error": error.to_dict()}
+    outcome = _Outcome(rt, message, spec, lease, deliveries, time(), None)
+    return outcome.give_up(error, "delivery_limit")
 
 
-def _deny(rt: WorkerRuntime, run_id: str, spec: PlannedStep, reason: str, request: Any) -> dict[str, Any]:
+def _fail_unreadable(rt: WorkerRuntime, message: StepMessage, lease: Lease, reason: str) -> dict[str, Any]:
+    """A step whose stored plan cannot be read back: the run fails with the reason instead of crashing."""
+    error = StateCorruptedError(reason, {"run_id": message.run_id, "step_id": message.step_id})
+    info = ErrorInfo(**error.to_dict())
+    recs = Records(
+        event=records.event(rt.actor, ev.STEP_REFUSED, message.run_id, {"step_id": message.step_id, "reason": reason}),
+    )
+    record_finish(rt, message, lease, StepStatus.FAILED, "stop", recs, started=None, error=info, run_error=info)
+    return {"step_id": message.step_id, "status": "refused", "reason": reason}
+
+
+def _deny(
+    rt: WorkerRuntime, message: StepMessage, spec: PlannedStep, lease: Lease, reason: str, request: Any
+) -> dict[str, Any]:
     """A message this worker's role may not run: refused, audited, dead-lettered, never executed."""
     error = RoleViolationError(
         f"Worker role '{rt.role}' may not run '{spec.action}': {reason}",
         {"step_id": spec.step_id, "action": spec.action, "role": rt.role},
     )
     info = ErrorInfo(**error.to_dict())
-    finish = rt.runs.finish_step(
-        run_id, spec.step_id, StepStatus.DENIED, effect="stop", started=None, error=info, run_error=info
-    )
-    pipe = rt.redis.pipeline(transaction=False)
-    rt.audit.append_to(
-        pipe,
-        "permission_denied",
+    extra = {
+        "role": rt.role,
+        "reason": reason,
+        "where": "worker",
+        "delivery": {"queue": (request.delivery_info or {}).get("routing_key")},
+    }
+    recs = records.failed(
         rt.actor,
-        f"{run_id}/{spec.step_id}",
-        {
-            "action": spec.action,
-            "role": rt.role,
-            "reason": reason,
-            "where": "worker",
-            "delivery": {"queue": (request.delivery_info or {}).get("routing_key")},
-        },
-        result="failure",
+        message.run_id,
+        spec,
+        1,
+        error,
+        run_error=info,
+        dead_letter_reason="refused",
+        event_type=ev.STEP_DENIED,
+        audit_type="permission_denied",
+        extra=extra,
     )
-    _event(
-        rt,
-        pipe,
-        ev.STEP_DENIED,
-        run_id,
-        {"step_id": spec.step_id, "action": spec.action, "role": rt.role, "reason": reason},
-    )
-    _dead_letter(rt, pipe, run_id, spec, error, "refused")
-    _run_ended(rt, pipe, run_id, finish.run_ended, finish.summary, failed_step=spec.step_id, error=info)
-    execute_pipeline(rt.redis, pipe)
+    record_finish(rt, message, lease, StepStatus.DENIED, "stop", recs, started=None, error=info, run_error=info)
     return {"step_id": spec.step_id, "status": "denied"}
-
-
-def _dead_letter(
-    rt: WorkerRuntime, pipe: Any, run_id: str, spec: PlannedStep, error: OrchestratorError, reason: str
-) -> None:
-    """Keep the step's payload and error where an operator can inspect and re-drive it."""
-    dlq.add_to(
-        pipe,
-        run_id=run_id,
-        step_id=spec.step_id,
-        agent_id=spec.agent_id,
-        action=spec.action,
-        params=spec.parameters,
-        error=error.to_dict(),
-        reason=reason,
-        max_len=rt.settings.retention.dlq_max,
-    )
 
 
 def _refuse(rt: WorkerRuntime, run_id: str, step_id: str, reason: str) -> dict[str, Any]:
@@ -316,37 +374,6 @@ def _refuse(rt: WorkerRuntime, run_id: str, step_id: str, reason: str) -> dict[s
         result="failure",
     )
     return {"step_id": step_id, "status": "refused", "reason": reason}
-
-
-def _fire(rt: WorkerRuntime, canvases: list[dict[str, Any]]) -> None:
-    """Apply the gated joins this step released (their canvases were compiled at dispatch)."""
-    from workers.app import app
-
-    for canvas in canvases:
-        app.signature(canvas).apply_async()
-
-
-def _run_ended(
-    rt: WorkerRuntime,
-    pipe: Any,
-    run_id: str,
-    ended: RunStatus | None,
-    summary: dict[str, list[str]],
-    *,
-    failed_step: str | None = None,
-    error: ErrorInfo | None = None,
-) -> None:
-    if ended is None:
-        return
-    payload: dict[str, Any] = {"status": ended.value, **summary}
-    # The audit entry goes first: whoever sees the closing event can read the complete trail.
-    if ended == RunStatus.COMPLETED:
-        rt.audit.append_to(pipe, "workflow_completed", rt.actor, run_id, payload)
-        _event(rt, pipe, ev.WORKFLOW_COMPLETED, run_id, payload)
-    else:
-        payload.update(failed_step=failed_step, error=error.model_dump() if error else None)
-        rt.audit.append_to(pipe, "workflow_failed", rt.actor, run_id, payload, result="failure")
-        _event(rt, pipe, ev.WORKFLOW_FAILED, run_id, payload)
 
 
 @shared_task(name=keys.TASK_NOOP)

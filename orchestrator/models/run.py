@@ -28,6 +28,10 @@ class StepState(BaseModel):
     error: ErrorInfo | None = None
     depends_on: list[str] = Field(default_factory=list)
     queue: str | None = Field(default=None, description="The broker queue the step was delivered on")
+    after_cancel: bool = Field(default=False, description="It finished after its run was cancelled")
+    stopped: str | None = Field(
+        default=None, description="How a step running at cancel time stopped: interrupted or terminated"
+    )
 
 
 class RunView(BaseModel):
@@ -45,4 +49,8 @@ class RunView(BaseModel):
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
-    generation: int = 0
+    generation: int = Field(
+        default=0, description="How often the run was re-dispatched (each resume or repair starts a new generation)"
+    )
+    cancelled_by: str | None = None
+    repairs: int = Field(default=0, description="Re-dispatches by the reconciler after lost messages")

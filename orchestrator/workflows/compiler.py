@@ -164,7 +164,7 @@ def step_signature_dict(step: PlannedStep, run_id: str, generation: int, priorit
     return {
         "task": keys.TASK_RUN_STEP,
         "args": [],
-        "kwargs": {"run_id": run_id, "step_id": step.step_id},
+        "kwargs": {"run_id": run_id, "step_id": step.step_id, "generation": generation},
         "options": {
             "queue": keys.agent_queue(step.agent_id),
             "task_id": keys.step_task_id(run_id, step.step_id, generation),

@@ -68,7 +68,7 @@ def app(store: redis.Redis, canvas_url: str) -> Iterator[Celery]:
     )
 
     @celery_app.task(name=keys.TASK_RUN_STEP)
-    def run_step(run_id: str, step_id: str) -> str:
+    def run_step(run_id: str, step_id: str, generation: int = 0) -> str:
         state = _state_key(run_id)
         started = time.time()
         time.sleep(float(store.hget(f"{state}:durations", step_id) or 0))  # the step's "work"

@@ -62,7 +62,9 @@ def test_forged_message_on_the_wrong_queue_is_refused_audited_and_never_executed
     orch.runs.create(run_id, plan, created_by="mallory")  # bypasses dispatch on purpose
     orch.runs.transition(run_id, RunStatus.RUNNING)
     orch.app.send_task(
-        keys.TASK_RUN_STEP, kwargs={"run_id": run_id, "step_id": step_id}, queue=keys.agent_queue("itom-auditor")
+        keys.TASK_RUN_STEP,
+        kwargs={"run_id": run_id, "step_id": step_id, "generation": 0},
+        queue=keys.agent_queue("itom-auditor"),
     )
 
     view = orch.wait_for_run(run_id, timeout=30)
@@ -87,10 +89,12 @@ def test_message_with_extra_fields_is_refused(orch: Orchestrator) -> None:
     from tests.integration.helpers import wait_until
 
     entries = wait_until(
-        lambda: orch.audit_query(ADMIN, event_type="permission_denied", target=f"{run_id}/{step_id}"),
+        lambda: orch.audit_query(ADMIN, event_type="message_refused", target=f"{run_id}/{step_id}"),
         what="refusal audit",
     )
     assert "unexpected message fields" in entries[0].details["reason"]
+    letters = orch.dlq_list(ADMIN, reason="malformed")
+    assert any(d["run_id"] == run_id and d["error"]["code"] == "ORCH_4002" for d in letters)
 
 
 def test_viewer_can_read_but_not_start(orch: Orchestrator) -> None:

@@ -170,7 +170,7 @@ def test_every_step_signature_carries_queue_name_limits_priority_and_is_immutabl
     for leaf in seen:
         step_id = leaf["kwargs"]["step_id"]
         assert leaf["task"] == keys.TASK_RUN_STEP and leaf["immutable"] is True
-        assert leaf["kwargs"] == {"run_id": "run-9", "step_id": step_id}
+        assert leaf["kwargs"] == {"run_id": "run-9", "step_id": step_id, "generation": 2}
         assert leaf["options"] == {
             "queue": keys.agent_queue("cmdb-agent"),
             "task_id": keys.step_task_id("run-9", step_id, 2),

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from orchestrator import keys
 from orchestrator.http import create_app
 from orchestrator.service import Orchestrator
+from orchestrator.settings import AGENT_IDS
 from tests.unit.test_http_fixtures import ADMIN, OPERATOR, VIEWER, bearer, service  # noqa: F401
 
 PROTECTED: list[tuple[str, str]] = [
@@ -61,9 +63,27 @@ def test_health_is_open_and_has_the_original_fields(client: TestClient) -> None:
     response = client.get("/api/health")
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "healthy"
     assert body["total_registered_agents"] == 6
-    assert {"version", "uptime_seconds", "connected_agents", "active_workflows", "data_dir", "timestamp"} <= set(body)
+    assert {"version", "uptime_seconds", "connected_agents", "active_workflows", "timestamp"} <= set(body)
+    assert "data_dir" not in body  # the open route says nothing about the host's file system
+
+
+def test_health_is_degraded_until_every_agent_has_a_worker_and_a_reconciler_runs(
+    client: TestClient,
+    service: Orchestrator,  # noqa: F811
+) -> None:
+    from tests.unit.test_http_resources import beat
+
+    body = client.get("/api/health").json()
+    assert body["status"] == "degraded" and body["connected_agents"] == 0
+    assert any("agents not online" in p for p in body["problems"])
+    assert any("reconciler" in p for p in body["problems"])
+    for agent_id in AGENT_IDS:
+        beat(service, agent_id)
+    service.reconciler.tick()
+    service.redis.set(keys.RECONCILER_BEAT, "{}")
+    body = client.get("/api/health").json()
+    assert (body["status"], body["problems"], body["connected_agents"]) == ("healthy", [], 6)
 
 
 def test_docs_and_openapi_are_open_and_document_bearer_auth(client: TestClient) -> None:

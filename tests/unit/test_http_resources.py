@@ -24,10 +24,11 @@ def client(service: Orchestrator) -> Iterator[TestClient]:  # noqa: F811
 
 
 def beat(service: Orchestrator, agent_id: str) -> None:  # noqa: F811
-    """A fresh worker heartbeat, as an agent's worker writes it."""
-    service.redis.set(
-        keys.agent_health_key(agent_id), json.dumps({"ts": time.time(), "at": "now", "hostname": f"{agent_id}@test"})
-    )
+    """A fresh worker heartbeat, as an agent's worker instance writes it."""
+    instance = f"{agent_id}@test:1"
+    record = {"agent_id": agent_id, "instance": instance, "ts": time.time(), "at": "now", "hostname": "test"}
+    service.redis.zadd(keys.WORKERS, {instance: time.time()})
+    service.redis.set(keys.worker_key(instance), json.dumps(record))
 
 
 def add_dead_letter(service: Orchestrator, action: str = "cmdb.ping") -> str:  # noqa: F811

@@ -94,9 +94,10 @@ def stubs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         recorded["connect"] = kwargs
         return settings, recorded["handle"]
 
-    def fake_pool(redis_url: str) -> FakePool:
+    def fake_pool(redis_url: str, *, supervise: bool = False) -> FakePool:
         pool = FakePool(redis_url, fail_ready=recorded.get("fail_ready", False))
         recorded["pools"].append(pool)
+        recorded["supervise"] = supervise
         return pool
 
     def fake_serve(settings: Settings, host: str | None, port: int | None) -> None:
@@ -117,6 +118,7 @@ def test_up_starts_workers_serves_and_stops_everything_on_ctrl_c(stubs: dict[str
     assert stubs["connect"]["allow_embedded"] is True
     (pool,) = stubs["pools"]
     assert pool.calls == [f"start:{','.join(AGENT_IDS)}", "ready", "stop"]
+    assert stubs["supervise"] is True  # `up` restarts workers that die
     (served,) = stubs["served"]
     assert served[1:] == ("0.0.0.0", 9001)
     token = next(iter(served[0].auth.tokens))

@@ -89,7 +89,6 @@ def test_registry_tools_return_the_original_fields(service: Orchestrator) -> Non
             "connected_agents",
             "total_registered_agents",
             "active_workflows",
-            "data_dir",
             "timestamp",
         } <= set(health)
         registry = await call(client, "get_agent_registry", {"domain": "cmdb"})

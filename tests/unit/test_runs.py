@@ -11,7 +11,7 @@ from orchestrator.errors import InvalidStateTransitionError, WorkflowNotFoundErr
 from orchestrator.models.common import Access, FailurePolicy, Priority, RunStatus, StepStatus
 from orchestrator.models.run import ErrorInfo
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
-from orchestrator.runs import RunStore, cap_result
+from orchestrator.runs import Records, RunStore, cap_result
 
 
 def planned(step_id: str, deps: list[str] | None = None) -> PlannedStep:
@@ -108,11 +108,17 @@ def test_stop_effect_fails_the_run_with_its_error(store: RunStore) -> None:
     assert store.begin_step(run_id, "b").verdict == "failed"
 
 
-def test_cancel_flag_stops_steps_before_they_start(store: RunStore) -> None:
-    run_id = started(store, "a")
-    store.set_cancel_flag(run_id)
-    assert store.begin_step(run_id, "a").verdict == "cancelled"
-    assert store.get(run_id).steps[0].status == StepStatus.CANCELLED
+def test_cancel_marks_waiting_steps_and_reports_running_ones(store: RunStore) -> None:
+    run_id = started(store, "a", "b")
+    store.begin_step(run_id, "a")
+    result = store.cancel(run_id, actor="ann", audit_template="", event_template="")
+    assert result.previous == RunStatus.RUNNING and result.cancelled == ["b"] and result.running == ["a"]
+    view = store.get(run_id)
+    assert view.status == RunStatus.CANCELLED and view.cancelled_by == "ann" and view.error is None
+    assert [s.status for s in view.steps] == [StepStatus.RUNNING, StepStatus.CANCELLED]
+    assert store.begin_step(run_id, "b").verdict == "cancelled"
+    with pytest.raises(InvalidStateTransitionError):
+        store.cancel(run_id, actor="ann", audit_template="", event_template="")
 
 
 def test_triggers_fire_once_when_all_their_steps_are_done(store: RunStore) -> None:
@@ -132,7 +138,25 @@ def test_triggers_fire_once_when_all_their_steps_are_done(store: RunStore) -> No
     assert store.finish_step("run-t", "a", StepStatus.COMPLETED, effect="done", started=0.0).fired == []
     store.begin_step("run-t", "b")
     fired = store.finish_step("run-t", "b", StepStatus.COMPLETED, effect="done", started=0.0).fired
-    assert fired == [Trig.canvas]
+    assert fired == ["t1"]
+    assert store.outbox("run-t") == {"fire:0:t1": "1"}  # written with the state change, drained after it
+    assert store.trigger_canvas("run-t", "t1") == Trig.canvas
+    assert store.confirm_outbox("run-t", ["fire:0:t1"]) == 0
+
+
+def _redispatch(store: RunStore, run_id: str, redo: list[str], *, mode: str = "resume", gen: int = 0) -> Any:
+    return store.redispatch(
+        run_id,
+        mode=mode,
+        expected_generation=gen,
+        redo=redo,
+        canvas={"task": "x"},
+        triggers={},
+        trigger_index={},
+        audit_body="",
+        event="",
+        lease_ttl=10,
+    )
 
 
 def test_resume_resets_what_did_not_complete(store: RunStore) -> None:
@@ -142,11 +166,35 @@ def test_resume_resets_what_did_not_complete(store: RunStore) -> None:
     store.begin_step(run_id, "b")
     err = ErrorInfo(code="ORCH_3003", message="x")
     store.finish_step(run_id, "b", StepStatus.FAILED, effect="stop", started=0.0, error=err, run_error=err)
-    assert store.prepare_resume(run_id, 1, {}, {}) == ["b"]
-    store.transition(run_id, RunStatus.RUNNING)
+    assert _redispatch(store, run_id, ["b"]) == ("ok", "1", "1")
     view = store.get(run_id)
     assert view.status == RunStatus.RUNNING and view.error is None and view.generation == 1
     assert [s.status for s in view.steps] == [StepStatus.COMPLETED, StepStatus.PENDING]
+    assert store.outbox(run_id) == {"start:1": '{"task": "x"}'}
+    assert store.begin_step(run_id, "b", generation=0).verdict == "stale"  # the old generation's message
+    assert store.begin_step(run_id, "b", generation=1).verdict == "run"
+
+
+def test_two_resumes_of_one_generation_cannot_both_win(store: RunStore) -> None:
+    run_id = started(store, "a")
+    store.begin_step(run_id, "a")
+    err = ErrorInfo(code="ORCH_3003", message="x")
+    store.finish_step(run_id, "a", StepStatus.FAILED, effect="stop", started=0.0, error=err, run_error=err)
+    assert _redispatch(store, run_id, ["a"])[0] == "ok"
+    assert _redispatch(store, run_id, ["a"])[0] == "illegal"  # it is running again
+
+
+def test_resume_waits_while_a_live_worker_still_runs_an_old_step(store: RunStore, fake_redis: Any) -> None:
+    from orchestrator.runs import Lease
+
+    run_id = started(store, "a")
+    fake_redis.zadd(keys.WORKERS, {"w1@h:1": 9e12})
+    store.begin_step(run_id, "a", lease=Lease("w1@h:1", 7, "tag"))
+    store.cancel(run_id, actor="ann", audit_template="", event_template="")
+    verdict, step, owner = _redispatch(store, run_id, ["a"])
+    assert (verdict, step, owner) == ("busy", "a", "w1@h:1/7/tag")
+    fake_redis.zadd(keys.WORKERS, {"w1@h:1": 0})  # the worker died: its lease no longer holds anything
+    assert _redispatch(store, run_id, ["a"])[0] == "ok"
 
 
 def test_results_are_size_capped() -> None:
@@ -171,7 +219,8 @@ def test_begin_and_finish_emit_their_events_in_the_same_round_trip(store: RunSto
 
     run_id = started(store, "a")
     bus = EventBus(fake_redis)
-    begin = store.begin_step(run_id, "a", encode(Event(event_type="workflow.step.started", payload={"step_id": "a"})))
+    started_event = Event(event_type="workflow.step.started", payload={"step_id": "a", "attempt": "@@attempt@@"})
+    begin = store.begin_step(run_id, "a", encode(started_event))
     assert begin.attempt == 1
     store.finish_step(
         run_id,
@@ -180,12 +229,15 @@ def test_begin_and_finish_emit_their_events_in_the_same_round_trip(store: RunSto
         effect="done",
         started=None,
         event=encode(Event(event_type="workflow.step.completed", payload={"step_id": "a"})),
-        also=lambda pipe: pipe.set("marker", "1"),
     )
     history = bus.history()
-    assert [e.event_type for e in history] == ["workflow.step.started", "workflow.step.completed"]
+    assert [e.event_type for e in history] == [
+        "workflow.step.started",
+        "workflow.step.completed",
+        "workflow.completed",  # the closing event comes from the finish script itself
+    ]
     assert history[0].payload == {"step_id": "a", "attempt": 1}
-    assert fake_redis.get("marker") == "1"
+    assert history[2].payload["steps_completed"] == ["a"] and history[2].payload["steps_failed"] == []
     # a duplicate finish emits nothing more
     store.finish_step(
         run_id,
@@ -195,7 +247,7 @@ def test_begin_and_finish_emit_their_events_in_the_same_round_trip(store: RunSto
         started=None,
         event=encode(Event(event_type="workflow.step.completed", payload={"step_id": "a"})),
     )
-    assert len(bus.history()) == 2
+    assert len(bus.history()) == 3
 
 
 def test_the_run_index_forgets_runs_older_than_retention(store: RunStore, fake_redis: Any) -> None:
@@ -203,3 +255,103 @@ def test_the_run_index_forgets_runs_older_than_retention(store: RunStore, fake_r
     store.create("run-new", make_plan("a"), created_by="t")
     assert fake_redis.zscore(keys.RUNS_INDEX, "ancient") is None
     assert fake_redis.zscore(keys.RUNS_INDEX, "run-new") is not None
+
+
+# -- leases, deliveries and the trail written with every outcome -------------------------------------------
+
+
+def test_a_live_holder_keeps_its_step_and_a_dead_one_loses_it(store: RunStore, fake_redis: Any) -> None:
+    from orchestrator.runs import Lease
+
+    run_id = started(store, "a")
+    fake_redis.zadd(keys.WORKERS, {"w1@h:1": 9e12, "w2@h:2": 9e12})
+    first = Lease("w1@h:1", 11, "t1")
+    assert store.begin_step(run_id, "a", lease=first).verdict == "run"
+    assert store.begin_step(run_id, "a", lease=first).attempt == 1  # the same delivery asking again: no new attempt
+    other = store.begin_step(run_id, "a", lease=Lease("w2@h:2", 22, "t2"))
+    assert (other.verdict, other.detail) == ("busy", first.token)
+    sibling = store.begin_step(run_id, "a", lease=Lease("w1@h:1", 12, "t3"))
+    assert (sibling.verdict, sibling.detail) == ("mine", first.token)  # same instance: the worker checks the pid
+    fake_redis.zadd(keys.WORKERS, {"w1@h:1": 0})
+    taken = store.begin_step(run_id, "a", lease=Lease("w2@h:2", 22, "t2"))
+    assert (taken.verdict, taken.attempt) == ("run", 2)
+    assert fake_redis.smembers(keys.worker_leases_key("w2@h:2")) == {f"{run_id}|a|0"}
+
+
+def test_a_step_that_never_finishes_is_poison_after_the_delivery_cap(store: RunStore) -> None:
+    from orchestrator.runs import Lease
+
+    run_id = started(store, "a")
+    verdicts = [store.begin_step(run_id, "a", lease=Lease(f"w{i}@h:{i}", i), max_deliveries=3) for i in range(4)]
+    assert [v.verdict for v in verdicts] == ["run", "run", "run", "poison"]
+    assert verdicts[-1].detail == "4"
+
+
+def test_a_duplicate_message_cannot_start_a_step_before_its_dependencies(store: RunStore) -> None:
+    run_id = started(store, "a", "b")
+    early = store.begin_step(run_id, "b")
+    assert (early.verdict, early.detail) == ("early", "a")
+
+
+def test_a_late_finish_never_recreates_an_expired_run(store: RunStore, fake_redis: Any) -> None:
+    run_id = started(store, "a")
+    store.begin_step(run_id, "a")
+    fake_redis.delete(keys.run_key(run_id))
+    result = store.finish_step(run_id, "a", StepStatus.COMPLETED, effect="done", started=0.0)
+    assert result.duplicate and result.verdict == "missing"
+    assert not fake_redis.exists(keys.run_key(run_id))
+
+
+def test_a_hash_without_its_plan_reads_as_a_clear_error(store: RunStore, fake_redis: Any) -> None:
+    from orchestrator.errors import StateCorruptedError
+
+    fake_redis.hset(keys.run_key("run-x"), mapping={"st:a": "completed", "status": "running"})
+    with pytest.raises(StateCorruptedError, match="no record of its plan"):
+        store.get("run-x")
+
+
+def test_the_closing_audit_entry_written_by_the_script_verifies(store: RunStore, fake_redis: Any) -> None:
+    from orchestrator.audit import AuditLog, audit_body
+
+    audit = AuditLog(fake_redis, max_entries=1000)
+    run_id = started(store, "a", "b")
+    for step_id in ("a", "b"):
+        store.begin_step(run_id, step_id)
+        body = audit_body("task_executed", "worker:x", f"{run_id}/{step_id}", {"attempt": 1})
+        store.finish_step(
+            run_id, step_id, StepStatus.COMPLETED, effect="done", started=0.0, records=Records(audit=body), actor="w"
+        )
+    entries = audit.query(limit=10)
+    assert [e.event_type for e in entries] == ["workflow_completed", "task_executed", "task_executed"]
+    closing = entries[0]
+    assert closing.details == {
+        "status": "completed",
+        "steps_completed": ["a", "b"],
+        "steps_failed": [],
+        "steps_remaining": [],
+    }
+    assert closing.actor == "w" and closing.target == run_id
+    assert audit.verify().ok
+
+
+def test_a_failing_run_gets_its_closing_records_with_the_summary_filled_in(store: RunStore, fake_redis: Any) -> None:
+    from orchestrator import step_records
+    from orchestrator.audit import AuditLog
+    from orchestrator.errors import TaskExecutionError
+    from orchestrator.events import EventBus
+
+    run_id = started(store, "a", "b")
+    spec = store.plan(run_id).steps[0]
+    store.begin_step(run_id, "a")
+    error = TaskExecutionError("boom")
+    run_error = step_records.run_error_for(spec, error)
+    recs = step_records.failed("w", run_id, spec, 1, error, run_error=run_error, dead_letter_reason="retries_exhausted")
+    store.finish_step(
+        run_id, "a", StepStatus.FAILED, effect="stop", started=0.0, run_error=run_error, records=recs, actor="w"
+    )
+    closing = EventBus(fake_redis).history(types=["workflow.failed"])[0]
+    assert closing.payload["steps_failed"] == ["a"] and closing.payload["steps_remaining"] == ["b"]
+    assert closing.payload["error"]["code"] == "ORCH_3003"
+    assert AuditLog(fake_redis, max_entries=1000).verify().ok
+    letter = fake_redis.xrange(keys.DLQ_STREAM)[0][1]
+    assert '"reason": "retries_exhausted"' in letter["d"]
