@@ -633,7 +633,6 @@ class RunStore:
         return int(self.redis.scard(keys.ACTIVE_RUNS))
 
 
-
 def _meta(data: dict[str, str], run_id: str) -> dict[str, Any]:
     raw = data.get("meta")
     if raw is None:
