@@ -236,37 +236,52 @@ class Dispatcher:
         queued = [keys.step_task_id(run_id, sid, generation) for sid in result.cancelled]
         if queued:
             self.revoke(queued)
-        stopped = self._stop_running(run_id, generation, result.running) if result.running else {}
+        stopped = self._stop_running(run_id, result.running) if result.running else {}
         return CancelReport(self.runs.get(run_id), stopped)
 
-    def _stop_running(self, run_id: str, generation: int, running: list[str]) -> dict[str, str]:
-        task_ids = {sid: keys.step_task_id(run_id, sid, generation) for sid in running}
-        self.revoke(list(task_ids.values()), terminate=True, signal="SIGUSR1")  # raises inside the task
+    def _stop_running(self, run_id: str, running: list[str]) -> dict[str, str]:
+        owners = {sid: self._owner(run_id, sid) for sid in running}
+        for owner in owners.values():
+            self.signal_step(owner, "SIGUSR1")  # raises inside the task, which records itself cancelled
         deadline = time.monotonic() + self.reliability.cancel_grace_seconds
         still = list(running)
         while still and time.monotonic() < deadline:
             time.sleep(RESUME_POLL_SECONDS)  # waiting for interrupted steps to record themselves; bounded
             still = [sid for sid in still if self._step_status(run_id, sid) == StepStatus.RUNNING]
         stopped = {sid: self._how_stopped(run_id, sid) for sid in running if sid not in still}
-        if still:
-            self.revoke([task_ids[sid] for sid in still], terminate=True, signal="SIGKILL")
-            for sid in still:
-                event = encode(
-                    Event(
-                        event_type=ev.STEP_CANCELLED,
-                        correlation_id=run_id,
-                        payload={"step_id": sid, "stopped": "terminated"},
-                    )
+        for sid in still:
+            self.signal_step(owners[sid], "SIGKILL")
+            event = encode(
+                Event(
+                    event_type=ev.STEP_CANCELLED,
+                    correlation_id=run_id,
+                    payload={"step_id": sid, "stopped": "terminated"},
                 )
-                verdict, _ = self.runs.release_step(
-                    run_id,
-                    sid,
-                    status=StepStatus.CANCELLED,
-                    outcome={"finished_at": None, "error": None, "stopped": "terminated"},
-                    event=event,
-                )
-                stopped[sid] = "terminated" if verdict == "ok" else self._how_stopped(run_id, sid)
+            )
+            verdict, _ = self.runs.release_step(
+                run_id,
+                sid,
+                status=StepStatus.CANCELLED,
+                outcome={"finished_at": None, "error": None, "stopped": "terminated"},
+                event=event,
+            )
+            stopped[sid] = "terminated" if verdict == "ok" else self._how_stopped(run_id, sid)
         return stopped
+
+    def _owner(self, run_id: str, step_id: str) -> Lease | None:
+        raw = self.runs.redis.hget(keys.run_key(run_id), f"ow:{step_id}")
+        return Lease.parse(raw) if raw else None
+
+    def signal_step(self, owner: Lease | None, signal: str) -> None:
+        """Ask the worker instance holding a lease to signal the pool process running it."""
+        if owner is None or not owner.pid:
+            return
+        try:
+            self.app.control.broadcast(
+                "orch_signal_step", arguments={"instance": owner.instance, "pid": owner.pid, "signal": signal}
+            )
+        except Exception:  # a broker hiccup: the reconciler's deadline still ends the step
+            log.warning("could not signal %s", owner.token, exc_info=True)
 
     def _step_status(self, run_id: str, step_id: str) -> StepStatus:
         raw = self.runs.redis.hget(keys.run_key(run_id), f"st:{step_id}")

@@ -84,6 +84,7 @@ class _Worker:
     started_at: float = 0.0
     restarts: int = 0
     restart_at: float | None = None
+    recovering: bool = False  # restarted, and health still says so until its new instance beats
 
     def spawn(self) -> None:
         self.process = subprocess.Popen(
@@ -175,11 +176,15 @@ class WorkerPool:
                 log.warning("restarted the %s worker (restart %d)", worker.agent_id, worker.restarts)
             return
         if process is None or process.poll() is None:
+            if worker.recovering and self._beating(get_redis(self.redis_url), worker.agent_id, worker):
+                get_redis(self.redis_url).delete(keys.supervisor_key(worker.agent_id))
+                worker.recovering = False
             if worker.restarts and now - worker.started_at > STABLE_AFTER_SECONDS:
                 worker.restarts = 0
             return
         code = process.returncode
         worker.restarts += 1
+        worker.recovering = True
         delay = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (worker.restarts - 1))
         worker.restart_at = now + delay
         _signal_group(process, signal.SIGKILL)  # pool children that outlived their parent

@@ -119,7 +119,11 @@ class Reconciler:
             return False
         if not owner or Lease.parse(owner).instance != instance:
             return False
-        restored = self.probe.restore(Lease.parse(owner).delivery_tag)
+        tag = Lease.parse(owner).delivery_tag
+        if not tag:
+            located = self.probe.locate(keys.step_task_id(run_id, step_id, generation))
+            tag = located.tag if located is not None else ""
+        restored = self.probe.restore(tag)
         how = "message restored to its queue" if restored else "message lost"
         event = _event(ev.STEP_REDELIVERED, run_id, {"step_id": step_id, "from": instance, "how": how})
         verdict, _ = self.runs.release_step(run_id, step_id, expected_owner=owner, event=event)
@@ -149,7 +153,7 @@ class Reconciler:
                 self.redis.zrem(keys.LEASES, member)
                 continue
             spec = PlannedStep.model_validate_json(spec_raw)
-            self.dispatcher.revoke([keys.step_task_id(run_id, step_id, generation)], terminate=True, signal="SIGKILL")
+            self.dispatcher.signal_step(Lease.parse(owner) if owner else None, "SIGKILL")
             self._time_out(run_id, spec, generation, owner or "", int(attempts or 1))
             self.redis.zrem(keys.LEASES, member)
             failed += 1

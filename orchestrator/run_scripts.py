@@ -261,8 +261,9 @@ return {'ok', status, c, r}
 """
 )
 
-# Stop recording a step that will never report (its execution was terminated, or its worker is gone and the
-# run is no longer running): only if it is still running under the expected owner ('' = any owner).
+# Take a running step's lease away (its worker is gone: the next delivery takes it over; its deadline stays in
+# force), or end it as ARGV[3] (its execution was terminated); only if it is still running under the expected
+# owner ('' = any owner).
 # KEYS: 1 run, 2 leases, 3 events ; ARGV: 1 step, 2 expected owner, 3 new status, 4 outcome json, 5 run id,
 #       6 event json, 7 events-maxlen, 8 channel
 RELEASE_STEP = (
@@ -274,9 +275,9 @@ if st ~= 'running' then return {'skip', st or ''} end
 local owner = redis.call('HGET', run, 'ow:' .. sid) or ''
 if ARGV[2] ~= '' and owner ~= ARGV[2] then return {'moved', owner} end
 local gen = redis.call('HGET', run, 'generation') or '0'
-redis.call('ZREM', KEYS[2], ARGV[5] .. '|' .. sid .. '|' .. gen)
 redis.call('HDEL', run, 'ow:' .. sid)
 if ARGV[3] ~= 'running' then
+  redis.call('ZREM', KEYS[2], ARGV[5] .. '|' .. sid .. '|' .. gen)
   redis.call('HSET', run, 'st:' .. sid, ARGV[3])
   if ARGV[4] ~= '' then redis.call('HSET', run, 'r:' .. sid, ARGV[4]) end
 end

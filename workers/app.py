@@ -16,7 +16,9 @@ from orchestrator.settings import get_settings
 
 log = logging.getLogger(__name__)
 app = create_celery(get_settings(), name="itom-orchestrator-worker")
+app.conf.worker_consumer = "workers.consumer:GuardedConsumer"  # a malformed message never stops the worker
 
+import workers.control  # noqa: E402  - registers the stop-a-step control command
 import workers.messages  # noqa: E402  - registers message delivery
 import workers.tasks  # noqa: E402,F401  - registers the step task
 

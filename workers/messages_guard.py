@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator import events as ev
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import Event
+from orchestrator.redis_client import execute_pipeline
 from workers.runtime import WorkerRuntime
 
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,256}")
@@ -103,5 +104,5 @@ def refuse_malformed(rt: WorkerRuntime, args: Any, kwargs: Any, request: Any) ->
             payload={"target": target, "reason": reason},
         ),
     )
-    pipe.execute()
+    execute_pipeline(rt.redis, pipe)
     return {"status": "refused", "reason": reason}

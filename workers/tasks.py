@@ -86,7 +86,7 @@ def run_step(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     run_id, step_id = message.run_id, message.step_id
     correlation_id.set(run_id)
     agent_name.set(rt.agent_id)
-    lease = lease_for(rt.agent_id, (self.request.delivery_info or {}).get("delivery_tag"))
+    lease = lease_for(rt.agent_id, delivery_tag(self.request))
     begin = _begin(rt, message, lease, self.request)
     if begin.verdict == "unreadable":
         return _fail_unreadable(rt, message, lease, begin.detail)
@@ -128,6 +128,13 @@ def run_step(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
             self, TaskExecutionError(f"{type(exc).__name__}: {exc}", {"exception": type(exc).__name__})
         )
     return outcome.completed(result)
+
+
+def delivery_tag(request: Any) -> str | None:
+    """The broker's tag of the message being executed (kept in its properties on the Redis transport)."""
+    properties = getattr(request, "properties", None) or {}
+    tag = properties.get("delivery_tag") or (request.delivery_info or {}).get("delivery_tag")
+    return str(tag) if tag else None
 
 
 def _begin(rt: WorkerRuntime, message: StepMessage, lease: Lease, request: Any) -> BeginResult:
@@ -305,6 +312,8 @@ def record_finish(
     except RecordingLost:
         log.critical("could not record %s/%s; exiting so the message is redelivered", message.run_id, message.step_id)
         os._exit(75)
+    if rt.settings.fault_injection:
+        faults.crash_after_record(rt.redis, message.step_id)
     if finish.fired:
         rt.outbox_drain(message.run_id, [f"fire:{message.generation}:{t}" for t in finish.fired])
     return finish

@@ -7,6 +7,7 @@ Skips without a redis-server binary on a laptop; under CI (``CI=true``) that is 
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,17 @@ def _redis_or_skip(url: str) -> redis.Redis:
     except (redis.RedisError, OSError) as exc:
         need(False, f"no Redis at {url}: {exc}")
     return client
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_between_tests() -> Iterator[None]:
+    """Collect what threads and event loops of a test left behind now, not during a later import.
+
+    On Python 3.11 a finalizer that runs while pytest compiles a module it imports lazily can abort that
+    compile ("AST constructor recursion depth mismatch"); collecting between tests keeps finalizers out of it.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

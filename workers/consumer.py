@@ -1,0 +1,102 @@
+"""A Celery consumer that survives any message: undecodable or malformed ones are refused, never fatal.
+
+Why: Celery's consumer turns some malformed envelopes (e.g. a JSON body of the wrong shape) into an
+"Unrecoverable error" that stops the worker, and the message is restored at shutdown, so the worker dies on
+every delivery, forever. Here every message the consumer cannot hand to a task is dead-lettered (with a
+bounded excerpt), audited and announced, then rejected without requeue; the worker goes on. Connection errors
+are not the message's fault and still propagate (the consumer reconnects as usual).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from celery.worker.consumer import Consumer
+from vine import promise
+
+from orchestrator import events as ev
+from orchestrator import keys
+from orchestrator.models.common import iso_now
+from orchestrator.models.events import Event
+from orchestrator.redis_client import execute_pipeline
+
+log = logging.getLogger(__name__)
+
+EXCERPT_CHARS = 2000
+
+
+def _excerpt(message: Any) -> dict[str, Any]:
+    body = getattr(message, "body", b"")
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
+    headers = getattr(message, "headers", None)
+    return {
+        "body": text[:EXCERPT_CHARS],
+        "body_bytes": len(body) if isinstance(body, bytes | bytearray | str) else None,
+        "headers": str(headers)[:EXCERPT_CHARS],
+        "content_type": getattr(message, "content_type", None),
+    }
+
+
+def record_refusal(message: Any, reason: str) -> None:
+    """Dead-letter, audit and announce a message the worker refused; never raises (the worker must go on)."""
+    try:
+        from workers.runtime import runtime
+
+        rt = runtime()
+        delivery = getattr(message, "delivery_info", None) or {}
+        letter = {
+            "run_id": None,
+            "step_id": None,
+            "agent_id": rt.agent_id,
+            "action": "message.undeliverable",
+            "reason": "malformed",
+            "params": _excerpt(message),
+            "error": {"code": "ORCH_4002", "message": f"Message refused by the worker: {reason}"[:EXCERPT_CHARS]},
+            "at": iso_now(),
+            "redriven": False,
+        }
+        pipe = rt.redis.pipeline(transaction=False)
+        pipe.xadd(keys.DLQ_STREAM, {"d": json.dumps(letter)}, maxlen=rt.settings.retention.dlq_max, approximate=True)
+        details = {"reason": reason[:EXCERPT_CHARS], "where": "consumer", "queue": delivery.get("routing_key")}
+        rt.audit.append_to(pipe, "message_refused", rt.actor, rt.agent_id, details, result="failure")
+        rt.events.publish_to(pipe, Event(event_type=ev.STEP_REFUSED, source=rt.actor, payload=details))
+        execute_pipeline(rt.redis, pipe)
+    except Exception:
+        log.exception("could not record a refused message")
+
+
+class GuardedConsumer(Consumer):  # type: ignore[misc]
+    def create_task_handler(self, promise: Any = promise) -> Any:
+        handle = super().create_task_handler(promise)
+        fatal = tuple(self.connection_errors) + tuple(self.channel_errors)
+
+        def on_task_received(message: Any) -> Any:
+            try:
+                return handle(message)
+            except fatal:
+                raise
+            except Exception as exc:
+                log.error("refused a malformed message: %s: %s", type(exc).__name__, exc)
+                record_refusal(message, f"{type(exc).__name__}: {exc}")
+                message.reject_log_error(log, self.connection_errors)
+                return None
+
+        return on_task_received
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        record_refusal(message, f"undecodable: {type(exc).__name__}: {exc}")
+        super().on_decode_error(message, exc)
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        record_refusal(message, "not a task message (no task name)")
+        super().on_unknown_message(body, message)
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        record_refusal(message, f"unknown task {getattr(message, 'headers', {}).get('task')!r}")
+        super().on_unknown_task(body, message, exc)
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        record_refusal(message, f"invalid task message: {exc}")
+        super().on_invalid_task(body, message, exc)
