@@ -6,7 +6,7 @@ checks it lacks (field count, which field is wrong, the usual ``@daily`` shortha
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from celery.schedules import ParseException, crontab
 
@@ -80,4 +80,5 @@ def next_run(expression: str, last_run_at: datetime | None = None) -> datetime:
     """
     now = utcnow()
     remaining: timedelta = parse(expression).remaining_estimate(last_run_at or now)
-    return max(now, now + remaining)
+    when = max(now, now + remaining)
+    return datetime.fromtimestamp(round(when.timestamp()), tz=UTC)  # Celery lands a few microseconds early
