@@ -119,8 +119,8 @@ export function drawDag(svg, steps) {
     node.append(el("rect", { width: NODE_W, height: NODE_H, rx: 8, ry: 8, class: "box" }));
     node.append(el("rect", { width: 6, height: NODE_H, rx: 3, ry: 3, class: "stripe" }));
     node.append(el("text", { x: 14, y: 19, class: "title" }, truncate(step.step_id, 24)));
-    node.append(el("text", { x: NODE_W - 8, y: 19, class: "state", "text-anchor": "end" }, step.status));
-    node.append(el("text", { x: 14, y: 37, class: "meta" }, truncate(step.agent_id, 30)));
+    node.append(el("text", { x: 14, y: 37, class: "meta" }, truncate(step.agent_id, 19)));
+    node.append(el("text", { x: NODE_W - 8, y: 37, class: "state", "text-anchor": "end" }, step.status));
     const facts = [`attempts ${step.attempts}`];
     if (step.duration_ms !== null && step.duration_ms !== undefined) facts.push(formatDuration(step.duration_ms));
     node.append(el("text", { x: 14, y: 54, class: "meta" }, facts.join(" · ")));
