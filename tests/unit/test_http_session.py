@@ -139,3 +139,11 @@ def test_a_forged_cookie_is_refused(client: TestClient) -> None:
     client.cookies.set(COOKIE_NAME, "forged-session-id")
     response = client.get("/api/workflows")
     assert response.status_code == 401 and response.json()["error_code"] == "ORCH_8001"
+
+
+def test_a_cross_site_form_cannot_sign_anyone_in(client: TestClient) -> None:
+    """Only a JSON body signs in: the bodies another site's form can send without a CORS preflight are refused."""
+    plain = client.post("/api/session", content=b'{"token": "tok-operator"}', headers={"Content-Type": "text/plain"})
+    form = client.post("/api/session", data={"token": OPERATOR_TOKEN})
+    for response in (plain, form):
+        assert response.status_code == 422 and "set-cookie" not in response.headers
