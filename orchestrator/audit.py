@@ -229,6 +229,25 @@ class AuditLog:
                     break
         return found
 
+    def query_run(
+        self, run_id: str, *, since: datetime | None = None, limit: int = 50, max_scanned: int = 50_000
+    ) -> list[AuditEntry]:
+        """Entries of one run and its steps (target ``run_id`` or ``run_id/<step>``), newest first.
+
+        ``since`` (the run's creation) bounds the scan; ``max_scanned`` bounds it when the run is unknown.
+        """
+        found: list[AuditEntry] = []
+        prefix = f"{run_id}/"
+        for scanned, entry in enumerate(self._scan(since, None, newest_first=True, page=500)):
+            target = entry.target or ""
+            if target == run_id or target.startswith(prefix):
+                found.append(entry)
+                if len(found) >= limit:
+                    break
+            if scanned >= max_scanned:
+                break
+        return found
+
     def export(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[str]:
         """JSON Lines, oldest first, each line ending in ``\\n``; hashes included so a copy can be verified."""
         for entry in self._scan(since, until, newest_first=False, page=_PAGE):

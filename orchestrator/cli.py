@@ -133,13 +133,22 @@ def worker(
 
 @app.command()
 def templates() -> None:
-    """List workflow templates and their parameters."""
+    """List workflow templates (parallel steps in brackets) and the user template files that do not load."""
+    from orchestrator.cli_render import stages
+
     svc = service()
-    table = Table("template", "domain", "steps", "parameters", "description")
+    table = Table("template", "domain", "steps ([a | b] run in parallel)", "parameters", "description")
     for tpl in svc.list_templates():
         params = ", ".join(f"{p.name}{'*' if p.required else ''}:{p.type}" for p in tpl.parameters)
-        table.add_row(tpl.template_id, tpl.domain, " -> ".join(s.step_id for s in tpl.steps), params, tpl.description)
+        table.add_row(tpl.template_id, tpl.domain, stages(tpl.steps), params, tpl.description)
     console.print(table)
+    broken = svc.broken_templates()
+    if broken:
+        problems = Table("template", "file", "line", "error", title="Broken template files", title_justify="left")
+        for item in broken:
+            problems.add_row(item["template_id"], item["file"] or "", str(item["line"] or ""), item["error"])
+        console.print(problems)
+        console.print(f"[red]{len(broken)} template file(s) in {svc.settings.user_templates_dir} do not load[/]")
 
 
 @app.command()
@@ -273,4 +282,4 @@ def main() -> None:
 
 
 # The commands that run whole subsystems live in their own modules; importing them registers them on ``app``.
-from orchestrator import cli_bench, cli_commands, cli_serve  # noqa: E402,F401
+from orchestrator import cli_bench, cli_commands, cli_schedules, cli_serve  # noqa: E402,F401

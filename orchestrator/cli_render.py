@@ -61,3 +61,30 @@ def print_run(console: Console, view: RunView) -> None:
     console.print(run_table(view))
     if view.error:
         console.print(f"[red]{view.error.code}[/] {view.error.message}")
+
+
+def stages(steps: list[Any]) -> str:
+    """A step graph on one line, parallel steps side by side: ``a -> [b | c] -> d``.
+
+    Each step stands at its depth (1 + its deepest dependency), so steps that can run at the same time share a
+    stage; a stage with several steps is drawn in brackets.
+    """
+    ids = {s.step_id for s in steps}
+    depth: dict[str, int] = {}
+    by_id = {s.step_id: s for s in steps}
+    for step in steps:
+        pending = [step.step_id]
+        while pending:
+            current = pending[-1]
+            deps = [d for d in by_id[current].depends_on if d in ids]
+            missing = [d for d in deps if d not in depth]
+            if missing:
+                pending.extend(missing)
+                continue
+            depth[current] = 1 + max((depth[d] for d in deps), default=-1)
+            pending.pop()
+    levels: dict[int, list[str]] = {}
+    for step in steps:
+        levels.setdefault(depth[step.step_id], []).append(step.step_id)
+    parts = [names[0] if len(names) == 1 else f"[{' | '.join(names)}]" for _, names in sorted(levels.items())]
+    return " -> ".join(parts)

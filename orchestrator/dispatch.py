@@ -23,7 +23,7 @@ from orchestrator.canvas_results import drop_unused_results, map_priorities
 from orchestrator.celery_app import broker_priority
 from orchestrator.errors import InvalidStateTransitionError, RoleViolationError, WorkflowNotFoundError
 from orchestrator.events import EventBus, encode
-from orchestrator.models.common import RunStatus, StepStatus
+from orchestrator.models.common import RunStatus, StepStatus, iso_now
 from orchestrator.models.events import Event
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
@@ -107,6 +107,7 @@ class Dispatcher:
         reconciler enqueues it once the broker is back: accepted work is never dropped.
         """
         run_id = run_id or new_run_id()
+        created_at = iso_now()  # before its first audit entries, so "entries since the run began" finds them
         check = self.authorize(plan, actor=actor, run_id=run_id)
         compiled = lean(compile_plan(plan, run_id, 0), self.broker_url)
         payload = _announcement(plan, {"source": source})
@@ -121,6 +122,7 @@ class Dispatcher:
             audit_bodies=[check, audit_body("workflow_started", actor, run_id, payload)],
             started_event=encode(Event(event_type=ev.WORKFLOW_STARTED, correlation_id=run_id, payload=payload)),
             source=source,
+            created_at=created_at,
         )
         self.drain(run_id)
         return view

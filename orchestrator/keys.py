@@ -150,3 +150,14 @@ def agent_health_key(agent_id: str) -> str:
 
 # Sample instance (the built-in handlers' ServiceNow-like data)
 SAMPLE_PREFIX = f"{PREFIX}:sample"
+
+
+# Browser sessions of the workflow view (/ui): a bearer token exchanged for an HttpOnly cookie
+def ui_session_key(digest: str) -> str:
+    """Hash of a session id -> the session (token digest, CSRF token); the raw id lives only in the cookie."""
+    return f"{PREFIX}:uisession:{digest}"
+
+
+# Schedules (Celery beat through celery-redbeat): entries live under this prefix, one hash per schedule
+SCHEDULE_PREFIX = f"{PREFIX}:schedule:"
+TASK_SCHEDULED_START = "orch.scheduled_start"  # names beat entries; the beat starts runs itself, nothing consumes it

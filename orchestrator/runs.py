@@ -141,6 +141,7 @@ class RunStore:
         audit_bodies: list[str] | None = None,
         started_event: str = "",
         source: str = "api",
+        created_at: str | None = None,
     ) -> RunView:
         """Record a run durably in one transaction (before anything is enqueued); returns it as written.
 
@@ -148,7 +149,7 @@ class RunStore:
         transaction, so a crash before the broker has it leaves an entry the reconciler applies. The audit
         entries and the started event are written once, by a script queued with EVAL (no NOSCRIPT inside MULTI).
         """
-        now = iso_now()
+        now = created_at or iso_now()
         epoch = time.time()
         meta = {
             "run_id": run_id,

@@ -10,7 +10,8 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
@@ -45,6 +46,10 @@ from orchestrator.runs import RunStore
 from orchestrator.settings import Settings
 from orchestrator.workflows.dag import plan as plan_workflow
 from orchestrator.workflows.templates import TemplateRegistry
+
+if TYPE_CHECKING:
+    from orchestrator.models.schedule import ScheduleSpec, ScheduleView
+    from orchestrator.schedules.manager import Scheduling
 
 _STARTED = time.time()
 
@@ -453,3 +458,56 @@ class Orchestrator:
     # -- helpers for front doors ----------------------------------------------------------------------
     def error_body(self, error: OrchestratorError) -> dict[str, Any]:
         return {"error_code": error.code, "error_message": error.message, "timestamp": iso_now()}
+
+    # -- operators' additions (issue 14): schedules, run listing by time, a run's audit tail, broken templates --
+    @cached_property
+    def scheduling(self) -> Scheduling:
+        """Schedules (celery-redbeat entries in Redis), built on first use."""
+        from orchestrator.schedules.manager import Scheduling
+
+        return Scheduling(self)
+
+    def add_schedule(self, principal: Principal, spec: ScheduleSpec | dict[str, Any]) -> ScheduleView:
+        """Validate (cron, template, parameters, policy) and store a schedule; its first run is the next match."""
+        return self.scheduling.add(principal, spec)
+
+    def list_schedules(self, principal: Principal) -> list[ScheduleView]:
+        """Every schedule, each with ``state``/``problem`` saying whether it can still start."""
+        return self.scheduling.list(principal)
+
+    def get_schedule(self, principal: Principal, schedule_id: str) -> ScheduleView:
+        return self.scheduling.get(principal, schedule_id)
+
+    def remove_schedule(self, principal: Principal, schedule_id: str) -> dict[str, Any]:
+        return self.scheduling.remove(principal, schedule_id)
+
+    def fire_schedule(self, schedule_id: str) -> RunView | None:
+        """Start a due schedule's run as the principal ``scheduler`` (the beat process calls this)."""
+        return self.scheduling.fire(schedule_id)
+
+    def list_runs_window(
+        self,
+        *,
+        status: str | None = None,
+        template_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[RunView], int]:
+        """Runs created in ``[since, until]``, newest first, paged (reads only that slice of the run index)."""
+        from orchestrator.run_listing import list_runs_between
+
+        return list_runs_between(
+            self.redis, status=status, template_id=template_id, since=since, until=until, offset=offset, limit=limit
+        )
+
+    def run_audit(self, principal: Principal, run_id: str, *, limit: int = 50) -> list[AuditEntry]:
+        """The audit entries of one run and its steps (targets ``<run>`` and ``<run>/<step>``), newest first."""
+        require(principal, "audit.read")
+        since = datetime.fromisoformat(self.runs.get(run_id).created_at) if self.runs.exists(run_id) else None
+        return self.audit.query_run(run_id, since=since, limit=min(limit, 1000))
+
+    def broken_templates(self) -> list[dict[str, Any]]:
+        """User template files that do not load, each with its file and error (a YAML error names its line)."""
+        return self.templates.broken()

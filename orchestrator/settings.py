@@ -106,6 +106,19 @@ class FlowerSettings(BaseModel):
     basic_auth: str | None = None
 
 
+class UiSettings(BaseModel):
+    """The workflow view at ``/ui``: how long a browser session lasts, and whether its cookie needs HTTPS."""
+
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
+    secure_cookie: bool | None = Field(default=None, description="Unset: Secure when the request came over HTTPS")
+
+
+class ScheduleSettings(BaseModel):
+    """The beat process that starts scheduled runs (``itom-orch beat``, started by ``up``)."""
+
+    max_interval_seconds: float = Field(default=5.0, gt=0, le=300, description="Longest sleep between beat ticks")
+
+
 class Settings(BaseSettings):
     """Every ORCH_* variable. See README 'Configuration'."""
 
@@ -139,6 +152,8 @@ class Settings(BaseSettings):
     retry_backoff_base_seconds: float = Field(default=1.0, ge=0.0, le=600)
     retry_backoff_max_seconds: float = Field(default=60.0, ge=0.0, le=3600)
     templates_dir: Path | None = None
+    ui: UiSettings = Field(default_factory=UiSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator import __version__
+from orchestrator.http.docs import install_docs
 from orchestrator.http.errors import install_error_handlers
 from orchestrator.http.middleware import BodyLimitMiddleware, MetricsMiddleware
 from orchestrator.http.routes import (
@@ -24,10 +25,14 @@ from orchestrator.http.routes import (
     history,
     messages,
     metrics,
+    schedules,
+    session,
     tasks,
     templates,
     workflows,
 )
+from orchestrator.http.sessions import SessionStore
+from orchestrator.http.ui import install_ui
 from orchestrator.mcp import create_mcp
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings, get_settings
@@ -35,8 +40,10 @@ from orchestrator.settings import Settings, get_settings
 MCP_PATH = "/mcp"
 DESCRIPTION = """Distributed orchestrator for IT-operations agents.
 
-Every route except `GET /api/health` (and these docs) needs `Authorization: Bearer <token>`; tokens map to a
-principal and a role (admin, operator, viewer) via `ORCH_AUTH__TOKENS`. `GET /metrics` needs a token too.
+Every route except `GET /api/health`, `POST /api/session` (and these docs) needs `Authorization: Bearer <token>`;
+tokens map to a principal and a role (admin, operator, viewer) via `ORCH_AUTH__TOKENS`. `GET /metrics` needs a
+token too. The workflow view at `/ui` exchanges a token for a session cookie (`POST /api/session`); requests
+authenticated by that cookie that change state must also send `X-CSRF-Token` (the session's token).
 Errors always have the body `{error_code, error_message, timestamp}`. The MCP server (streamable HTTP, same
 tokens) is at `/mcp/`.
 """
@@ -53,23 +60,26 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
         title="itom-orchestrator",
         version=__version__,
         description=DESCRIPTION,
-        docs_url=f"{API_PREFIX}/docs",
-        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        docs_url=None,  # served from a package by install_docs: works offline
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
         lifespan=mcp_app.lifespan,  # the MCP session manager must run, or /mcp/ fails (dependency-notes 5)
     )
     app.state.service = service
+    app.state.sessions = SessionStore(service.redis, settings)
     install_error_handlers(app)
-    for module in (health, agents, templates, workflows, tasks, events, audit, dlq, messages, chat, history, metrics):
+    routers = (health, session, agents, templates, workflows, tasks, events, audit, dlq, messages, chat, history)
+    for module in (*routers, schedules, metrics):
         app.include_router(module.router)
+    install_docs(app, f"{API_PREFIX}/openapi.json")
+    install_ui(app)
     app.mount(MCP_PATH, mcp_app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_credentials=True,
-        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["*"],
     )
     app.add_middleware(MetricsMiddleware)

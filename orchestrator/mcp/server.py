@@ -13,6 +13,7 @@ from fastmcp import FastMCP
 from orchestrator import __version__
 from orchestrator.mcp.auth import OrchestratorTokenVerifier
 from orchestrator.mcp.tools_registry import register_registry_tools
+from orchestrator.mcp.tools_schedules import register_schedule_tools
 from orchestrator.mcp.tools_workflows import register_workflow_tools
 from orchestrator.principals import Principal
 from orchestrator.service import Orchestrator
@@ -37,4 +38,5 @@ def create_mcp(service: Orchestrator, *, local_principal: Principal | None = Non
     local = local_principal or local_operator()
     register_registry_tools(mcp, service, local)
     register_workflow_tools(mcp, service, local)
+    register_schedule_tools(mcp, service, local)
     return mcp

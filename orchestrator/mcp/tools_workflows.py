@@ -45,10 +45,14 @@ def register_workflow_tools(mcp: FastMCP, service: Orchestrator, local: Principa
     def list_workflow_templates(
         domain: Annotated[str | None, Field(description="Only templates of this domain")] = None,
     ) -> dict[str, Any]:
-        """Workflow templates with their parameters and step graphs."""
+        """Workflow templates with their parameters and step graphs; 'broken' lists user files that do not load."""
         with tool_errors("list_workflow_templates"):
             templates = service.list_templates(domain)
-            return {"templates": [t.model_dump(mode="json") for t in templates], "count": len(templates)}
+            return {
+                "templates": [t.model_dump(mode="json") for t in templates],
+                "count": len(templates),
+                "broken": service.broken_templates(),
+            }
 
     @mcp.tool(name="start_workflow")
     async def start_workflow(

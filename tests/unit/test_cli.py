@@ -59,5 +59,7 @@ def test_main_registers_every_documented_command(monkeypatch: pytest.MonkeyPatch
         "templates",
         "agents",
         "dlq",
+        "schedule",
+        "beat",
     ):
         assert command in names

@@ -44,3 +44,27 @@ def test_flower_and_api_never_run_open_and_no_secret_is_committed() -> None:
     assert services["api"]["environment"]["ORCH_AUTH__TOKENS"].startswith("${ORCH_AUTH__TOKENS:?")
     assert services["flower"]["ports"] == ["127.0.0.1:5555:5555"]
     assert "/api/health" in str(services["api"]["healthcheck"]["test"])
+
+
+def test_each_secret_goes_only_to_the_service_that_needs_it() -> None:
+    services = compose()["services"]
+    holders = {
+        secret: sorted(name for name, svc in services.items() if secret in (svc.get("environment") or {}))
+        for secret in ("ORCH_AUTH__TOKENS", "ORCH_FLOWER__BASIC_AUTH")
+    }
+    assert holders == {"ORCH_AUTH__TOKENS": ["api"], "ORCH_FLOWER__BASIC_AUTH": ["flower"]}
+
+
+def test_redis_keeps_an_append_only_file_on_its_volume() -> None:
+    redis = compose()["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+    assert "redis-data" in compose()["volumes"]
+
+
+def test_a_beat_starts_the_scheduled_runs() -> None:
+    beat = compose()["services"]["beat"]
+    assert beat["command"] == ["itom-orch", "beat"]
+    assert "ORCH_AUTH__TOKENS" not in beat["environment"]  # the beat starts runs through the service, no token
+    assert beat.get("deploy", {}).get("replicas", 1) == 1

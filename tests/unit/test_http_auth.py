@@ -40,8 +40,14 @@ PROTECTED: list[tuple[str, str]] = [
     ("POST", "/api/chat"),
     ("POST", "/api/chat/clarify"),
     ("GET", "/api/execution-history"),
+    ("GET", "/api/schedules"),
+    ("POST", "/api/schedules"),
+    ("GET", "/api/schedules/nightly"),
+    ("DELETE", "/api/schedules/nightly"),
     ("GET", "/metrics"),
 ]
+# Open: health, and the workflow view's sign-in/out (the session routes check the token or cookie themselves).
+OPEN = {("GET", "/api/health"), ("POST", "/api/session"), ("GET", "/api/session"), ("DELETE", "/api/session")}
 
 
 @pytest.fixture
@@ -103,11 +109,12 @@ def test_the_protected_list_covers_every_api_route(client: TestClient) -> None:
             p.replace("run-x", "{run_id}")
             .replace("cmdb-agent", "{agent_id}")
             .replace("incident-response", "{template_id}")
-            .replace("1-0", "{dlq_id}"),
+            .replace("1-0", "{dlq_id}")
+            .replace("nightly", "{schedule_id}"),
         )
         for m, p in PROTECTED
     }
-    assert documented - {("GET", "/api/health")} == templated
+    assert documented - OPEN == templated
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)

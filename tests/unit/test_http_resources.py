@@ -16,6 +16,8 @@ from orchestrator.http import create_app
 from orchestrator.service import Orchestrator
 from tests.unit.test_http_fixtures import ADMIN, OPERATOR, VIEWER, fake_worker, service  # noqa: F401
 
+INCIDENT = {"template_id": "incident-response", "parameters": {"ci_id": "web-01"}}
+
 
 @pytest.fixture
 def client(service: Orchestrator) -> Iterator[TestClient]:  # noqa: F811
@@ -355,3 +357,44 @@ def test_metrics_are_prometheus_text_behind_the_token(client: TestClient) -> Non
     assert "orch_active_runs 1.0" in text
     assert "orch_agents_online 0.0" in text
     assert "orch_dead_letters 0.0" in text
+
+
+def test_templates_route_lists_broken_user_files_and_sees_new_ones_without_a_restart(
+    service: Orchestrator,  # noqa: F811
+) -> None:
+    folder = service.settings.user_templates_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    with TestClient(create_app(service)) as client:
+        before = client.get("/api/templates", headers=VIEWER).json()
+        assert before["broken"] == [] and before["count"] == 4
+        (folder / "fresh.yaml").write_text("name: Fresh\nsteps:\n  - step_id: p\n    action: cmdb.ping\n")
+        (folder / "typo.yaml").write_text("name: Typo\nsteps:\n  - step_id: p\n   action: cmdb.ping\n")
+        after = client.get("/api/templates", headers=VIEWER).json()
+        assert "fresh" in [t["template_id"] for t in after["templates"]]
+        [broken] = after["broken"]
+        assert broken["template_id"] == "typo" and broken["file"] == "typo.yaml" and broken["line"] == 4
+        assert "line 4" in broken["error"]
+
+
+def test_runs_filter_by_creation_time_and_a_runs_audit_tail(service: Orchestrator) -> None:  # noqa: F811
+    from datetime import UTC, datetime, timedelta
+
+    with TestClient(create_app(service)) as client:
+        started = client.post("/api/workflows", headers=OPERATOR, json=INCIDENT).json()["run_id"]
+        other = client.post("/api/workflows", headers=OPERATOR, json=INCIDENT).json()["run_id"]
+        now = datetime.now(UTC)
+
+        def ids(**query: str) -> list[str]:
+            page = client.get("/api/workflows", headers=VIEWER, params=query).json()
+            assert page["total"] == len(page["items"])
+            return [run["run_id"] for run in page["items"]]
+
+        assert ids(since=(now - timedelta(minutes=5)).isoformat()) == [other, started]
+        assert ids(since=(now + timedelta(minutes=5)).isoformat()) == []
+        assert ids(until=(now - timedelta(minutes=5)).isoformat()) == []
+        window = {"since": (now - timedelta(minutes=5)).isoformat(), "status": "running", "limit": "1"}
+        page = client.get("/api/workflows", headers=VIEWER, params=window).json()
+        assert page["total"] == 2 and [r["run_id"] for r in page["items"]] == [other]
+        tail = client.get("/api/audit", headers=VIEWER, params={"run_id": started}).json()
+        assert tail["count"] >= 2 and {e["target"] for e in tail["entries"]} == {started}
+        assert {"workflow_started", "permission_check"} <= {e["event_type"] for e in tail["entries"]}

@@ -38,6 +38,10 @@ EXPECTED_TOOLS = {
     "execute_task",
     "get_workflow_events",
     "query_audit_log",
+    # schedules
+    "list_schedules",
+    "add_schedule",
+    "remove_schedule",
 }
 INCIDENT = {"template_id": "incident-response", "parameters": {"ci_id": "web-01"}}
 

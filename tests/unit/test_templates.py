@@ -208,3 +208,49 @@ def test_a_broken_override_hides_the_builtin_instead_of_silently_using_it(tmp_pa
     (folder / "incident-response.json").write_text(json.dumps(user_template("incident-response")))
     registry.reload()
     assert registry.get("incident-response").name == "User incident-response"
+
+
+# -- live reload and broken files -------------------------------------------------------------------------
+def test_a_running_registry_sees_user_files_added_changed_and_removed(tmp_path: Path) -> None:
+    folder = tmp_path / "live"
+    registry = TemplateRegistry(folder)
+    assert "extra" not in [t.template_id for t in registry.list()]
+    folder.mkdir()
+    (folder / "extra.json").write_text(json.dumps(user_template("extra")))
+    assert registry.get("extra").name == "User extra"
+    (folder / "extra.json").write_text(json.dumps(user_template("extra", name="Renamed and longer")))
+    assert registry.get("extra").name == "Renamed and longer"
+    (folder / "extra.json").unlink()
+    with pytest.raises(WorkflowNotFoundError):
+        registry.get("extra")
+
+
+def test_broken_files_are_listed_with_file_line_and_error(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "bad.yaml").write_text("name: Bad\nsteps:\n  - step_id: a\n    action: [unclosed\n")
+    (folder / "bad-json.json").write_text('{\n  "name": "x",\n}\n')
+    (folder / "holes.json").write_text(json.dumps(user_template("holes", parameters=[])))
+    broken = {b["file"]: b for b in TemplateRegistry(folder).broken()}
+    assert set(broken) == {"bad.yaml", "bad-json.json", "holes.json"}
+    yaml_error = broken["bad.yaml"]
+    assert yaml_error["line"] == 5 and yaml_error["error_code"] == "ORCH_3006"
+    assert (
+        "bad.yaml" in yaml_error["error"]
+        and "line 5" in yaml_error["error"]
+        and "opened at line 4" in yaml_error["error"]
+    )
+    assert broken["bad-json.json"]["line"] == 3 and "line 3, column 1" in broken["bad-json.json"]["error"]
+    assert broken["holes.json"]["line"] is None and "undeclared parameter" in broken["holes.json"]["error"]
+
+
+def test_the_cli_draws_parallel_steps_side_by_side() -> None:
+    from orchestrator.cli_render import stages
+    from orchestrator.models.workflow import WorkflowStep
+
+    def s(step_id: str, *deps: str) -> WorkflowStep:
+        return WorkflowStep(step_id=step_id, action="cmdb.ping", depends_on=list(deps))
+
+    assert stages([s("a"), s("b", "a"), s("c", "b")]) == "a -> b -> c"
+    assert stages([s("a"), s("b", "a"), s("c", "a"), s("d", "b", "c")]) == "a -> [b | c] -> d"
+    assert stages([s("x"), s("y"), s("z", "x", "y"), s("w", "x")]) == "[x | y] -> [z | w]"

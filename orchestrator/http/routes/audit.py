@@ -26,10 +26,16 @@ def query_audit(
     event_type: Annotated[str | None, Query(description="e.g. workflow_started, permission_denied")] = None,
     actor: Annotated[str | None, Query(description="e.g. operator:ann")] = None,
     target: Annotated[str | None, Query(description="A run id, agent id, dead-letter id...")] = None,
+    run_id: Annotated[
+        str | None, Query(max_length=200, description="Only this run and its steps (other filters ignored)")
+    ] = None,
     since: Since = None,
     until: Until = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> dict[str, Any]:
+    if run_id is not None:
+        tail = service.run_audit(principal, run_id, limit=limit)
+        return {"entries": [e.model_dump(mode="json") for e in tail], "count": len(tail)}
     entries: list[AuditEntry] = service.audit_query(
         principal, event_type=event_type, actor=actor, target=target, since=since, until=until, limit=limit
     )

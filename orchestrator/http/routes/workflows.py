@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -42,12 +43,18 @@ def list_runs(
     service: ServiceDep,
     status_filter: Annotated[RunStatus | None, Query(alias="status", description="Only runs in this status")] = None,
     template_id: Annotated[str | None, Query(description="Only runs of this template")] = None,
+    since: Annotated[datetime | None, Query(description="Only runs created at or after this ISO-8601 time")] = None,
+    until: Annotated[datetime | None, Query(description="Only runs created at or before this ISO-8601 time")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> RunPage:
-    items, total = service.list_runs(
-        status=status_filter.value if status_filter else None, template_id=template_id, offset=offset, limit=limit
-    )
+    status = status_filter.value if status_filter else None
+    if since is None and until is None:
+        items, total = service.list_runs(status=status, template_id=template_id, offset=offset, limit=limit)
+    else:
+        items, total = service.list_runs_window(
+            status=status, template_id=template_id, since=since, until=until, offset=offset, limit=limit
+        )
     return RunPage(items=items, total=total, offset=offset, limit=limit)
 
 
