@@ -99,3 +99,12 @@ def agent_health_key(agent_id: str) -> str:
 
 # Sample instance (the built-in handlers' ServiceNow-like data)
 SAMPLE_PREFIX = f"{PREFIX}:sample"
+
+
+# Agents bridged to an MCP server, and the chat log the worklog reads (issue 13)
+def agent_mcp_failure_key(agent_id: str) -> str:
+    """The last failed MCP call of a bridged agent, while calls keep failing (expires on its own)."""
+    return f"{PREFIX}:agent:{agent_id}:mcp:failure"
+
+
+CHAT_LOG = f"{PREFIX}:chat:log"

@@ -47,7 +47,7 @@ def test_step_runs_the_mapped_tool_on_the_mcp_server(bridged: Orchestrator, serv
     view = run_and_wait(bridged, definition(step(uid("q"), "cmdb.query", parameters={"name": name})))
     assert view.status == RunStatus.COMPLETED, view.error
     assert view.steps[0].result["items"][0]["name"] == name
-    assert {"ci_class": None, "name": name, "limit": 50} in server.log.search_args
+    assert {"ci_type": None, "environment": None, "query": f"nameLIKE{name}", "limit": 50} in server.log.search_args
 
 
 def test_tool_errors_fail_the_step_with_an_orch_code(bridged: Orchestrator) -> None:
