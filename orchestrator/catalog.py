@@ -555,6 +555,24 @@ def get_action(name: str) -> ActionSpec:
     return spec
 
 
+AUDIT_TOOLS = {"cmdb": "audit_cmdb", "discovery": "audit_discovery", "asset": "audit_assets", "full": "audit_full"}
+_TOOL_CHOICE: dict[str, Any] = {
+    "asset.query": lambda p: (
+        "tool_query_software_licenses" if p.get("asset_type") == "software" else "tool_query_hardware_assets"
+    ),
+    "asset.lifecycle": lambda p: "tool_get_asset_lifecycle" if p.get("asset_id") else "tool_track_asset_depreciation",
+    "audit.compliance": lambda p: AUDIT_TOOLS.get(str(p.get("scope") or "full"), "audit_full"),
+}
+
+
+def tool_for(spec: ActionSpec, params: dict[str, Any]) -> str | None:
+    """Which of the action's sibling MCP tools a call with these (bound) parameters goes to; None if it has none."""
+    if not spec.tools:
+        return None
+    choose = _TOOL_CHOICE.get(spec.name)
+    return str(choose(params)) if choose is not None else spec.mcp_tool
+
+
 def get_agent(agent_id: str) -> AgentSpec:
     spec = AGENTS.get(agent_id)
     if spec is None:

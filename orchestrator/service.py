@@ -39,10 +39,12 @@ from orchestrator.models.workflow import Template, WorkflowDefinition, WorkflowS
 from orchestrator.policy import PolicyGate, load_table
 from orchestrator.principals import Principal, require
 from orchestrator.redis_client import RedisClient, get_redis
+from orchestrator.rules_file import RoutingRulesFile
 from orchestrator.runs import RunStore
 from orchestrator.settings import Settings
 from orchestrator.workflows.dag import plan as plan_workflow
 from orchestrator.workflows.templates import TemplateRegistry
+from orchestrator.worklog import build_worklog
 
 _STARTED = time.time()
 
@@ -88,6 +90,7 @@ class Orchestrator:
         self.dispatcher = Dispatcher(self.app, self.runs, self.events, self.audit, self.gate)
         self.templates = TemplateRegistry(settings.user_templates_dir)
         self.agents = AgentDirectory(self.redis, self.app, settings)
+        self.routing_rules = RoutingRulesFile(settings.data_dir)
         self.deadletters = DeadLetters(self.redis)
         self.messenger = Messenger(self.redis, self.app, self.events, self.audit)
         self.chatdesk = ChatDesk(self)
@@ -396,6 +399,23 @@ class Orchestrator:
     def inbox(self, principal: Principal, agent_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
         require(principal, "read")
         return self.messenger.inbox(agent_id, limit=limit)
+
+    # -- registry and work log (itom-chat-ui) ---------------------------------------------------------
+    def set_agent_status(
+        self, principal: Principal, agent_id: str, status: str, *, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Persist an agent's administrative status; ``maintenance`` takes it out of chat routing."""
+        require(principal, "agent.status")
+        entry = self.agents.registry.set_status(agent_id, status, reason)
+        details = {"agent_id": agent_id, "status": entry.status, "reason": reason}
+        self.audit.append("agent_status_changed", principal.actor, agent_id, details)
+        self.events.publish(Event(event_type=ev.AGENT_STATUS_CHANGED, correlation_id=agent_id, payload=details))
+        return self.agents.record(agent_id, self.agents.heartbeats().get(agent_id))
+
+    def worklog(self, principal: Principal, *, limit: int = 50) -> dict[str, Any]:
+        """Recent runs, tasks and chat exchanges as work items ``{items, status}`` (the chat UI's shape)."""
+        require(principal, "read")
+        return build_worklog(self.redis, self.runs, limit)
 
     # -- helpers for front doors ----------------------------------------------------------------------
     def error_body(self, error: OrchestratorError) -> dict[str, Any]:

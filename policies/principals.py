@@ -5,7 +5,8 @@ and guards front-door operations; an agent's role guards actions inside workers.
 token name an agent role and bypass the worker check.
 
 - viewer: look (runs, templates, agents, events) and read the audit log;
-- operator: also start, cancel and resume work, send messages, read and re-drive dead letters;
+- operator: also start, cancel and resume work, send messages, read and re-drive dead letters, put agents in
+  maintenance and back;
 - admin: everything, including exporting and verifying the audit log.
 """
 
@@ -26,12 +27,13 @@ PrincipalOperation = Literal[
     "dlq.read",
     "dlq.redrive",
     "message.send",
+    "agent.status",
 ]
 
 PRINCIPAL_OPERATIONS: frozenset[str] = frozenset(get_args(PrincipalOperation))
 
 _VIEWER = frozenset({"read", "audit.read"})
-_OPERATOR = _VIEWER | {"start", "cancel", "resume", "message.send", "dlq.read", "dlq.redrive"}
+_OPERATOR = _VIEWER | {"start", "cancel", "resume", "message.send", "dlq.read", "dlq.redrive", "agent.status"}
 
 PRINCIPAL_GRANTS: Mapping[str, frozenset[str]] = MappingProxyType(
     {"viewer": _VIEWER, "operator": _OPERATOR, "admin": PRINCIPAL_OPERATIONS}

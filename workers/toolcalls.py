@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.catalog import ActionSpec
+from orchestrator.catalog import AUDIT_TOOLS, ActionSpec, tool_for
 from orchestrator.errors import TaskInvalidError
 from workers.handlers.common import ci_class_value, collect_cis
 
@@ -243,8 +243,7 @@ _maps("csa.request_status")(lambda p: ToolCall("check_approval_status", {"ritm_s
 
 # ---- snow-itom-auditor -----------------------------------------------------------------------------------------
 
-_AUDIT_TOOLS = {"cmdb": "audit_cmdb", "discovery": "audit_discovery", "asset": "audit_assets", "full": "audit_full"}
-_maps("audit.compliance")(lambda p: ToolCall(_AUDIT_TOOLS[str(p["scope"] or "full")], {}))
+_maps("audit.compliance")(lambda p: ToolCall(AUDIT_TOOLS[str(p["scope"] or "full")], {}))
 _maps("audit.drift")(lambda p: ToolCall("audit_discovery", {}))
 _maps("audit.report")(
     lambda p: ToolCall("compliance_report", {"audit_id": p["audit_id"], "audit_type": "full", "report_format": "json"})
@@ -298,4 +297,5 @@ def tool_call(spec: ActionSpec, params: Mapping[str, Any], earlier: Callable[[],
     if not isinstance(extra, Mapping):
         raise TaskInvalidError("'tool_args' must be an object of tool argument names to values.", {"action": spec.name})
     arguments = {k: v for k, v in {**call.arguments, **extra}.items() if v is not None}
+    assert call.tool == tool_for(spec, dict(params)), f"{spec.name}: builder and catalog disagree on the tool"
     return ToolCall(call.tool, arguments)

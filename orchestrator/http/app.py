@@ -27,6 +27,7 @@ from orchestrator.http.routes import (
     tasks,
     templates,
     workflows,
+    worklog,
 )
 from orchestrator.mcp import create_mcp
 from orchestrator.service import Orchestrator
@@ -36,7 +37,9 @@ MCP_PATH = "/mcp"
 DESCRIPTION = """Distributed orchestrator for IT-operations agents.
 
 Every route except `GET /api/health` (and these docs) needs `Authorization: Bearer <token>`; tokens map to a
-principal and a role (admin, operator, viewer) via `ORCH_AUTH__TOKENS`. `GET /metrics` needs a token too.
+principal and a role (admin, operator, viewer) via `ORCH_AUTH__TOKENS`. Opt-in (`ORCH_AUTH__ANONYMOUS__ENABLED`):
+requests without an Authorization header to the chat, clarify, agent-status and worklog routes are served as a
+configured anonymous principal (for itom-chat-ui, which sends no token). `GET /metrics` needs a token too.
 Errors always have the body `{error_code, error_message, timestamp}`. The MCP server (streamable HTTP, same
 tokens) is at `/mcp/`.
 """
@@ -61,7 +64,9 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
     )
     app.state.service = service
     install_error_handlers(app)
-    for module in (health, agents, templates, workflows, tasks, events, audit, dlq, messages, chat, history, metrics):
+    for module in (health, agents, templates, workflows, tasks, events, audit, dlq, messages, chat, worklog):
+        app.include_router(module.router)
+    for module in (history, metrics):
         app.include_router(module.router)
     app.mount(MCP_PATH, mcp_app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)

@@ -17,6 +17,7 @@ PROTECTED: list[tuple[str, str]] = [
     ("GET", "/api/agents/status"),
     ("GET", "/api/agents/cmdb-agent"),
     ("GET", "/api/agents/cmdb-agent/health"),
+    ("POST", "/api/agents/cmdb-agent/status"),
     ("GET", "/api/templates"),
     ("GET", "/api/templates/incident-response"),
     ("POST", "/api/workflows"),
@@ -37,6 +38,7 @@ PROTECTED: list[tuple[str, str]] = [
     ("GET", "/api/messages/cmdb-agent"),
     ("POST", "/api/chat"),
     ("POST", "/api/chat/clarify"),
+    ("GET", "/api/worklog"),
     ("GET", "/api/execution-history"),
     ("GET", "/metrics"),
 ]

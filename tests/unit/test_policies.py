@@ -344,7 +344,20 @@ def test_table_rejects_duplicate_roles() -> None:
     ("role", "granted"),
     [
         ("viewer", {"read", "audit.read"}),
-        ("operator", {"read", "audit.read", "start", "cancel", "resume", "message.send", "dlq.read", "dlq.redrive"}),
+        (
+            "operator",
+            {
+                "read",
+                "audit.read",
+                "start",
+                "cancel",
+                "resume",
+                "message.send",
+                "dlq.read",
+                "dlq.redrive",
+                "agent.status",
+            },
+        ),
         ("admin", set(PRINCIPAL_OPERATIONS)),
         ("root", set()),
         ("", set()),
@@ -356,7 +369,7 @@ def test_principals_table(role: str, granted: set[str]) -> None:
     assert not principal_may(role, "format.disk")
 
 
-def test_principal_operations_are_the_documented_ten() -> None:
+def test_principal_operations_are_the_documented_eleven() -> None:
     documented = {
         "read",
         "start",
@@ -368,6 +381,7 @@ def test_principal_operations_are_the_documented_ten() -> None:
         "dlq.read",
         "dlq.redrive",
         "message.send",
+        "agent.status",
     }
     assert documented == PRINCIPAL_OPERATIONS
 
