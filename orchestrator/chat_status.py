@@ -1,7 +1,7 @@
 """The orchestrator's own chat answer: its health and the agents' status, for messages addressed to it.
 
-Why: itom-chat-ui's ``/status`` and ``/agents`` commands send ``target_agent: "orchestrator"``, which the
-original answered with 502 (no such agent). Here the orchestrator answers itself, in the chat reply's shape
+Why: itom-chat-ui's ``/status`` and ``/agents`` commands send ``target_agent: "orchestrator"``, which is no
+agent but the orchestrator itself. It answers them in the chat reply's shape
 (``agent_response`` Markdown, ``suggested_actions``, ``tool_used``, ``source``), from the same data as
 ``GET /api/health`` and ``GET /api/agents``.
 """

@@ -69,9 +69,10 @@ class ChatDesk:
         return {"rules": self.service.routing_rules.rules(), "unavailable": agents.unavailable()}
 
     def chat(self, principal: Principal, request: ChatRequest) -> ChatResponse | ClarificationResponse:
-        require(principal, "start")
         if (request.target_agent or "").strip().casefold() in ORCHESTRATOR_TARGETS:
+            require(principal, "read")  # a look at the orchestrator's own status runs nothing
             return self._orchestrator_answer(principal, request)
+        require(principal, "start")
         decision = route(RouteRequest.for_chat(request), self.service.agents.routable(), **self._routing())
         if not isinstance(decision, RoutingDecision):
             token = self.store.put(request.message, request.session_id, decision, context=request.context)

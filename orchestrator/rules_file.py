@@ -1,8 +1,7 @@
 """The chat routing rules file (``ORCH_DATA_DIR/routing-rules.json``), validated and re-read when it changes.
 
-Why: in the original the rules file was loaded and then ignored (the router ran hard-coded defaults). Here
-the file *is* the rules: the packaged default holds the original's defaults (``routing.DEFAULT_RULES``),
-and an operator's copy under the data directory replaces them. The original's 1.1.0 file loads as well:
+Why: the file *is* the rules. The packaged default holds ``routing.DEFAULT_RULES``, and an operator's copy
+under the data directory replaces them without a restart. Files in the 1.1.0 format load as well:
 ``routing_rules`` entries are read (``id``, ``priority``, ``domain``, ``keywords``, ``target_agent``,
 ``enabled``) and its other sections (``domains``, ``capability_mappings``, ...) are ignored.
 

@@ -268,7 +268,13 @@ class _Runtime:
             if not session_lost(exc):
                 raise
         self.sessions_recovered += 1
-        return await self._call_once(key, tool, arguments, idempotency_key)
+        try:
+            return await self._call_once(key, tool, arguments, idempotency_key)
+        except OrchestratorError as exc:
+            if not session_lost(exc):
+                raise
+            message = f"MCP server {key[0]} lost a brand-new session too (restarting?); the call may be retried."
+            raise RetryableTaskError(message, {"url": key[0], "tool": tool}) from exc
 
     async def _call_once(
         self, key: SessionKey, tool: str, arguments: dict[str, Any], idempotency_key: str | None

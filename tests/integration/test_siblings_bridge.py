@@ -150,6 +150,19 @@ def test_a_restarted_sibling_is_reached_on_a_new_session(bridged: Siblings) -> N
     assert bridge.sessions_recovered() == recovered + 1
 
 
+def test_a_sibling_that_keeps_losing_sessions_fails_the_call_as_retryable(bridged: Siblings) -> None:
+    server = bridged.http["asset-agent"]
+    assert server.sessions is not None
+    run("asset.reconcile", {})
+    server.sessions.forget_every_session = True
+    try:
+        with pytest.raises(RetryableTaskError, match="lost a brand-new session too"):
+            run("asset.reconcile", {})
+    finally:
+        server.sessions.forget_every_session = False
+    run("asset.reconcile", {})
+
+
 def test_the_probe_lists_every_tool_the_catalog_maps(bridged: Siblings) -> None:
     for agent, server in bridged.http.items():
         health = bridge.probe(server.url, timeout=5)

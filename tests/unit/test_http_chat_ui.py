@@ -113,6 +113,8 @@ def test_an_anonymous_viewer_may_look_but_not_chat(monkeypatch: pytest.MonkeyPat
     with TestClient(create_app(_service(monkeypatch, enabled=True, role="viewer"))) as viewer:
         assert viewer.get("/api/agents/status").status_code == 200
         assert viewer.post("/api/chat", json={"message": "list servers"}).status_code == 403
+        status = viewer.post("/api/chat", json={"message": "status", "target_agent": "orchestrator"})
+        assert status.status_code == 200  # the orchestrator's own summary is a look, not a run
 
 
 # ---- chat replies ---------------------------------------------------------------------------------------------
