@@ -332,32 +332,32 @@ def auditor_server(rec: Recorder, *, check_errors: Callable[[], int] = lambda: 0
         return rec.note(tool, **args) or audit_result(audit_type, check_errors())
 
     @mcp.tool()
-    def audit_cmdb(severity_filter: str | None = None) -> dict:  # type: ignore[type-arg]
+    def audit_cmdb(severity_filter: str | None = None) -> dict:
         return audit("audit_cmdb", "cmdb", severity_filter=severity_filter)
 
     @mcp.tool()
-    def audit_discovery() -> dict:  # type: ignore[type-arg]
+    def audit_discovery() -> dict:
         return audit("audit_discovery", "discovery")
 
     @mcp.tool()
-    def audit_assets() -> dict:  # type: ignore[type-arg]
+    def audit_assets() -> dict:
         return audit("audit_assets", "asset")
 
     @mcp.tool()
-    def audit_full() -> dict:  # type: ignore[type-arg]
+    def audit_full() -> dict:
         return audit("audit_full", "full")
 
     @mcp.tool()
-    def compliance_rules(category: str | None = None) -> dict:  # type: ignore[type-arg]
+    def compliance_rules(category: str | None = None) -> dict:
         rules = [{"name": "stale_records", "category": "cmdb", "severity": "high"}]
         return rec.note("compliance_rules", category=category) or {"rules": rules, "total_count": 1}
 
     @mcp.tool()
-    def compliance_score(audit_type: str | None = None) -> dict:  # type: ignore[type-arg]
+    def compliance_score(audit_type: str | None = None) -> dict:
         return {"status": "no_data", "message": "No audit results found. Run an audit first."}
 
     @mcp.tool()
-    def compliance_report(audit_id: str | None = None, audit_type: str = "full", report_format: str = "json") -> dict:  # type: ignore[type-arg]
+    def compliance_report(audit_id: str | None = None, audit_type: str = "full", report_format: str = "json") -> dict:
         failure = rec.note("compliance_report", audit_id=audit_id, audit_type=audit_type, report_format=report_format)
         if failure is not None:
             return failure
@@ -366,29 +366,29 @@ def auditor_server(rec: Recorder, *, check_errors: Callable[[], int] = lambda: 0
         return {"audit_id": result["id"], "executive_summary": summary, "recommendations": [], "format": report_format}
 
     @mcp.tool()
-    def audit_history(audit_type: str | None = None, limit: int = 10) -> dict:  # type: ignore[type-arg]
+    def audit_history(audit_type: str | None = None, limit: int = 10) -> dict:
         return {"results": [], "total_returned": 0}
 
     @mcp.tool()
-    def audit_compare(audit_id_1: str = "", audit_id_2: str = "") -> dict:  # type: ignore[type-arg]
+    def audit_compare(audit_id_1: str = "", audit_id_2: str = "") -> dict:
         if not audit_id_1 or not audit_id_2:
             return {"status": "error", "message": "Both audit_id_1 and audit_id_2 are required"}
         return {"delta": 0}
 
     @mcp.tool()
-    def remediation_create(audit_id: str = "") -> dict:  # type: ignore[type-arg]
+    def remediation_create(audit_id: str = "") -> dict:
         return {"status": "error", "message": "audit_id is required"} if not audit_id else {"plan_id": "p1"}
 
     @mcp.tool()
-    def remediation_progress(plan_id: str = "") -> dict:  # type: ignore[type-arg]
+    def remediation_progress(plan_id: str = "") -> dict:
         return {"status": "error", "message": "plan_id is required"} if not plan_id else {"progress_pct": 0}
 
     @mcp.tool()
-    def remediation_validate(plan_id: str = "", item_id: str = "") -> dict:  # type: ignore[type-arg]
+    def remediation_validate(plan_id: str = "", item_id: str = "") -> dict:
         return {"status": "error", "message": "Both plan_id and item_id are required"}
 
     @mcp.tool()
-    def health_check() -> dict:  # type: ignore[type-arg]
+    def health_check() -> dict:
         return {"status": "healthy", "instance": "https://example.service-now.invalid"}
 
     return mcp
