@@ -4,6 +4,11 @@ Why heartbeats: an agent is online only when a worker instance consuming its que
 bridged, reached its MCP server); ``force_check`` also asks the workers over Celery's control channel. Each
 worker instance beats for itself, so an agent with two workers shows both, and a killed one disappears within
 one lease interval; an agent whose worker ``itom-orch up`` is restarting shows ``degraded``.
+
+A bridged agent is *degraded*, not online, while its MCP server lacks tools the catalog maps its actions
+to (they are named in ``mcp.missing_tools``) or while its calls keep failing (``mcp.failing_call``, recorded
+by the workers). Which agents are registered, their display fields, ``registered_at`` and an
+administrative ``maintenance`` status come from the registry file (``registry.py``).
 """
 
 from __future__ import annotations
@@ -11,22 +16,44 @@ from __future__ import annotations
 import builtins
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from celery import Celery
 
 from orchestrator import keys
-from orchestrator.catalog import ACTIONS, AGENTS, get_agent
+from orchestrator.catalog import ACTIONS, AGENTS, AgentSpec, get_agent
 from orchestrator.models.common import iso_now
 from orchestrator.redis_client import RedisClient
+from orchestrator.registry import AgentRegistry
 from orchestrator.settings import Settings
 
 HISTORY_MAX = 100
 STATUSES = ("online", "offline", "degraded", "maintenance")
+CHECK_RESULTS = {"online": "healthy", "degraded": "degraded", "maintenance": "skipped"}
 
 
 def history_key(agent_id: str) -> str:
     return f"{keys.agent_health_key(agent_id)}:history"
+
+
+def required_tools(agent_id: str) -> builtins.list[str]:
+    """The sibling MCP tools the catalog maps this agent's actions to."""
+    return sorted({tool for action in AGENTS[agent_id].actions for tool in ACTIONS[action].tools})
+
+
+def mcp_problems(agent_id: str, beat: dict[str, Any] | None) -> dict[str, Any]:
+    """Why a bridged agent's MCP server is not fully usable: missing tools, failing calls (empty when fine)."""
+    mcp = (beat or {}).get("mcp")
+    problems: dict[str, Any] = {}
+    if isinstance(mcp, dict) and mcp.get("reachable") and isinstance(mcp.get("tool_names"), list):
+        missing = sorted(set(required_tools(agent_id)) - set(mcp["tool_names"]))
+        if missing:
+            problems["missing_tools"] = missing
+    failure = (beat or {}).get("mcp_failure")
+    if isinstance(failure, dict):
+        problems["failing_call"] = failure
+    return problems
 
 
 class AgentDirectory:
@@ -36,8 +63,10 @@ class AgentDirectory:
         self.redis = client
         self.app = app
         self.settings = settings
-        self.registered_at = iso_now()
         self.fresh_seconds = settings.reliability.lease_ttl_seconds
+        self.registry = AgentRegistry(settings.data_dir)
+        self.registry.ensure_written()
+        self.registered_at = self.registry.started_at
 
     # -- heartbeats -----------------------------------------------------------------------------------
     def heartbeats(self) -> dict[str, dict[str, Any]]:
@@ -49,6 +78,7 @@ class AgentDirectory:
             pipe.get(keys.worker_key(instance))
         for agent_id in AGENTS:
             pipe.get(keys.supervisor_key(agent_id))
+            pipe.get(keys.agent_mcp_failure_key(agent_id))
         replies = pipe.execute()
         out: dict[str, dict[str, Any]] = {}
         for raw in replies[: len(live)]:
@@ -63,9 +93,15 @@ class AgentDirectory:
             if current is None or float(record.get("ts", 0)) > float(current.get("ts", 0)):
                 current = record
             out[agent_id] = {**current, "workers": workers}
-        for agent_id, raw in zip(AGENTS, replies[len(live) :], strict=True):
-            if raw:
-                out.setdefault(agent_id, {"agent_id": agent_id, "workers": [], "ts": 0})["supervisor"] = json.loads(raw)
+        extras = replies[len(live) :]
+        for index, agent_id in enumerate(AGENTS):
+            supervisor, failure = extras[2 * index], extras[2 * index + 1]
+            if supervisor:
+                out.setdefault(agent_id, {"agent_id": agent_id, "workers": [], "ts": 0})["supervisor"] = json.loads(
+                    supervisor
+                )
+            if failure and agent_id in out:
+                out[agent_id]["mcp_failure"] = json.loads(failure)
         return out
 
     def _status(self, beat: dict[str, Any] | None) -> str:
@@ -79,9 +115,28 @@ class AgentDirectory:
             return "degraded"
         return "online"
 
+    def status_of(self, agent_id: str, beat: dict[str, Any] | None) -> str:
+        """Live status, then what the registry and the MCP server say: maintenance wins, problems degrade."""
+        entry = self.registry.entries().get(agent_id)
+        if entry is not None and entry.status == "maintenance":
+            return "maintenance"
+        status = self._status(beat)
+        if status == "online" and mcp_problems(agent_id, beat):
+            return "degraded"
+        return status
+
     def statuses(self) -> dict[str, str]:
         beats = self.heartbeats()
-        return {agent_id: self._status(beats.get(agent_id)) for agent_id in AGENTS}
+        return {agent_id: self.status_of(agent_id, beats.get(agent_id)) for agent_id in self.registry.registered()}
+
+    # -- routing --------------------------------------------------------------------------------------
+    def routable(self) -> dict[str, AgentSpec]:
+        """The registered agents as routing sees them (names from the registry file)."""
+        return {a: replace(AGENTS[a], name=e.name) for a, e in self.registry.registered().items()}
+
+    def unavailable(self) -> frozenset[str]:
+        """Registered agents routing must skip (administratively in maintenance)."""
+        return self.registry.in_maintenance()
 
     def connected_count(self) -> int:
         return sum(1 for s in self.statuses().values() if s == "online")
@@ -89,7 +144,8 @@ class AgentDirectory:
     # -- registry records -----------------------------------------------------------------------------
     def record(self, agent_id: str, beat: dict[str, Any] | None = None, *, detailed: bool = False) -> dict[str, Any]:
         spec = get_agent(agent_id)
-        status = self._status(beat)
+        entry = self.registry.get(agent_id)
+        status = self.status_of(agent_id, beat)
         mcp_url = self.settings.agent(agent_id).mcp_url
         capabilities: list[dict[str, Any]] = []
         for name in spec.actions:
@@ -109,29 +165,35 @@ class AgentDirectory:
             capabilities.append(cap)
         record: dict[str, Any] = {
             "agent_id": agent_id,
-            "name": spec.name,
+            "name": entry.name,
             "domain": spec.domain,
-            "description": spec.description,
+            "description": entry.description,
             "status": status,
             "capabilities": capabilities if detailed else [c["name"] for c in capabilities],
             "capability_count": len(capabilities),
-            "registered_at": self.registered_at,
+            "registered_at": entry.registered_at or self.registered_at,
             "last_health_check": beat.get("at") if beat else None,
             "mcp_server_url": mcp_url,
             "metadata": {
                 "project": spec.project,
+                **entry.metadata,
                 "queue": keys.agent_queue(agent_id),
                 "mode": "mcp-bridge" if mcp_url else "builtin",
                 "workers": beat.get("workers", []) if beat else [],
             },
         }
+        if entry.status == "maintenance":
+            record["status_reason"] = entry.status_reason
+        problems = mcp_problems(agent_id, beat)
+        if problems:
+            record["mcp_problems"] = problems
         return record
 
     def list(
         self, *, domain: str | None = None, status: str | None = None, capability: str | None = None
     ) -> builtins.list[dict[str, Any]]:
         beats = self.heartbeats()
-        records = [self.record(agent_id, beats.get(agent_id)) for agent_id in sorted(AGENTS)]
+        records = [self.record(agent_id, beats.get(agent_id)) for agent_id in sorted(self.registry.registered())]
         if capability:
             return [r for r in records if capability in r["capabilities"]]
         if domain:
@@ -143,23 +205,28 @@ class AgentDirectory:
     # -- health checks --------------------------------------------------------------------------------
     def check(self, agent_id: str, *, force: bool = False) -> dict[str, Any]:
         """One health check: the heartbeat, plus (forced) a Celery ping of the workers on the agent's queue."""
-        get_agent(agent_id)
+        self.registry.get(agent_id)
         started = time.perf_counter()
         beat = self.heartbeats().get(agent_id)
-        status = self._status(beat)
+        status = self.status_of(agent_id, beat)
         details: dict[str, Any] = {"heartbeat": beat}
-        if force:
+        problems = mcp_problems(agent_id, beat)
+        if problems:
+            details["mcp_problems"] = problems
+        if force and status != "maintenance":
             replies = self.ping_queue(agent_id)
             details["ping"] = replies
             if status != "offline" and not replies:
                 status = "offline"
             elif status == "offline" and replies:
                 status = "degraded"
+        checked_at = iso_now()
         result = {
             "agent_id": agent_id,
             "status": status,
-            "result": {"online": "healthy", "degraded": "degraded"}.get(status, "unreachable"),
-            "checked_at": iso_now(),
+            "result": CHECK_RESULTS.get(status, "unreachable"),
+            "checked_at": checked_at,
+            "timestamp": checked_at,
             "response_time_ms": round((time.perf_counter() - started) * 1000, 3),
             "details": details,
         }
@@ -190,7 +257,7 @@ class AgentDirectory:
         times = [float(h.get("response_time_ms") or 0) for h in history]
         return {
             "agent_id": agent_id,
-            "name": AGENTS[agent_id].name,
+            "name": self.registry.get(agent_id).name,
             "current_status": latest["status"],
             "last_health_check": latest["checked_at"],
             "latest_check": latest,
@@ -208,14 +275,16 @@ class AgentDirectory:
     def summary(self, *, force: bool = False) -> dict[str, Any]:
         """The all-agents view: ``agents[]``, ``total_agents``, ``status_summary``."""
         agents = []
-        for agent_id in sorted(AGENTS):
+        registered = self.registry.registered()
+        beats = self.heartbeats()
+        for agent_id in sorted(registered):
             check = self.check(agent_id, force=force) if force else None
-            beat = self.heartbeats().get(agent_id) if check is None else None
-            status = check["status"] if check else self._status(beat)
+            beat = beats.get(agent_id) if check is None else None
+            status = check["status"] if check else self.status_of(agent_id, beat)
             agents.append(
                 {
                     "agent_id": agent_id,
-                    "name": AGENTS[agent_id].name,
+                    "name": registered[agent_id].name,
                     "status": status,
                     "last_check": (check or {}).get("checked_at") or (beat or {}).get("at"),
                     "checks_in_history": int(self.redis.llen(history_key(agent_id))),

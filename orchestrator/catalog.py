@@ -7,7 +7,7 @@ onto the names below (``LEGACY_ACTIONS`` and ``ActionSpec.mcp_tool``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.errors import AgentNotFoundError, TaskInvalidError
@@ -32,10 +32,17 @@ class ActionSpec:
     timeout_seconds: float = 30.0
     max_retries: int = 2
     mcp_tool: str | None = None
+    alt_tools: tuple[str, ...] = ()
+    local: bool = False
 
     @property
     def domain(self) -> str:
         return self.name.split(".", 1)[0]
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """Every sibling MCP tool this action may call (the main one first); empty when it has none."""
+        return (self.mcp_tool, *self.alt_tools) if self.mcp_tool else ()
 
 
 @dataclass(frozen=True)
@@ -53,13 +60,27 @@ class AgentSpec:
 _R, _W, _X = Access.READ, Access.WRITE, Access.EXECUTE
 _CI = P(name="ci_id", type="string", required=True, description="CI sys_id or name")
 _LIMIT = P(name="limit", type="integer", default=50, description="Maximum rows returned")
+_CLASS = P(name="ci_class", default=None, description="CI class, e.g. server, linux_server or cmdb_ci_database")
+TOOL_ARGS = "tool_args"
+_TOOL_ARGS = P(
+    name=TOOL_ARGS,
+    type="object",
+    default=None,
+    description="Extra arguments for the agent's MCP tool (bridged agents only; checked against the tool's schema)",
+)
 _REPORT = P(name="report_type", type="string", default="summary", enum=["summary", "health", "audit", "lifecycle"])
 
+
+def _with_tool_args(spec: ActionSpec) -> ActionSpec:
+    """Actions that map to a sibling tool also take ``tool_args``: more arguments for that tool, as it names them."""
+    return replace(spec, params=(*spec.params, _TOOL_ARGS)) if spec.mcp_tool else spec
+
+
 ACTIONS: dict[str, ActionSpec] = {
-    a.name: a
+    a.name: _with_tool_args(a)
     for a in (
         # cmdb-agent
-        ActionSpec("cmdb.ping", "cmdb-agent", _R, True, "No-op round trip (health and benchmarks)"),
+        ActionSpec("cmdb.ping", "cmdb-agent", _R, True, "No-op round trip (health and benchmarks)", local=True),
         ActionSpec(
             "cmdb.query",
             "cmdb-agent",
@@ -102,7 +123,6 @@ ACTIONS: dict[str, ActionSpec] = {
             (_CI, P(name="fields", type="object", required=True)),
             timeout_seconds=60,
             max_retries=0,
-            mcp_tool="update_configuration_item",
         ),
         ActionSpec(
             "cmdb.create",
@@ -117,7 +137,6 @@ ACTIONS: dict[str, ActionSpec] = {
             ),
             timeout_seconds=60,
             max_retries=0,
-            mcp_tool="create_configuration_item",
         ),
         ActionSpec(
             "cmdb.delete",
@@ -128,7 +147,6 @@ ACTIONS: dict[str, ActionSpec] = {
             (_CI,),
             timeout_seconds=60,
             max_retries=0,
-            mcp_tool="retire_configuration_item",
         ),
         ActionSpec(
             "cmdb.bulk_operations",
@@ -139,8 +157,102 @@ ACTIONS: dict[str, ActionSpec] = {
             (P(name="ci_ids", type="array", required=True), P(name="fields", type="object", required=True)),
             timeout_seconds=120,
             max_retries=0,
+        ),
+        ActionSpec(
+            "cmdb.count",
+            "cmdb-agent",
+            _R,
+            True,
+            "Count configuration items",
+            (_CLASS, P(name="environment", default=None), P(name="name", default=None)),
+            mcp_tool="search_configuration_items",
+        ),
+        ActionSpec(
+            "cmdb.stale",
+            "cmdb-agent",
+            _R,
+            True,
+            "Find stale configuration items (not updated for a number of days)",
+            (_CLASS, P(name="days", type="integer", default=90), _LIMIT),
+            mcp_tool="find_stale_configuration_items",
+        ),
+        ActionSpec(
+            "cmdb.duplicates",
+            "cmdb-agent",
+            _R,
+            True,
+            "Find duplicate configuration items",
+            (_CLASS, P(name="match_field", default="name", enum=["name", "serial_number"])),
+            mcp_tool="find_duplicate_configuration_items",
+        ),
+        ActionSpec(
+            "cmdb.health_trend",
+            "cmdb-agent",
+            _R,
+            True,
+            "CMDB health trend over time",
+            (_CLASS, P(name="days", type="integer", default=90)),
+            timeout_seconds=60,
+            mcp_tool="get_cmdb_health_trend_report",
+        ),
+        ActionSpec(
+            "cmdb.dashboard",
+            "cmdb-agent",
+            _R,
+            True,
+            "CMDB operational dashboard",
+            (),
+            mcp_tool="get_operational_dashboard",
+        ),
+        ActionSpec(
+            "cmdb.dependency_tree",
+            "cmdb-agent",
+            _R,
+            True,
+            "A CI's relationships: what it depends on and what depends on it",
+            (_CI, P(name="depth", type="integer", default=2)),
+            mcp_tool="query_ci_dependency_tree",
+        ),
+        ActionSpec(
+            "cmdb.history",
+            "cmdb-agent",
+            _R,
+            True,
+            "A CI's change history",
+            (_CI, P(name="limit", type="integer", default=20, description="Maximum entries returned")),
+            mcp_tool="get_configuration_item_history",
+        ),
+        ActionSpec(
+            "cmdb.reconcile",
+            "cmdb-agent",
+            _R,
+            True,
+            "Data reconciliation (dry run): CMDB records that drift from what discovery saw",
+            (_CLASS,),
+            timeout_seconds=60,
             mcp_tool="reconcile_cmdb_configuration_data",
         ),
+        ActionSpec(
+            "cmdb.ire_rules",
+            "cmdb-agent",
+            _R,
+            True,
+            "Identification and reconciliation (IRE) rules of a CI class",
+            (P(name="ci_class", default="server", description="CI class, e.g. server or cmdb_ci_linux_server"),),
+            mcp_tool="get_ire_rules_for_class",
+        ),
+        ActionSpec("cmdb.ci_types", "cmdb-agent", _R, True, "CI types and their fields", (), mcp_tool="list_ci_types"),
+        ActionSpec("cmdb.relationship_types", "cmdb-agent", _R, True, "CI relationship types in use", ()),
+        ActionSpec(
+            "cmdb.activity",
+            "cmdb-agent",
+            _R,
+            True,
+            "Recent CI activity and CMDB audit statistics",
+            (_CLASS, P(name="limit", type="integer", default=20, description="Maximum entries returned")),
+            mcp_tool="get_agent_status",
+        ),
+        ActionSpec("cmdb.health_check", "cmdb-agent", _R, True, "The CMDB agent's own health", (), mcp_tool="health"),
         # discovery-agent
         ActionSpec(
             "discovery.scan",
@@ -151,6 +263,7 @@ ACTIONS: dict[str, ActionSpec] = {
             (
                 P(name="ip_range", default="10.0.0.0/16"),
                 P(name="scan_type", default="full", enum=["full", "incremental"]),
+                P(name="schedule_id", default=None, description="Run this existing discovery schedule instead"),
             ),
             timeout_seconds=120,
             mcp_tool="schedule_discovery_scan",
@@ -161,7 +274,7 @@ ACTIONS: dict[str, ActionSpec] = {
             _R,
             True,
             "Status of recent discovery scans",
-            (P(name="schedule_id", default=None), _LIMIT),
+            (P(name="schedule_id", default=None), P(name="scan_id", default=None), _LIMIT),
             mcp_tool="get_discovery_status",
         ),
         ActionSpec(
@@ -198,6 +311,7 @@ ACTIONS: dict[str, ActionSpec] = {
                 _LIMIT,
             ),
             mcp_tool="tool_query_hardware_assets",
+            alt_tools=("tool_query_software_licenses",),
         ),
         ActionSpec(
             "asset.lifecycle",
@@ -205,8 +319,12 @@ ACTIONS: dict[str, ActionSpec] = {
             _R,
             True,
             "Assets past or near end of life",
-            (P(name="horizon_days", type="integer", default=180),),
+            (
+                P(name="horizon_days", type="integer", default=180),
+                P(name="asset_id", default=None, description="One asset (sys_id or asset tag) instead of all"),
+            ),
             mcp_tool="tool_get_asset_lifecycle",
+            alt_tools=("tool_track_asset_depreciation",),
         ),
         ActionSpec(
             "asset.reconcile",
@@ -236,7 +354,6 @@ ACTIONS: dict[str, ActionSpec] = {
             True,
             "List service catalog items",
             (P(name="category", default=None),),
-            mcp_tool="list_catalog_items",
         ),
         ActionSpec(
             "csa.plan_fulfillment",
@@ -244,8 +361,8 @@ ACTIONS: dict[str, ActionSpec] = {
             _R,
             True,
             "Pick the catalog item and assignment group for earlier findings",
-            (),
-            mcp_tool="get_request_details",
+            (P(name="request", default=None, description="What to fulfil (default: the earlier steps' findings)"),),
+            mcp_tool="execute_pipeline",
         ),
         ActionSpec(
             "csa.run_remediation",
@@ -253,7 +370,16 @@ ACTIONS: dict[str, ActionSpec] = {
             _W,
             False,
             "Create a remediation ticket",
-            (P(name="summary", default=None), P(name="risk_level", default="low", enum=["low", "medium", "high"])),
+            (
+                P(name="summary", default=None),
+                P(name="risk_level", default="low", enum=["low", "medium", "high"]),
+                P(
+                    name="remediation_type",
+                    default="missing_data",
+                    enum=["missing_data", "duplicate_merge", "stale_retirement"],
+                ),
+                P(name="remediation_mode", default="manual", enum=["manual", "agent"]),
+            ),
             timeout_seconds=60,
             max_retries=0,
             mcp_tool="create_remediation_request",
@@ -285,9 +411,10 @@ ACTIONS: dict[str, ActionSpec] = {
             _R,
             True,
             "Compliance audit of CIs and scan results",
-            (P(name="scope", default="cmdb"),),
+            (P(name="scope", default="cmdb", enum=["cmdb", "discovery", "asset", "full"]),),
             timeout_seconds=60,
             mcp_tool="audit_full",
+            alt_tools=("audit_cmdb", "audit_discovery", "audit_assets"),
         ),
         ActionSpec(
             "audit.drift",
@@ -299,7 +426,16 @@ ACTIONS: dict[str, ActionSpec] = {
             timeout_seconds=60,
             mcp_tool="audit_discovery",
         ),
-        ActionSpec("audit.report", "itom-auditor", _R, True, "Audit report", (), mcp_tool="compliance_report"),
+        ActionSpec(
+            "audit.report",
+            "itom-auditor",
+            _R,
+            True,
+            "Audit report",
+            (P(name="audit_id", default=None, description="Report on this earlier audit instead of a fresh one"),),
+            timeout_seconds=60,
+            mcp_tool="compliance_report",
+        ),
         ActionSpec(
             "audit.policy",
             "itom-auditor",
@@ -419,6 +555,24 @@ def get_action(name: str) -> ActionSpec:
     return spec
 
 
+AUDIT_TOOLS = {"cmdb": "audit_cmdb", "discovery": "audit_discovery", "asset": "audit_assets", "full": "audit_full"}
+_TOOL_CHOICE: dict[str, Any] = {
+    "asset.query": lambda p: (
+        "tool_query_software_licenses" if p.get("asset_type") == "software" else "tool_query_hardware_assets"
+    ),
+    "asset.lifecycle": lambda p: "tool_get_asset_lifecycle" if p.get("asset_id") else "tool_track_asset_depreciation",
+    "audit.compliance": lambda p: AUDIT_TOOLS.get(str(p.get("scope") or "full"), "audit_full"),
+}
+
+
+def tool_for(spec: ActionSpec, params: dict[str, Any]) -> str | None:
+    """Which of the action's sibling MCP tools a call with these (bound) parameters goes to; None if it has none."""
+    if not spec.tools:
+        return None
+    choose = _TOOL_CHOICE.get(spec.name)
+    return str(choose(params)) if choose is not None else spec.mcp_tool
+
+
 def get_agent(agent_id: str) -> AgentSpec:
     spec = AGENTS.get(agent_id)
     if spec is None:
@@ -475,9 +629,12 @@ def validate_params(
     by_name = {s.name: s for s in specs}
     unknown = sorted(set(given) - set(by_name))
     if unknown and not allow_extra:
-        raise ValueError(f"{where}: unknown parameter(s) {unknown}; declared: {sorted(by_name) or 'none'}")
+        hint = "; arguments in the agent's MCP tool's own names go in 'tool_args'" if "tool_args" in by_name else ""
+        raise ValueError(f"{where}: unknown parameter(s) {unknown}; declared: {sorted(by_name) or 'none'}{hint}")
     bound: dict[str, Any] = {k: v for k, v in given.items() if k not in by_name}
     for spec in specs:
+        if spec.name == TOOL_ARGS and given.get(TOOL_ARGS) is None:
+            continue  # optional pass-through: bound only when given, so step parameters stay as written
         if spec.name in given and given[spec.name] is not None:
             bound[spec.name] = coerce_param(spec, given[spec.name])
         elif spec.required:

@@ -3,8 +3,11 @@
 Why here and not in the agents: the original hid a hand-written keyword->tool cascade inside each agent's
 dispatch handler, in the agent's own tool vocabulary, and ignored the chat UI's ``tool_hint``/``tool_args``.
 Here the chat layer speaks the one catalog vocabulary, honours the UI's hint when it names a catalog action
-(or the MCP tool an action maps to), and always validates parameters against the action's declared ones,
-so a chat turn is dispatched exactly like any other single action.
+(or the MCP tool an action maps to), reads ``tool_args`` in the original's names (``ci_type``, ``days``,
+``ci_sys_id``, ...) and refuses names it cannot place instead of dropping them, and always validates
+parameters against the action's declared ones, so a chat turn is dispatched exactly like any other action.
+The chat UI's slash commands arrive as its prompt templates ("Find stale servers in the CMDB", "Show the
+change history of CI: web-prod-01"); the cascades below map each onto the action the command means.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ _FILLER = _words(
     "licences license licence"
 )
 _STOP = _words("is are was were be and or in on with please if to from at by when which now so then")
+_LABELLED = re.compile(r"\b(?:ci|configuration\s+item|item|matching)\s*:\s*(.+)$", re.IGNORECASE)
+_CLASS_TABLE = re.compile(r"\bcmdb_ci_[a-z_]+\b", re.IGNORECASE)
 _IDENT_AFTER = re.compile(
     r"\b(?:impact\s+analysis\s+(?:of|for|on)|impact\s+(?:of|on|for)|(?:dependency\s+tree|dependencies|relationships?"
     r"|upstream|downstream|details|info(?:rmation)?|history|runbook|diagram)\s+(?:of|for|about|on)|depends\s+on"
@@ -77,10 +82,21 @@ def _first(table: tuple[tuple[Callable[[str], bool], str], ...], text: str) -> s
     return next((value for test, value in table if test(text)), None)
 
 
+def labelled(text: str) -> str | None:
+    """The value after "CI:", "configuration item:" or "matching:" (how the chat UI's commands name their argument)."""
+    found = _LABELLED.search(text)
+    value = found.group(1).strip().strip("'\"`").rstrip(".?!").strip() if found else ""
+    return value or None
+
+
 def identifier(text: str) -> str | None:
-    """A CI named in the message: a 32-hex sys_id, or up to four words after "impact of", "runbook for", ..."""
+    """A CI named in the message: a 32-hex sys_id, the value after "CI:", or up to four words after "impact of",
+    "runbook for", ..."""
     if found := _SYS_ID.search(text):
         return found.group(0).lower()
+    named = labelled(text)
+    if named is not None and len(named.split()) <= 4:
+        return named
     for found in _IDENT_AFTER.finditer(text):
         tail = re.split(r"[?!,;:()]|\.(?:\s|$)", found.group(1), maxsplit=1)[0]
         words: list[str] = []
@@ -104,14 +120,27 @@ def _days(text: str) -> int | None:
 
 # ---- which action -------------------------------------------------------------------------------------------
 
-_RELATIONS = _kw("impact, dependency, dependencies, depends on, relationship, upstream, downstream")
+_IMPACT = _kw("impact, blast radius")
+_RELATIONS = _kw("dependency, dependencies, depends on, relationship, relations, upstream, downstream")
+_HISTORY = _kw("history, change history, audit log of, changes of")
+_TREND = _kw("trend, health trend, trend report, over time")
+_IRE = _kw("ire, identification rule, identification rules, reconciliation rule, reconciliation rules")
+_REL_TYPES = _kw("relationship type, relationship types, relation type, relation types")
+_CI_TYPES = _kw("ci type, ci types, ci class, ci classes, list types, what types, available types")
+_MCP = _kw("mcp")
+_SERVER_HEALTH = _kw("health, health check, status, check")
+_DASHBOARD = _kw("dashboard")
+_ACTIVITY = _kw("activity, activity log, audit summary, audit statistics, audit stats, audit log, recent changes")
+_RECONCILE = _kw("reconcile, reconciliation, data drift, drift, remediate, remediation, fix data")
+_STALE = _kw("stale, outdated, eol, end of life, not updated")
+_DUPLICATES = _kw("duplicate, dedup, deduplicate")
+_COUNT = _kw("how many, count, number of")
 _CMDB_HEALTH = _kw(
-    "duplicate, dedup, stale, outdated, eol, end of life, lifecycle, health, data quality, metrics, completeness, "
-    "dashboard, reconcile, reconciliation, remediate, audit, compliance, quality, overview, summary, report, trend, "
-    "missing, without, no owner, no serial"
+    "lifecycle, health, data quality, metrics, completeness, audit, compliance, quality, overview, summary, "
+    "report, missing, without, no owner, no serial, kpi, kpis"
 )
-_CMDB_DETAILS = _kw("details, info about, information about, tell me about, history of, change history")
-_CMDB_SEARCH = _kw("how many, count, search, find, list, show, query, which, look up, all")
+_CMDB_DETAILS = _kw("details, detail, info about, information about, tell me about")
+_CMDB_SEARCH = _kw("search, find, list, show, query, which, look up, all")
 _DISCOVERY_STATUS = _kw("status, progress, result, last, recent, running, history, how did")
 _DISCOVERY_SCAN = _kw("scan, discover, discovery, run, start, trigger, launch, rescan")
 _LICENSE = _kw("license, licence, entitlement, compliance, install, installation")
@@ -140,20 +169,44 @@ _REPORT_TYPES: tuple[tuple[Callable[[str], bool], str], ...] = (
     (_kw("lifecycle, eol"), "lifecycle"),
 )
 _SCOPES: tuple[tuple[Callable[[str], bool], str], ...] = (
+    (_kw("full, everything, every domain, all domains, whole estate"), "full"),
     (_kw("discovery, scan"), "discovery"),
-    (_kw("asset"), "asset"),
+    (_kw("asset, assets, licence, license, hardware, software"), "asset"),
+    (_kw("cmdb, configuration items, cis"), "cmdb"),
 )
 _CATEGORIES: tuple[tuple[Callable[[str], bool], str], ...] = tuple(
     (_kw(c), c) for c in ("hardware", "software", "access", "network")
 )
 
 
+_CMDB_TOPICS: tuple[tuple[Callable[[str], bool], str], ...] = (
+    (_TREND, "cmdb.health_trend"),
+    (_IRE, "cmdb.ire_rules"),
+    (_REL_TYPES, "cmdb.relationship_types"),
+    (_CI_TYPES, "cmdb.ci_types"),
+    (lambda t: _MCP(t) and _SERVER_HEALTH(t), "cmdb.health_check"),
+    (_DASHBOARD, "cmdb.dashboard"),
+    (_ACTIVITY, "cmdb.activity"),
+    (_RECONCILE, "cmdb.reconcile"),
+    (_STALE, "cmdb.stale"),
+    (_DUPLICATES, "cmdb.duplicates"),
+    (_COUNT, "cmdb.count"),
+    (_CMDB_HEALTH, "cmdb.health_audit"),
+)
+
+
 def _cmdb_action(text: str) -> str:
-    if _RELATIONS(text) and identifier(text):
+    named = identifier(text) is not None
+    if named and _IMPACT(text):
         return "cmdb.map_relationships"
-    if _CMDB_HEALTH(text):
-        return "cmdb.health_audit"
-    if (_CMDB_DETAILS(text) and identifier(text)) or _CMDB_SEARCH(text):
+    if named and _HISTORY(text):
+        return "cmdb.history"
+    if named and _RELATIONS(text):
+        return "cmdb.dependency_tree"
+    topic = _first(_CMDB_TOPICS, text)
+    if topic is not None:
+        return topic
+    if (_CMDB_DETAILS(text) and named) or _CMDB_SEARCH(text) or labelled(text):
         return "cmdb.query"
     if _first(_CI_CLASSES, text) or _first(_ENVIRONMENTS, text):
         return "cmdb.query"
@@ -209,7 +262,7 @@ _CASCADES: dict[str, Callable[[str], str]] = {
     "documentation": _documentation_action,
 }
 
-# The chat UI's slash commands, as the words the cascades understand.
+# The chat UI's slash commands typed raw (the UI itself sends its prompt templates), as words the cascades read.
 _SLASH_WORDS = {
     "ci-search": "search",
     "ci-count": "how many",
@@ -225,12 +278,12 @@ _SLASH_WORDS = {
     "cmdb-stale": "stale",
     "cmdb-duplicates": "duplicates",
     "cmdb-reconcile": "reconcile",
-    "cmdb-audit": "audit",
-    "cmdb-activity": "recent activity overview",
+    "cmdb-audit": "audit summary",
+    "cmdb-activity": "recent activity",
     "cmdb-dashboard": "dashboard",
-    "cmdb-ire": "list ci classes",
-    "cmdb-rel-types": "list ci types",
-    "mcp-health": "health",
+    "cmdb-ire": "ire rules",
+    "cmdb-rel-types": "list relationship types",
+    "mcp-health": "mcp health check",
     "discover": "discover",
     "audit": "audit",
     "assets": "assets",
@@ -251,15 +304,37 @@ def expand_slash_command(message: str) -> str:
 # ---- which parameters ----------------------------------------------------------------------------------------
 
 
+def _ci_class(text: str) -> str | None:
+    table = _CLASS_TABLE.search(text)
+    return table.group(0).lower() if table else _first(_CI_CLASSES, text)
+
+
 def _cmdb_query_params(text: str) -> dict[str, Any]:
-    name = identifier(text) if _CMDB_DETAILS(text) else None
+    named = labelled(text)
+    if named is not None and (_ci_class(named) or _first(_ENVIRONMENTS, named)):
+        named = None  # "matching: linux servers in production" filters; it names no CI
+    name = named or (identifier(text) if _CMDB_DETAILS(text) else None)
     rest = text.replace(name, " ") if name else text  # "db-prod-01" names a CI; it is not a class or environment
-    return {"ci_class": _first(_CI_CLASSES, rest), "environment": _first(_ENVIRONMENTS, rest), "name": name}
+    return {"ci_class": _ci_class(rest), "environment": _first(_ENVIRONMENTS, rest), "name": name}
+
+
+def _count_params(text: str) -> dict[str, Any]:
+    return {"ci_class": _ci_class(text), "environment": _first(_ENVIRONMENTS, text)}
 
 
 def _health_params(text: str) -> dict[str, Any]:
-    stale = _days(text) or (365 if _END_OF_LIFE(text) else None)
-    return {"ci_class": _first(_CI_CLASSES, text), "stale_days": stale}
+    return {"ci_class": _ci_class(text), "stale_days": _days(text)}
+
+
+def _stale_params(text: str) -> dict[str, Any]:
+    return {"ci_class": _ci_class(text), "days": _days(text) or (365 if _END_OF_LIFE(text) else None)}
+
+
+def _by_class(text: str) -> dict[str, Any]:
+    return {"ci_class": _ci_class(text)}
+
+
+_MATCH_FIELDS = _kw("serial, serial number, serial numbers")
 
 
 def _scan_params(text: str) -> dict[str, Any]:
@@ -283,7 +358,22 @@ def _risk(text: str) -> str | None:
 
 _PARAMS: dict[str, Callable[[str], dict[str, Any]]] = {
     "cmdb.query": _cmdb_query_params,
+    "cmdb.count": _count_params,
     "cmdb.health_audit": _health_params,
+    "cmdb.stale": _stale_params,
+    "cmdb.duplicates": lambda t: {
+        "ci_class": _ci_class(t),
+        "match_field": "serial_number" if _MATCH_FIELDS(t) else None,
+    },
+    "cmdb.health_trend": lambda t: {"ci_class": _ci_class(t), "days": _days(t)},
+    "cmdb.reconcile": _by_class,
+    "cmdb.ire_rules": _by_class,
+    "cmdb.activity": _by_class,
+    "cmdb.dependency_tree": lambda t: {
+        "ci_id": identifier(t),
+        "depth": int(d.group(1)) if (d := _DEPTH.search(t)) else None,
+    },
+    "cmdb.history": lambda t: {"ci_id": identifier(t)},
     "cmdb.map_relationships": lambda t: {
         "ci_id": identifier(t),
         "depth": int(d.group(1)) if (d := _DEPTH.search(t)) else None,
@@ -305,7 +395,33 @@ _PARAMS: dict[str, Callable[[str], dict[str, Any]]] = {
     "documentation.diagram": lambda t: {"ci_id": identifier(t)},
     "documentation.knowledge_base": lambda t: {"title": t[:100], "body": t},
 }
-_BY_MCP_TOOL = {spec.mcp_tool: name for name, spec in ACTIONS.items() if spec.mcp_tool}
+_BY_MCP_TOOL: dict[str, str] = {}
+for _name, _spec in ACTIONS.items():
+    for _tool in _spec.tools:
+        _BY_MCP_TOOL.setdefault(_tool, _name)
+# Tools the original chat UI's prompt or the original dispatch name that no action maps to one to one.
+_BY_MCP_TOOL.update(
+    {
+        "list_ci_classes_with_ire": "cmdb.ire_rules",
+        "get_audit_summary": "cmdb.activity",
+        "get_ci_activity_log": "cmdb.activity",
+        "query_audit_log": "cmdb.activity",
+        "get_request_details": "csa.request_status",
+    }
+)
+# The original's argument names (the chat UI's tool_args) -> the parameters they mean, in order of preference.
+TOOL_ARG_ALIASES: dict[str, tuple[str, ...]] = {
+    "ci_type": ("ci_class",),
+    "ci_sys_id": ("ci_id",),
+    "sys_id": ("ci_id",),
+    "days": ("days", "stale_days", "horizon_days"),
+    "product": ("software",),
+    "ritm_sys_id": ("request_id",),
+    "req_sys_id": ("request_id",),
+    "task_number": ("request_id",),
+    "user_request": ("request", "description"),
+    "issue_summary": ("summary",),
+}
 
 
 def _hinted_action(agent_id: str, context: Mapping[str, Any]) -> str | None:
@@ -317,11 +433,49 @@ def _hinted_action(agent_id: str, context: Mapping[str, Any]) -> str | None:
     return action if action is not None and ACTIONS[action].agent_id == agent_id else None
 
 
-def choose_action(agent_id: str, message: str, context: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+def _target(name: str, value: Any, declared: set[str]) -> tuple[str | None, Any]:
+    """The parameter a ``tool_args`` entry means (its own name, or the original's), with its value; None if none."""
+    if name in declared and name != "tool_args":
+        return name, value
+    target = next((p for p in TOOL_ARG_ALIASES.get(name, ()) if p in declared), None)
+    if target is None and name == "query" and isinstance(value, str) and "name" in declared:
+        return "name", value.removeprefix("nameLIKE")  # the original's encoded query by name
+    return target, value
+
+
+def _tool_args(action: str, args: Mapping[str, Any], *, bridged: bool) -> dict[str, Any]:
+    """``context.tool_args`` as parameters of ``action``: its own names, the original's (``ci_type`` ...), and for a
+    bridged agent anything else as ``tool_args`` for its MCP tool (checked there against the tool's schema)."""
+    declared = {p.name for p in ACTIONS[action].params}
+    params: dict[str, Any] = {}
+    passed: dict[str, Any] = {}
+    for name, given in args.items():
+        target, value = _target(name, given, declared)
+        if target is not None:
+            params[target] = value
+        elif bridged and "tool_args" in declared:
+            passed[name] = value
+        else:
+            aliases = sorted(a for a, ps in TOOL_ARG_ALIASES.items() if declared & set(ps))
+            known = ", ".join(sorted(declared - {"tool_args"}) + aliases) or "nothing"
+            raise TaskInvalidError(
+                f"context.tool_args names '{name}', which '{action}' does not take. It takes: {known}.",
+                {"action": action, "argument": name},
+            )
+    if passed:
+        params["tool_args"] = passed
+    return params
+
+
+def choose_action(
+    agent_id: str, message: str, context: Mapping[str, Any] | None = None, *, bridged: bool = False
+) -> tuple[str, dict[str, Any]]:
     """The catalog action (and its bound parameters) that answers ``message`` on ``agent_id``.
 
     ``context["tool_hint"]`` wins when it names one of this agent's actions (by action, legacy or MCP tool
-    name); ``context["tool_args"]`` then override what the message implies (unknown names are dropped).
+    name); ``context["tool_args"]`` then override what the message implies, in the action's or the original's
+    names; a name neither knows is refused (ORCH_7003), unless the agent is ``bridged``: then it goes to the
+    agent's MCP tool, whose schema decides.
     Raises AgentNotFoundError for an unknown agent and TaskInvalidError when the parameters do not validate.
     """
     agent = get_agent(agent_id)
@@ -334,9 +488,8 @@ def choose_action(agent_id: str, message: str, context: Mapping[str, Any] | None
     derive = _PARAMS.get(action)
     params = {k: v for k, v in (derive(text) if derive else {}).items() if v is not None}
     args = context.get("tool_args")
-    if hinted and isinstance(args, Mapping):
-        declared = {p.name for p in spec.params}
-        params.update({k: v for k, v in args.items() if k in declared and v is not None})
+    if isinstance(args, Mapping):
+        params.update({k: v for k, v in _tool_args(action, args, bridged=bridged).items() if v is not None})
     try:
         return action, validate_params(spec.params, params, where=f"chat action '{action}'")
     except ValueError as exc:

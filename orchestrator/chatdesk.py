@@ -1,7 +1,12 @@
 """The chat turn: route free text, ask when it is ambiguous, run one action as a one-step run, render it.
 
 Why a run per chat turn: the chat path gets the same policy gate, run state, events and audit trail as
-workflows, and an operator can find any chat answer in the run list.
+workflows, and an operator can find any chat answer in the run list (and in the work log).
+
+Routing reads the registry file (registered agents; ``maintenance`` ones are skipped) and the routing rules
+file. A message addressed to ``orchestrator`` (the chat UI's ``/status`` and ``/agents``) is answered by the
+orchestrator itself with its health and agent summary. Each reply says which tool answered (``tool_used``:
+the sibling MCP tool for a bridged agent, else the catalog action) and where from (``source``).
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import events as ev
 from orchestrator import keys
-from orchestrator.catalog import AGENTS
+from orchestrator.catalog import ACTIONS, AGENTS, tool_for
 from orchestrator.chat import choose_action, render_result
+from orchestrator.chat_status import ORCHESTRATOR_TARGETS, orchestrator_reply
 from orchestrator.clarify import ClarificationStore
 from orchestrator.errors import (
     AmbiguousRouteError,
@@ -41,6 +47,7 @@ from orchestrator.models.events import Event
 from orchestrator.principals import Principal, require
 from orchestrator.redis_client import execute_pipeline
 from orchestrator.routing import resolve_clarification, route
+from orchestrator.worklog import log_exchange
 
 if TYPE_CHECKING:
     from orchestrator.service import Orchestrator
@@ -56,9 +63,17 @@ class ChatDesk:
         self.service = service
         self.store = ClarificationStore(service.redis)
 
+    def _routing(self) -> dict[str, Any]:
+        """What routing reads now: registered agents, the rules file, and the agents in maintenance."""
+        agents = self.service.agents
+        return {"rules": self.service.routing_rules.rules(), "unavailable": agents.unavailable()}
+
     def chat(self, principal: Principal, request: ChatRequest) -> ChatResponse | ClarificationResponse:
+        if (request.target_agent or "").strip().casefold() in ORCHESTRATOR_TARGETS:
+            require(principal, "read")  # a look at the orchestrator's own status runs nothing
+            return self._orchestrator_answer(principal, request)
         require(principal, "start")
-        decision = route(RouteRequest.for_chat(request), AGENTS)
+        decision = route(RouteRequest.for_chat(request), self.service.agents.routable(), **self._routing())
         if not isinstance(decision, RoutingDecision):
             token = self.store.put(request.message, request.session_id, decision, context=request.context)
             return ClarificationResponse(
@@ -79,7 +94,9 @@ class ChatDesk:
                 "Unknown, expired or already used pending_message_token; send the message to /api/chat again"
             )
         try:
-            decision = resolve_clarification(pending.clarification, request.clarification_answer, AGENTS)
+            decision = resolve_clarification(
+                pending.clarification, request.clarification_answer, self.service.agents.routable(), **self._routing()
+            )
         except AmbiguousRouteError as exc:
             raise ClarificationStillAmbiguousError(exc.message, exc.details) from exc
         return self._answer(
@@ -106,9 +123,9 @@ class ChatDesk:
             target_agent=target_agent,
             required_capability=(parameters or {}).get("required_capability"),
         )
-        decision = route(request, AGENTS)
+        decision = route(request, self.service.agents.routable(), **self._routing())
         assert isinstance(decision, RoutingDecision)  # for_task never asks for clarification
-        self._record_route(task_id, decision)
+        self._record_route(task_id, decision, "orchestrator")
         return {
             "task_id": task_id,
             "status": "routed",
@@ -130,7 +147,7 @@ class ChatDesk:
         return [json.loads(r) for r in self.service.redis.lrange(keys.ROUTING_HISTORY, 0, max(0, limit - 1))]
 
     # -- internals ------------------------------------------------------------------------------------
-    def _record_route(self, task_id: str, decision: RoutingDecision) -> None:
+    def _record_route(self, task_id: str, decision: RoutingDecision, actor: str) -> None:
         record = {"task_id": task_id, **decision.model_dump()}
         pipe = self.service.redis.pipeline(transaction=False)
         pipe.lpush(keys.ROUTING_HISTORY, json.dumps(record, default=str))
@@ -138,7 +155,7 @@ class ChatDesk:
         self.service.audit.append_to(
             pipe,
             "task_routed",
-            "orchestrator",
+            actor,
             task_id,
             {"agent_id": decision.agent_id, "method": decision.method, "reason": decision.reason},
         )
@@ -154,8 +171,35 @@ class ChatDesk:
         session_id: str | None,
     ) -> ChatResponse:
         message_id = new_chat_message_id()
-        self._record_route(message_id, decision)
-        action, params = choose_action(decision.agent_id, message, context)
+        self._record_route(message_id, decision, principal.actor)
+        exchange: dict[str, Any] = {
+            "message_id": message_id,
+            "message": message,
+            "agent_id": decision.agent_id,
+            "actor": principal.actor,
+            "session_id": session_id,
+        }
+        try:
+            response = self._run(principal, decision, message, context, session_id, message_id, exchange)
+        except OrchestratorError as exc:
+            log_exchange(self.service.redis, {**exchange, "status": "failed", "error_code": exc.code})
+            raise
+        log_exchange(self.service.redis, {**exchange, "status": "completed"})
+        return response
+
+    def _run(
+        self,
+        principal: Principal,
+        decision: RoutingDecision,
+        message: str,
+        context: dict[str, Any],
+        session_id: str | None,
+        message_id: str,
+        exchange: dict[str, Any],
+    ) -> ChatResponse:
+        bridged = bool(self.service.settings.agent(decision.agent_id).mcp_url)
+        action, params = choose_action(decision.agent_id, message, context, bridged=bridged)
+        exchange["action"] = action
         started = self.service.execute_task(
             principal,
             action=action,
@@ -163,6 +207,7 @@ class ChatDesk:
             agent_id=decision.agent_id,
             timeout_seconds=CHAT_TIMEOUT_SECONDS,
         )
+        exchange["run_id"] = started.run_id
         try:
             view = self.service.wait_for_run(started.run_id, timeout=CHAT_TIMEOUT_SECONDS + 5)
         except WorkflowTimeoutError as exc:
@@ -178,17 +223,63 @@ class ChatDesk:
             )
         result = step.result if isinstance(step.result, dict) else {"value": step.result}
         markdown, pills = render_result(action, result)
+        tool = (tool_for(ACTIONS[action], params) if bridged else None) or action
+        reply = {
+            "agent_response": markdown,
+            "suggested_actions": pills,
+            "action": action,
+            "tool_used": tool,
+            "source": f"{'mcp' if bridged else 'builtin'}:{decision.agent_id}",
+            "data": result,
+        }
         return ChatResponse(
             message_id=message_id,
             agent_id=decision.agent_id,
-            agent_name=AGENTS[decision.agent_id].name,
+            agent_name=decision.agent_name,
             domain=decision.domain,
             routing_method=decision.method,
             session_id=session_id,
             run_id=view.run_id,
             response=ChatResponseBody(
                 task_id=message_id,
-                result={"agent_response": markdown, "suggested_actions": pills, "action": action, "data": result},
+                result=reply,
                 routing=RoutingSummary(method=decision.method, reason=decision.reason),
+            ),
+        )
+
+    def _orchestrator_answer(self, principal: Principal, request: ChatRequest) -> ChatResponse:
+        """The chat UI's ``/status`` and ``/agents``: the orchestrator's own health and agent summary."""
+        message_id = new_chat_message_id()
+        reason = "Addressed to the orchestrator itself: answered with its health and agent summary."
+        decision = RoutingDecision(
+            agent_id="orchestrator",
+            agent_name="ITOM Orchestrator",
+            domain="orchestration",
+            method="explicit",
+            reason=reason,
+        )
+        self._record_route(message_id, decision, principal.actor)
+        result = orchestrator_reply(self.service, request.message)
+        log_exchange(
+            self.service.redis,
+            {
+                "message_id": message_id,
+                "message": request.message,
+                "agent_id": "orchestrator",
+                "actor": principal.actor,
+                "session_id": request.session_id,
+                "action": result["tool_used"],
+                "status": "completed",
+            },
+        )
+        return ChatResponse(
+            message_id=message_id,
+            agent_id=decision.agent_id,
+            agent_name=decision.agent_name,
+            domain=decision.domain,
+            routing_method="explicit",
+            session_id=request.session_id,
+            response=ChatResponseBody(
+                task_id=message_id, result=result, routing=RoutingSummary(method="explicit", reason=reason)
             ),
         )

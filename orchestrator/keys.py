@@ -161,3 +161,12 @@ def ui_session_key(digest: str) -> str:
 # Schedules (Celery beat through celery-redbeat): entries live under this prefix, one hash per schedule
 SCHEDULE_PREFIX = f"{PREFIX}:schedule:"
 TASK_SCHEDULED_START = "orch.scheduled_start"  # names beat entries; the beat starts runs itself, nothing consumes it
+
+
+# Agents bridged to an MCP server, and the chat log the worklog reads (issue 13)
+def agent_mcp_failure_key(agent_id: str) -> str:
+    """The last failed MCP call of a bridged agent, while calls keep failing (expires on its own)."""
+    return f"{PREFIX}:agent:{agent_id}:mcp:failure"
+
+
+CHAT_LOG = f"{PREFIX}:chat:log"

@@ -18,10 +18,12 @@ from policies.principals import principal_may
 class Principal:
     name: str
     role: str
+    anonymous: bool = False
 
     @property
     def actor(self) -> str:
-        return f"{self.role}:{self.name}"
+        """How the audit log names this caller; the opt-in anonymous principal is never mistaken for a token."""
+        return f"anonymous:{self.name}" if self.anonymous else f"{self.role}:{self.name}"
 
 
 SYSTEM = Principal("system", "admin")
@@ -35,6 +37,12 @@ def authenticate(token: str | None, settings: Settings) -> Principal:
         if hmac.compare_digest(known.encode(), token.encode()):
             return Principal(grant.principal, grant.role)
     raise AuthenticationError("Unknown bearer token")
+
+
+def anonymous_principal(settings: Settings) -> Principal | None:
+    """The principal for callers without a token, when the operator enabled one (``ORCH_AUTH__ANONYMOUS__*``)."""
+    grant = settings.auth.anonymous
+    return Principal(grant.principal, grant.role, anonymous=True) if grant.enabled else None
 
 
 def require(principal: Principal, operation: str) -> None:

@@ -42,10 +42,12 @@ from orchestrator.policy import PolicyGate, load_table
 from orchestrator.principals import Principal, require
 from orchestrator.reconciler import Reconciler
 from orchestrator.redis_client import RedisClient, get_redis
+from orchestrator.rules_file import RoutingRulesFile
 from orchestrator.runs import RunStore
 from orchestrator.settings import Settings
 from orchestrator.workflows.dag import plan as plan_workflow
 from orchestrator.workflows.templates import TemplateRegistry
+from orchestrator.worklog import build_worklog
 
 if TYPE_CHECKING:
     from orchestrator.models.schedule import ScheduleSpec, ScheduleView
@@ -111,6 +113,7 @@ class Orchestrator:
         )
         self.templates = TemplateRegistry(settings.user_templates_dir)
         self.agents = AgentDirectory(self.redis, self.app, settings)
+        self.routing_rules = RoutingRulesFile(settings.data_dir)
         self.deadletters = DeadLetters(self.redis)
         self.messenger = Messenger(self.redis, self.app, self.events, self.audit)
         self.chatdesk = ChatDesk(self)
@@ -454,6 +457,23 @@ class Orchestrator:
     def inbox(self, principal: Principal, agent_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
         require(principal, "read")
         return self.messenger.inbox(agent_id, limit=limit)
+
+    # -- registry and work log (itom-chat-ui) ---------------------------------------------------------
+    def set_agent_status(
+        self, principal: Principal, agent_id: str, status: str, *, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Persist an agent's administrative status; ``maintenance`` takes it out of chat routing."""
+        require(principal, "agent.status")
+        entry = self.agents.registry.set_status(agent_id, status, reason)
+        details = {"agent_id": agent_id, "status": entry.status, "reason": reason}
+        self.audit.append("agent_status_changed", principal.actor, agent_id, details)
+        self.events.publish(Event(event_type=ev.AGENT_STATUS_CHANGED, correlation_id=agent_id, payload=details))
+        return self.agents.record(agent_id, self.agents.heartbeats().get(agent_id))
+
+    def worklog(self, principal: Principal, *, limit: int = 50) -> dict[str, Any]:
+        """Recent runs, tasks and chat exchanges as work items ``{items, status}`` (the chat UI's shape)."""
+        require(principal, "read")
+        return build_worklog(self.redis, self.runs, limit)
 
     # -- helpers for front doors ----------------------------------------------------------------------
     def error_body(self, error: OrchestratorError) -> dict[str, Any]:

@@ -7,12 +7,15 @@ with the variable's name instead of deep inside a worker.
 from __future__ import annotations
 
 import json
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger(__name__)
 
 AGENT_IDS: tuple[str, ...] = (
     "cmdb-agent",
@@ -22,6 +25,16 @@ AGENT_IDS: tuple[str, ...] = (
     "itom-auditor",
     "itom-documentator",
 )
+
+
+LEGACY_URL_FIELDS: dict[str, str] = {
+    "cmdb_agent_url": "cmdb-agent",
+    "csa_agent_url": "csa-agent",
+    "discovery_agent_url": "discovery-agent",
+    "asset_agent_url": "asset-agent",
+    "auditor_agent_url": "itom-auditor",
+    "documentator_agent_url": "itom-documentator",
+}
 
 
 class RedisSettings(BaseModel):
@@ -49,10 +62,23 @@ class TokenGrant(BaseModel):
     role: Literal["admin", "operator", "viewer"]
 
 
+class AnonymousSettings(BaseModel):
+    """Serve callers that send no token (itom-chat-ui sends none) as one principal, on a few routes only.
+
+    Off by default: anyone who can reach the port gets this principal's role on the chat, clarify,
+    agent-status, worklog and health routes. Its actions are audited as ``anonymous:<principal>``.
+    """
+
+    enabled: bool = False
+    principal: str = Field(default="chat-ui", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    role: Literal["operator", "viewer"] = "operator"
+
+
 class AuthSettings(BaseModel):
     """Bearer tokens: ``ORCH_AUTH__TOKENS='{"tok": {"principal": "ann", "role": "operator"}}'``."""
 
     tokens: dict[str, TokenGrant] = Field(default_factory=dict)
+    anonymous: AnonymousSettings = Field(default_factory=AnonymousSettings)
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -154,6 +180,14 @@ class Settings(BaseSettings):
     templates_dir: Path | None = None
     ui: UiSettings = Field(default_factory=UiSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    # The original's per-agent URL variables (still exported by itom-chat-ui's start script): aliases of
+    # ORCH_AGENTS__<AGENT>__MCP_URL, which wins when both are set.
+    cmdb_agent_url: str | None = None
+    csa_agent_url: str | None = None
+    discovery_agent_url: str | None = None
+    asset_agent_url: str | None = None
+    auditor_agent_url: str | None = None
+    documentator_agent_url: str | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -170,6 +204,22 @@ class Settings(BaseSettings):
         if isinstance(value, dict):
             return {str(k).lower().replace("_", "-"): v for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _legacy_agent_urls(self) -> Settings:
+        """Honour ``ORCH_CMDB_AGENT_URL`` and its siblings as aliases, saying which form is preferred."""
+        for field_name, agent_id in LEGACY_URL_FIELDS.items():
+            url = getattr(self, field_name)
+            if not url:
+                continue
+            nested = f"ORCH_AGENTS__{agent_id.upper().replace('-', '_')}__MCP_URL"
+            current = self.agents.get(agent_id, AgentSettings())
+            if current.mcp_url:
+                log.warning("ORCH_%s is ignored: %s is set and wins", field_name.upper(), nested)
+                continue
+            self.agents[agent_id] = current.model_copy(update={"mcp_url": url})
+            log.warning("ORCH_%s bridges %s; %s is the preferred form", field_name.upper(), agent_id, nested)
+        return self
 
     def agent(self, agent_id: str) -> AgentSettings:
         """Settings for one agent (defaults when none are configured)."""

@@ -1,4 +1,5 @@
-"""The built-in role table: the original's six roles, plus ``cmdb.ping`` and the csa-agent policy it lacked.
+"""The built-in role table: the original's six roles, plus the CMDB reads the chat UI's commands need (``cmdb.ping``,
+``cmdb.stale``, ``cmdb.history``, ...) and the csa-agent policy it lacked.
 
 Why data in code: the defaults must exist with no file on disk (a worker on a bare machine still enforces
 them); a policy file only overrides or adds roles (see ``policies.loader``).
@@ -32,6 +33,19 @@ DEFAULT_POLICIES: tuple[RolePolicy, ...] = (
             "cmdb.bulk_operations",
             "cmdb.map_relationships",
             "cmdb.ping",
+            "cmdb.count",
+            "cmdb.stale",
+            "cmdb.duplicates",
+            "cmdb.health_trend",
+            "cmdb.dashboard",
+            "cmdb.dependency_tree",
+            "cmdb.history",
+            "cmdb.reconcile",
+            "cmdb.ire_rules",
+            "cmdb.ci_types",
+            "cmdb.relationship_types",
+            "cmdb.activity",
+            "cmdb.health_check",
         ],
         permissions=["read", "write", "execute"],
     ),

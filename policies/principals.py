@@ -6,7 +6,7 @@ token name an agent role and bypass the worker check.
 
 - viewer: look (runs, templates, agents, events) and read the audit log;
 - operator: also start, cancel and resume work, send messages, read and re-drive dead letters, add and remove
-  schedules;
+  schedules, put agents in maintenance and back;
 - admin: everything, including exporting and verifying the audit log.
 """
 
@@ -28,12 +28,14 @@ PrincipalOperation = Literal[
     "dlq.redrive",
     "message.send",
     "schedule.manage",
+    "agent.status",
 ]
 
 PRINCIPAL_OPERATIONS: frozenset[str] = frozenset(get_args(PrincipalOperation))
 
 _VIEWER = frozenset({"read", "audit.read"})
-_OPERATOR = _VIEWER | {"start", "cancel", "resume", "message.send", "dlq.read", "dlq.redrive", "schedule.manage"}
+_OPERATOR = _VIEWER | {"start", "cancel", "resume", "message.send", "dlq.read", "dlq.redrive"}
+_OPERATOR |= {"schedule.manage", "agent.status"}
 
 PRINCIPAL_GRANTS: Mapping[str, frozenset[str]] = MappingProxyType(
     {"viewer": _VIEWER, "operator": _OPERATOR, "admin": PRINCIPAL_OPERATIONS}

@@ -8,8 +8,14 @@ sessions belong to the process that made them: after ``fork()`` the child starts
 that hit a connection error is dropped and re-opened on the next call.
 
 Errors map onto the ORCH tree: no answer in time -> ``TaskTimeoutError`` (ORCH_7002); connection refused
-or reset before a response -> ``RetryableTaskError`` (ORCH_7001, retryable); the tool reported an error
--> ``TaskExecutionError`` (ORCH_7001) with the tool's message; no such tool -> ``TaskInvalidError``.
+or reset before a response -> ``RetryableTaskError`` (ORCH_7001, retryable); the tool reported an error,
+as an MCP error or inside a normal reply (``toolresults``) -> ``TaskExecutionError`` (ORCH_7001) with the
+server's message, retryable when the server calls it passing; no such tool, or arguments the tool's
+``inputSchema`` refuses (``toolschema``) -> ``TaskInvalidError`` (ORCH_7003) before anything is sent.
+
+A server that restarted no longer knows our session and answers every call "Session not found" (HTTP 404):
+the bridge then opens a new session and sends the call once more (the server refused it unseen, so a
+second send cannot repeat an effect).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import json
 import os
 import threading
 import time
@@ -38,10 +45,13 @@ from orchestrator.errors import (
     TaskInvalidError,
     TaskTimeoutError,
 )
+from workers.toolresults import reported_error
+from workers.toolschema import check_arguments
 
 T = TypeVar("T")
 SessionKey = tuple[str, str | None]
 _CLOSE_TIMEOUT = 3.0
+_SESSION_LOST = ("session not found", "session terminated", "no valid session")
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     httpx2.TransportError,
     ConnectionError,
@@ -105,6 +115,15 @@ def _credentials_error(url: str, tool: str | None, status: int) -> TaskExecution
     )
 
 
+def session_lost(exc: BaseException) -> bool:
+    """The server no longer knows our session (it restarted, or dropped it): a new session will do."""
+    for cause in _causes(exc):
+        text = (cause.message if isinstance(cause, MCPError) else str(cause)).lower()
+        if any(marker in text for marker in _SESSION_LOST):
+            return True
+    return False
+
+
 def _translate(exc: Exception, url: str, tool: str | None, auth: _BearerAuth | None = None) -> OrchestratorError:
     """Map a client-side failure to the ORCH error a worker can act on (retry or not)."""
     if isinstance(exc, OrchestratorError):
@@ -131,15 +150,27 @@ def _translate(exc: Exception, url: str, tool: str | None, auth: _BearerAuth | N
 
 @dataclass
 class _Session:
-    """An open client and the argument names each of the server's tools declares."""
+    """An open client and the ``inputSchema`` of each of the server's tools."""
 
     client: Client[Any]
     auth: _BearerAuth
-    tools: dict[str, frozenset[str]]
+    tools: dict[str, dict[str, Any]]
 
 
-def _tool_arguments(tools: list[mcp_types.Tool]) -> dict[str, frozenset[str]]:
-    return {t.name: frozenset((t.input_schema or {}).get("properties", {}) or {}) for t in tools}
+def _tool_schemas(tools: list[mcp_types.Tool]) -> dict[str, dict[str, Any]]:
+    return {t.name: dict(t.input_schema or {}) for t in tools}
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """A reply sent as JSON text (servers that return ``json.dumps(...)``) read as the object it is."""
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _tool_result(result: mcp_types.CallToolResult, url: str, tool: str) -> dict[str, Any]:
@@ -149,9 +180,19 @@ def _tool_result(result: mcp_types.CallToolResult, url: str, tool: str) -> dict[
         if message.lower().startswith("unknown tool"):
             raise TaskInvalidError(f"MCP server {url} has no tool '{tool}': {message}", {"tool": tool})
         raise TaskExecutionError(f"Tool '{tool}' failed: {message}", {"tool": tool, "url": url})
-    if isinstance(result.structured_content, dict):
-        return dict(result.structured_content)
-    return {"text": "\n".join(texts)}
+    structured = result.structured_content
+    if isinstance(structured, dict) and set(structured) == {"result"} and isinstance(structured["result"], str):
+        content = _json_object(structured["result"]) or dict(structured)  # a JSON reply returned as a string
+    elif isinstance(structured, dict):
+        content = dict(structured)
+    else:
+        content = _json_object("\n".join(texts)) or {"text": "\n".join(texts)}
+    error = reported_error(content)
+    if error is not None:
+        details = {"tool": tool, "url": url, "server_error_code": error.code}
+        message = f"Tool '{tool}' reported an error: {error.message}"
+        raise RetryableTaskError(message, details) if error.transient else TaskExecutionError(message, details)
+    return content
 
 
 class _Runtime:
@@ -163,6 +204,7 @@ class _Runtime:
         self.sessions: dict[SessionKey, _Session] = {}
         self.locks: dict[SessionKey, asyncio.Lock] = {}
         self.sessions_opened = 0
+        self.sessions_recovered = 0
         self.thread = threading.Thread(target=self._run, name="itom-mcp-bridge", daemon=True)
         self.thread.start()
 
@@ -202,7 +244,7 @@ class _Runtime:
             except BaseException:
                 await self._close(client)
                 raise
-            self.sessions[key] = found = _Session(client, auth, _tool_arguments(tools))
+            self.sessions[key] = found = _Session(client, auth, _tool_schemas(tools))
             self.sessions_opened += 1
             return found
 
@@ -219,25 +261,45 @@ class _Runtime:
     async def call(
         self, key: SessionKey, tool: str, arguments: dict[str, Any], idempotency_key: str | None
     ) -> dict[str, Any]:
+        """One tool call; a session the server lost is re-opened and the call sent once more."""
+        try:
+            return await self._call_once(key, tool, arguments, idempotency_key)
+        except OrchestratorError as exc:
+            if not session_lost(exc):
+                raise
+        self.sessions_recovered += 1
+        try:
+            return await self._call_once(key, tool, arguments, idempotency_key)
+        except OrchestratorError as exc:
+            if not session_lost(exc):
+                raise
+            message = f"MCP server {key[0]} lost a brand-new session too (restarting?); the call may be retried."
+            raise RetryableTaskError(message, {"url": key[0], "tool": tool}) from exc
+
+    async def _call_once(
+        self, key: SessionKey, tool: str, arguments: dict[str, Any], idempotency_key: str | None
+    ) -> dict[str, Any]:
         url = key[0]
         session: _Session | None = None
         try:
             session = await self.session(key)
             if tool not in session.tools:
-                session.tools = _tool_arguments(await session.client.list_tools())
+                session.tools = _tool_schemas(await session.client.list_tools())
             if tool not in session.tools:
                 raise TaskInvalidError(
                     f"MCP server {url} has no tool '{tool}'. It offers: {', '.join(sorted(session.tools)) or 'none'}. "
                     f"Point the agent's MCP_URL at the right server.",
                     {"tool": tool, "url": url},
                 )
+            schema = session.tools[tool]
             args = {k: v for k, v in arguments.items() if v is not None}
-            if idempotency_key and "idempotency_key" in session.tools[tool]:
+            if idempotency_key and "idempotency_key" in (schema.get("properties") or {}):
                 args["idempotency_key"] = idempotency_key
+            check_arguments(tool, schema, args)
             result = await session.client.call_tool_mcp(tool, args)
         except Exception as exc:
             error = _translate(exc, url, tool, session.auth if session else None)
-            if error.retryable or (session is not None and session.auth.rejected):
+            if error.retryable or session_lost(exc) or (session is not None and session.auth.rejected):
                 await self.discard(key)
             if error is exc:
                 raise
@@ -302,32 +364,43 @@ def sessions_opened() -> int:
     return runtime.sessions_opened if runtime is not None and runtime.alive() else 0
 
 
-async def _probe(url: str, token: str | None) -> int:
+def sessions_recovered() -> int:
+    """How many calls this process re-sent on a new session after the server lost the old one."""
+    runtime = _process.runtime
+    return runtime.sessions_recovered if runtime is not None and runtime.alive() else 0
+
+
+async def _probe(url: str, token: str | None) -> list[str]:
     client, auth = _client(url, token)
     try:
         async with client:
-            return len(await client.list_tools())
+            return sorted(t.name for t in await client.list_tools())
     except Exception as exc:
         raise _translate(exc, url, None, auth) from exc
 
 
 def probe(url: str, token: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
-    """Agent health: open a fresh session, list the tools, close. Never raises."""
+    """Agent health: open a fresh session, list the tools, close. Never raises.
+
+    ``tool_names`` lets the health view name the mapped tools a server lacks.
+    """
     started = time.perf_counter()
     runtime = _process.get()
     try:
-        tools = runtime.submit(_probe(url, token), timeout, f"MCP server {url}")
+        names = runtime.submit(_probe(url, token), timeout, f"MCP server {url}")
     except Exception as exc:
         error = exc if isinstance(exc, OrchestratorError) else _translate(exc, url, None)
         return {
             "reachable": False,
             "tools": 0,
+            "tool_names": [],
             "latency_ms": round((time.perf_counter() - started) * 1000, 1),
             "error": error.message,
         }
     return {
         "reachable": True,
-        "tools": tools,
+        "tools": len(names),
+        "tool_names": names,
         "latency_ms": round((time.perf_counter() - started) * 1000, 1),
         "error": None,
     }

@@ -30,6 +30,7 @@ from orchestrator.http.routes import (
     tasks,
     templates,
     workflows,
+    worklog,
 )
 from orchestrator.http.sessions import SessionStore
 from orchestrator.http.ui import install_ui
@@ -44,6 +45,9 @@ Every route except `GET /api/health`, `POST /api/session` (and these docs) needs
 tokens map to a principal and a role (admin, operator, viewer) via `ORCH_AUTH__TOKENS`. `GET /metrics` needs a
 token too. The workflow view at `/ui` exchanges a token for a session cookie (`POST /api/session`); requests
 authenticated by that cookie that change state must also send `X-CSRF-Token` (the session's token).
+Opt-in (`ORCH_AUTH__ANONYMOUS__ENABLED`): requests without an Authorization header to the chat, clarify,
+agent-status and worklog routes are served as a configured anonymous principal (for itom-chat-ui, which sends
+no token).
 Errors always have the body `{error_code, error_message, timestamp}`. The MCP server (streamable HTTP, same
 tokens) is at `/mcp/`.
 """
@@ -68,8 +72,8 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
     app.state.service = service
     app.state.sessions = SessionStore(service.redis, settings)
     install_error_handlers(app)
-    routers = (health, session, agents, templates, workflows, tasks, events, audit, dlq, messages, chat, history)
-    for module in (*routers, schedules, metrics):
+    routers = (health, session, agents, templates, workflows, tasks, events, audit, dlq, messages, chat, worklog)
+    for module in (*routers, history, schedules, metrics):
         app.include_router(module.router)
     install_docs(app, f"{API_PREFIX}/openapi.json")
     install_ui(app)

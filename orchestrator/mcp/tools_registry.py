@@ -1,4 +1,5 @@
-"""The original seven MCP tools, with their intended names on the wire (no leading underscore).
+"""The original seven MCP tools, with their intended names on the wire (no leading underscore), and
+``set_agent_status`` (the registry's persisted maintenance switch).
 
 Fields are the original's (seed-behaviour 1.2); errors are ``[ORCH_xxxx]`` tool errors instead of error
 dicts. Sync tools: FastMCP runs them in a worker thread, so the blocking Redis calls never stall the loop.
@@ -6,7 +7,7 @@ dicts. Sync tools: FastMCP runs them in a worker thread, so the blocking Redis c
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastmcp import FastMCP
 from pydantic import Field
@@ -61,6 +62,19 @@ def register_registry_tools(mcp: FastMCP, service: Orchestrator, local: Principa
         """Health-check every agent: one result per agent plus the status summary."""
         with tool_errors("check_all_agents"):
             return views.check_all_agents(service, force_check=force_check)
+
+    @mcp.tool(name="set_agent_status", annotations={"readOnlyHint": False, "idempotentHint": True})
+    def set_agent_status(
+        agent_id: AgentId,
+        status: Annotated[
+            Literal["active", "maintenance"],
+            Field(description="maintenance: shown as such and skipped by chat routing; active: live status again"),
+        ],
+        reason: Annotated[str | None, Field(description="Why (kept in the registry file)", max_length=500)] = None,
+    ) -> dict[str, Any]:
+        """Set an agent's administrative status, persisted in the registry file across restarts."""
+        with tool_errors("set_agent_status"):
+            return service.set_agent_status(caller(local), agent_id, status, reason=reason)
 
     @mcp.tool(name="route_task", annotations=READ_ONLY)
     def route_task(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.agents import STATUSES
-from orchestrator.catalog import AGENTS, DOMAINS
+from orchestrator.catalog import DOMAINS
 from orchestrator.errors import InputInvalidError
 from orchestrator.models.common import iso_now
 from orchestrator.service import Orchestrator
@@ -35,7 +35,7 @@ def agent_registry(
     return {
         "agents": agents,
         "count": len(agents),
-        "total_registered": len(AGENTS),
+        "total_registered": len(service.agents.registry.registered()),
         "filters_applied": {k: v for k, v in given.items() if v is not None},
         "timestamp": iso_now(),
     }
@@ -48,7 +48,8 @@ def agent_details(service: Orchestrator, agent_id: str) -> dict[str, Any]:
 
 def check_all_agents(service: Orchestrator, *, force_check: bool = False) -> dict[str, Any]:
     """One health check per agent, and the all-agents summary agreeing with those checks."""
-    results = [service.agents.check(agent_id, force=force_check) for agent_id in sorted(AGENTS)]
+    registered = sorted(service.agents.registry.registered())
+    results = [service.agents.check(agent_id, force=force_check) for agent_id in registered]
     summary = service.agents.summary()
     checked = {r["agent_id"]: r for r in results}
     counts: dict[str, int] = {}

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from orchestrator.models.common import iso_now
 
-MAX_CHAT_MESSAGE_CHARS = 8000
+MAX_CHAT_MESSAGE_CHARS = 10_000  # the chat UI lets users type up to 10,000 characters
 RoutingMethod = Literal["explicit", "rule", "domain", "capability", "session"]
 
 

@@ -39,6 +39,7 @@ class ServerLog:
     methods: Counter[str] = field(default_factory=Counter)
     calls_per_key: Counter[str] = field(default_factory=Counter)
     search_args: list[dict[str, Any]] = field(default_factory=list)
+    pipeline_requests: list[str] = field(default_factory=list)
 
     @property
     def sessions(self) -> int:
@@ -50,27 +51,40 @@ def build_server(log: ServerLog) -> FastMCP:
     mcp = FastMCP("fake-cmdb-agent", auth=StaticTokenVerifier(tokens={TOKEN: {"client_id": "orch", "scopes": []}}))
 
     @mcp.tool(name="search_configuration_items")
-    def search(ci_class: str | None = None, name: str | None = None, limit: int = 10) -> dict[str, Any]:
-        log.search_args.append({"ci_class": ci_class, "name": name, "limit": limit})
-        return {"count": 1, "items": [{"name": name or "web-prod-01", "sys_class_name": ci_class}]}
+    def search(
+        ci_type: str | None = None, environment: str | None = None, query: str | None = None, limit: int = 10
+    ) -> dict[str, Any]:
+        log.search_args.append({"ci_type": ci_type, "environment": environment, "query": query, "limit": limit})
+        name = (query or "nameLIKEweb-prod-01").removeprefix("nameLIKE")
+        return {"count": 1, "items": [{"name": name, "sys_class_name": ci_type}]}
 
     @mcp.tool(name="create_remediation_request")
-    def create_remediation_request(idempotency_key: str, summary: str | None = None) -> dict[str, Any]:
+    def create_remediation_request(
+        idempotency_key: str,
+        remediation_type: str,
+        remediation_mode: str,
+        issue_summary: str,
+        affected_cis: list[dict[str, Any]],
+        proposed_action: str,
+        risk_level: str = "low",
+        estimated_impact: str = "",
+    ) -> dict[str, Any]:
         log.calls_per_key[idempotency_key] += 1
         return {"number": f"CHG{len(log.calls_per_key):07d}", "calls_for_key": log.calls_per_key[idempotency_key]}
 
     @mcp.tool(name="analyze_configuration_item_impact")
-    def impact(ci_id: str, depth: int = 3) -> dict[str, Any]:
-        raise ToolError(f"CI '{ci_id}' not found in the CMDB")
+    def impact(ci_sys_id: str) -> dict[str, Any]:
+        raise ToolError(f"CI '{ci_sys_id}' not found in the CMDB")
 
     @mcp.tool(name="get_cmdb_health_metrics")
-    async def slow_health(ci_class: str | None = None, stale_days: int = 90) -> dict[str, Any]:
+    async def slow_health(ci_type: str = "server") -> dict[str, Any]:
         await asyncio.sleep(2)
         return {"health_score": 90}
 
-    @mcp.tool(name="list_catalog_items")
-    def catalog(category: str | None = None) -> str:
-        return "plain text catalog"
+    @mcp.tool(name="execute_pipeline")
+    def pipeline(user_request: str) -> str:
+        log.pipeline_requests.append(user_request)
+        return "plain text plan" if "plain" in user_request else '{"success": true, "outcome": "planned"}'
 
     return mcp
 
@@ -162,10 +176,15 @@ def _ctx(action: str, agent: str, params: dict[str, Any], *, step: str = "s1", t
     )
 
 
-def test_result_comes_back_and_none_params_are_dropped(agents_on: RunningServer) -> None:
+def test_result_comes_back_in_the_tools_own_arguments_and_none_params_are_dropped(agents_on: RunningServer) -> None:
     result = execute_action(_ctx("cmdb.query", "cmdb-agent", {"name": "db-prod-03", "ci_class": None}))
     assert result == {"count": 1, "items": [{"name": "db-prod-03", "sys_class_name": None}]}
-    assert agents_on.log.search_args[-1] == {"ci_class": None, "name": "db-prod-03", "limit": 10}
+    assert agents_on.log.search_args[-1] == {
+        "ci_type": None,
+        "environment": None,
+        "query": "nameLIKEdb-prod-03",
+        "limit": 50,
+    }
 
 
 def test_idempotency_key_is_sent_only_where_declared_and_reaches_the_tool(agents_on: RunningServer) -> None:
@@ -185,9 +204,16 @@ def test_tool_error_maps_to_execution_error_with_the_tools_message(agents_on: Ru
 
 def test_unknown_tool_maps_to_invalid(agents_on: RunningServer) -> None:
     with pytest.raises(TaskInvalidError) as caught:
-        execute_action(_ctx("cmdb.update", "cmdb-agent", {"ci_id": "web-prod-01", "fields": {"owner": "x"}}))
+        execute_action(_ctx("cmdb.stale", "cmdb-agent", {}))
     assert caught.value.code == "ORCH_7003"
-    assert "update_configuration_item" in caught.value.message
+    assert "has no tool 'find_stale_configuration_items'" in caught.value.message
+
+
+def test_an_action_no_sibling_offers_is_refused_not_run_on_sample_data(agents_on: RunningServer) -> None:
+    with pytest.raises(TaskInvalidError) as caught:
+        execute_action(_ctx("cmdb.update", "cmdb-agent", {"ci_id": "web-prod-01", "fields": {"owner": "x"}}))
+    assert caught.value.code == "ORCH_7003" and "runs only on the built-in agent" in caught.value.message
+    assert execute_action(_ctx("cmdb.ping", "cmdb-agent", {})) == {"pong": True, "action": "cmdb.ping"}
 
 
 def test_timeout_maps_to_orch_7002_and_the_session_survives(agents_on: RunningServer) -> None:
@@ -199,9 +225,12 @@ def test_timeout_maps_to_orch_7002_and_the_session_survives(agents_on: RunningSe
     assert execute_action(_ctx("cmdb.query", "cmdb-agent", {"name": "after-timeout"}))["count"] == 1
 
 
-def test_text_only_results_come_back_as_text_or_wrapped(agents_on: RunningServer) -> None:
-    result = execute_action(_ctx("csa.list_catalog", "csa-agent", {}))
-    assert result == {"result": "plain text catalog"}
+def test_text_results_come_back_wrapped_and_json_text_as_the_object_it_is(agents_on: RunningServer) -> None:
+    result = execute_action(_ctx("csa.plan_fulfillment", "csa-agent", {"request": "a plain request"}))
+    assert result == {"result": "plain text plan"}
+    result = execute_action(_ctx("csa.plan_fulfillment", "csa-agent", {"request": "patch web-prod-01"}))
+    assert result == {"success": True, "outcome": "planned"}
+    assert agents_on.log.pipeline_requests[-1] == "patch web-prod-01"
 
 
 def test_connection_is_reused_across_calls(agents_on: RunningServer) -> None:
@@ -212,7 +241,7 @@ def test_connection_is_reused_across_calls(agents_on: RunningServer) -> None:
     connections = len(log.connections)
     for n in range(5):
         execute_action(_ctx("cmdb.query", "cmdb-agent", {"name": f"again-{n}"}))
-        execute_action(_ctx("csa.list_catalog", "csa-agent", {}))  # same URL and token: same session
+        execute_action(_ctx("csa.plan_fulfillment", "csa-agent", {"request": "x"}))  # same URL and token: same session
     assert bridge.sessions_opened() == 1
     assert log.sessions - sessions_before == 1  # one handshake for eleven calls
     assert len(log.connections) == connections  # no new TCP connection after the first call
@@ -244,6 +273,15 @@ def test_probe_reports_reachability_tools_and_latency(server: RunningServer) -> 
     healthy = bridge.probe(server.url, TOKEN, timeout=5)
     assert healthy["reachable"] is True
     assert healthy["tools"] == 5
+    assert healthy["tool_names"] == sorted(
+        [
+            "search_configuration_items",
+            "create_remediation_request",
+            "analyze_configuration_item_impact",
+            "get_cmdb_health_metrics",
+            "execute_pipeline",
+        ]
+    )
     assert healthy["latency_ms"] > 0 and healthy["error"] is None
     refused = bridge.probe(f"http://127.0.0.1:{_free_port()}/mcp", timeout=5)
     assert refused["reachable"] is False and refused["tools"] == 0 and refused["error"]

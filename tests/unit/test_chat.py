@@ -54,14 +54,14 @@ def test_chat_request_strips_the_message() -> None:
     assert (request.context, request.target_agent, request.domain, request.session_id) == ({}, None, None, None)
 
 
-@pytest.mark.parametrize("payload", [{}, {"message": ""}, {"message": "  \t\n"}, {"message": "x" * 8001}])
+@pytest.mark.parametrize("payload", [{}, {"message": ""}, {"message": "  \t\n"}, {"message": "x" * 10_001}])
 def test_chat_request_rejects_missing_blank_or_huge_messages(payload: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         ChatRequest.model_validate(payload)
 
 
-def test_chat_request_accepts_8000_chars_after_stripping() -> None:
-    assert len(ChatRequest(message=" " + "x" * 8000 + " ").message) == 8000
+def test_chat_request_accepts_10000_chars_after_stripping() -> None:
+    assert len(ChatRequest(message=" " + "x" * 10_000 + " ").message) == 10_000
 
 
 def test_chat_response_has_the_fields_the_strict_client_checks() -> None:
@@ -130,13 +130,13 @@ CHOICES = [
     (
         "cmdb-agent",
         "dependencies of 0123456789abcdef0123456789ABCDEF depth 2",
-        "cmdb.map_relationships",
+        "cmdb.dependency_tree",
         {"ci_id": "0123456789abcdef0123456789abcdef", "depth": 2},
     ),
     (
         "cmdb-agent",
         "how many linux servers in production?",
-        "cmdb.query",
+        "cmdb.count",
         {"ci_class": "linux_server", "environment": "Production"},
     ),
     (
@@ -145,14 +145,13 @@ CHOICES = [
         "cmdb.query",
         {"name": "db-prod-01", "ci_class": None, "environment": None},
     ),
-    ("cmdb-agent", "find duplicates", "cmdb.health_audit", {"stale_days": 90}),
-    (
-        "cmdb-agent",
-        "stale databases older than 6 months",
-        "cmdb.health_audit",
-        {"ci_class": "database", "stale_days": 180},
-    ),
-    ("cmdb-agent", "end of life servers", "cmdb.health_audit", {"ci_class": "server", "stale_days": 365}),
+    ("cmdb-agent", "find duplicates", "cmdb.duplicates", {"match_field": "name"}),
+    ("cmdb-agent", "duplicate serial numbers", "cmdb.duplicates", {"match_field": "serial_number"}),
+    ("cmdb-agent", "stale databases older than 6 months", "cmdb.stale", {"ci_class": "database", "days": 180}),
+    ("cmdb-agent", "end of life servers", "cmdb.stale", {"ci_class": "server", "days": 365}),
+    ("cmdb-agent", "cmdb health of servers", "cmdb.health_audit", {"ci_class": "server", "stale_days": 90}),
+    ("cmdb-agent", "history of web-prod-01", "cmdb.history", {"ci_id": "web-prod-01"}),
+    ("cmdb-agent", "IRE rules for cmdb_ci_linux_server", "cmdb.ire_rules", {"ci_class": "cmdb_ci_linux_server"}),
     ("cmdb-agent", "impact", "cmdb.health_audit", {}),  # no CI named: no relationship walk
     ("cmdb-agent", "hello", "cmdb.health_audit", {}),
     (
@@ -208,11 +207,38 @@ def test_choose_action_always_yields_a_valid_action_of_that_agent(agent_id: str,
 
 @pytest.mark.parametrize("hint", ["csa.create_request", "create_service_request"])
 def test_tool_hint_names_a_catalog_action_or_its_mcp_tool(hint: str) -> None:
-    context = {"tool_hint": hint, "tool_args": {"description": "A laptop", "catalog_item": "laptop", "query": "x"}}
+    context = {"tool_hint": hint, "tool_args": {"description": "A laptop", "catalog_item": "laptop"}}
     assert choose_action("csa-agent", "whatever", context) == (
         "csa.create_request",
         {"description": "A laptop", "catalog_item": "laptop"},
     )
+
+
+def test_tool_args_in_the_originals_names_are_honoured() -> None:
+    context = {
+        "tool_hint": "find_stale_configuration_items",
+        "tool_args": {"ci_type": "linux_server", "days": 60, "limit": 10},
+    }
+    action, params = choose_action("cmdb-agent", "stale servers", context)
+    assert action == "cmdb.stale"
+    wanted = {"ci_class": "linux_server", "days": 60, "limit": 10}
+    assert {k: params[k] for k in wanted} == wanted
+    action, params = choose_action(
+        "cmdb-agent", "impact", {"tool_hint": "analyze_configuration_item_impact", "tool_args": {"ci_sys_id": "web-01"}}
+    )
+    assert (action, params["ci_id"]) == ("cmdb.map_relationships", "web-01")
+    action, params = choose_action("cmdb-agent", "search", {"tool_args": {"query": "nameLIKEdb-prod", "ci_type": "db"}})
+    assert (action, params["name"], params["ci_class"]) == ("cmdb.query", "db-prod", "db")
+
+
+def test_unknown_tool_args_are_refused_or_passed_to_a_bridged_tool() -> None:
+    context = {"tool_hint": "find_duplicate_configuration_items", "tool_args": {"match_on": "serial"}}
+    with pytest.raises(TaskInvalidError) as caught:
+        choose_action("cmdb-agent", "duplicates", context)
+    assert caught.value.code == "ORCH_7003"
+    assert "'match_on'" in caught.value.message and "ci_type" in caught.value.message
+    action, params = choose_action("cmdb-agent", "duplicates", context, bridged=True)
+    assert (action, params["tool_args"]) == ("cmdb.duplicates", {"match_on": "serial"})
 
 
 def test_tool_hint_legacy_name_and_message_fill_gaps() -> None:
@@ -224,7 +250,7 @@ def test_tool_hint_legacy_name_and_message_fill_gaps() -> None:
 
 @pytest.mark.parametrize("hint", ["query_cmdb", "discovery.scan", 42, None])
 def test_tool_hint_not_for_this_agent_falls_back_to_the_cascade(hint: Any) -> None:
-    assert choose_action("cmdb-agent", "how many servers", {"tool_hint": hint})[0] == "cmdb.query"
+    assert choose_action("cmdb-agent", "how many servers", {"tool_hint": hint})[0] == "cmdb.count"
 
 
 def test_tool_args_that_do_not_validate_are_orch_7003() -> None:
@@ -263,6 +289,8 @@ def test_slash_commands(message: str, expanded: str) -> None:
         ("impact of the servers", None),
         ("nothing here", None),
         ("history of a b c d e f", "b c d e"),
+        ("Analyze the impact analysis of changes to CI: web-prod-01", "web-prod-01"),
+        ("Show the relationships for configuration item: db-prod-03.", "db-prod-03"),
     ],
 )
 def test_identifier(text: str, found: str | None) -> None:

@@ -130,7 +130,7 @@ def test_steps_resolve_agent_access_limits_and_defaults() -> None:
         True,
         120,
     )
-    assert scan.parameters == {"ip_range": "10.0.0.0/16", "scan_type": "full"}
+    assert scan.parameters == {"ip_range": "10.0.0.0/16", "scan_type": "full", "schedule_id": None}
     assert (fix.access, fix.idempotent, fix.max_retries, fix.depends_on) == (Access.WRITE, False, 0, ["scan"])
     assert (doc.agent_id, doc.timeout_seconds, doc.max_retries, doc.on_failure) == ("cmdb-agent", 7, 4, "skip")
     assert (doc.domain, doc.target_domain, doc.action) == ("documentation", "cmdb", "documentation.generate")

@@ -20,6 +20,8 @@ from workers.sample import SampleInstance
 # parameters each action needs to run at all (everything else takes its catalog default)
 REQUIRED: dict[str, dict[str, Any]] = {
     "cmdb.map_relationships": {"ci_id": "web-prod-01"},
+    "cmdb.dependency_tree": {"ci_id": "web-prod-01"},
+    "cmdb.history": {"ci_id": "web-prod-01"},
     "cmdb.update": {"ci_id": "web-prod-02", "fields": {"owner": "Zoe Adams"}},
     "cmdb.create": {"ci_class": "linux_server", "name": "web-prod-77"},
     "cmdb.delete": {"ci_id": "batch-prod-01"},
@@ -95,6 +97,57 @@ def test_every_handler_returns_a_compact_json_answer(action: str, run: Runner) -
 
 
 # -- cmdb-agent ----------------------------------------------------------------------------------------------------
+def test_server_is_a_class_covering_linux_and_windows_servers(run: Runner) -> None:
+    counted = run("cmdb.count", ci_class="servers")
+    assert counted["filters"]["ci_class"] == "cmdb_ci_server"
+    assert set(counted["by_class"]) == {"cmdb_ci_linux_server", "cmdb_ci_win_server"}
+    assert counted["count"] == sum(counted["by_class"].values()) == run("cmdb.query", ci_class="Server")["total"]
+
+
+def test_stale_and_duplicate_cis_are_the_planted_ones(run: Runner) -> None:
+    found = defects(run.instance)
+    stale = run("cmdb.stale", days=90, limit=100)
+    assert set(found["stale"]) <= names(stale["stale_cis"]) and stale["days_threshold"] == 90
+    by_name = run("cmdb.duplicates")
+    assert {g["value"] for g in by_name["duplicate_groups"]} == set(found["duplicate_names"])
+    by_serial = run("cmdb.duplicates", match_field="serial_number")
+    assert by_serial["total_groups"] == len(found["duplicate_serials"])
+
+
+def test_history_shows_the_writes_made_here(run: Runner) -> None:
+    run("cmdb.update", ci_id="web-prod-02", fields={"owner": "Zoe Adams"})
+    history = run("cmdb.history", ci_id="web-prod-02")["history"]
+    assert history[0] == {
+        "timestamp": history[0]["timestamp"],
+        "action": "updated",
+        "field": "owner",
+        "new_value": "Zoe Adams",
+        "source": "orchestrator",
+    }
+    assert history[-1]["action"] == "created"
+
+
+def test_dependency_tree_goes_both_ways_and_reconcile_finds_the_drift(run: Runner) -> None:
+    tree = run("cmdb.dependency_tree", ci_id="web-prod-01", depth=1)
+    assert tree["root"]["name"] == "web-prod-01" and tree["depends_on"] and tree["used_by"]
+    assert all(n["depth"] == 1 and "::" in n["relationship_type"] for n in tree["depends_on"] + tree["used_by"])
+    drift = run("cmdb.reconcile")
+    assert drift["dry_run"] is True
+    assert set(defects(run.instance)["drifted"]) <= {d["name"] for d in drift["field_drift"]["items"]}
+
+
+def test_catalog_reads_types_rules_and_dashboard(run: Runner) -> None:
+    assert run("cmdb.ire_rules")["applies_to"] == ["cmdb_ci_linux_server", "cmdb_ci_win_server"]
+    assert run("cmdb.ire_rules", ci_class="application")["identification_rules"][0]["attributes"] == ["name"]
+    assert run("cmdb.ci_types")["ci_types"]["cmdb_ci_database"]["count"] > 0
+    kinds = {r["type"] for r in run("cmdb.relationship_types")["relationship_types"]}
+    assert "Runs on::Runs" in kinds
+    dashboard = run("cmdb.dashboard")
+    assert dashboard["total_cis"] == sum(dashboard["by_class"].values())
+    trend = run("cmdb.health_trend", days=60)
+    assert len(trend["snapshots"]) == 7 and trend["snapshots"][-1]["health_score"] == dashboard["health_score"]
+
+
 def test_ping_touches_nothing(tmp_path: Path) -> None:
     inst = SampleInstance(tmp_path / "never" / "db.sqlite")
     assert Runner(inst)("cmdb.ping") == {"pong": True, "action": "cmdb.ping"}
@@ -336,7 +389,7 @@ def test_compliance_by_scope(run: Runner) -> None:
     assert cmdb["by_severity"]["high"] > 0 and cmdb["findings"]["items"][0]["severity"] == "high"
     full = run("audit.compliance", step="full", scope="full")
     assert {r["category"] for r in full["rules"]} == {"cmdb", "discovery", "asset"}
-    with pytest.raises(TaskInvalidError, match="Unknown audit scope"):
+    with pytest.raises(ValueError, match="'scope' must be one of"):
         run("audit.compliance", step="bad", scope="galaxy")
 
 

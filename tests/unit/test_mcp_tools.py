@@ -28,6 +28,7 @@ EXPECTED_TOOLS = {
     "check_all_agents",
     "route_task",
     "get_execution_history",
+    "set_agent_status",
     # workflows, tasks, events, audit
     "list_workflow_templates",
     "start_workflow",
@@ -130,6 +131,13 @@ def test_registry_tools_return_the_original_fields(service: Orchestrator) -> Non
         assert bad.startswith("[ORCH_8003]")
         history = await call(client, "get_execution_history", {"limit": 5})
         assert {"records", "record_count", "stats", "active_tasks", "filters", "timestamp"} <= set(history)
+        paused = await call(client, "set_agent_status", {"agent_id": "csa-agent", "status": "maintenance"})
+        assert paused["status"] == "maintenance"
+        registry = await call(client, "get_agent_registry", {"status": "maintenance"})
+        assert [a["agent_id"] for a in registry["agents"]] == ["csa-agent"]
+        assert (await call(client, "set_agent_status", {"agent_id": "csa-agent", "status": "active"}))[
+            "status"
+        ] == "offline"
 
     with_client(service, body)
 

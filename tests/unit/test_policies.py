@@ -347,7 +347,7 @@ def test_table_rejects_duplicate_roles() -> None:
         (
             "operator",
             {"read", "audit.read", "start", "cancel", "resume", "message.send", "dlq.read", "dlq.redrive"}
-            | {"schedule.manage"},
+            | {"schedule.manage", "agent.status"},
         ),
         ("admin", set(PRINCIPAL_OPERATIONS)),
         ("root", set()),
@@ -373,6 +373,7 @@ def test_principal_operations_are_the_documented_eleven() -> None:
         "dlq.redrive",
         "message.send",
         "schedule.manage",
+        "agent.status",
     }
     assert documented == PRINCIPAL_OPERATIONS
 

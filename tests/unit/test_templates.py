@@ -80,8 +80,13 @@ def test_default_user_dir_comes_from_settings() -> None:
 def test_parameters_fill_the_steps_that_name_them(registry: TemplateRegistry) -> None:
     steps = planned(registry, "incident-response", ci_id="web-01", risk_level="high")
     assert steps["assess-impact"] == {"ci_id": "web-01", "depth": 3}
-    assert steps["create-ticket"] == {"summary": "Incident remediation", "risk_level": "high"}
-    assert steps["route-to-agent"] == {}
+    assert steps["create-ticket"] == {
+        "summary": "Incident remediation",
+        "risk_level": "high",
+        "remediation_type": "missing_data",
+        "remediation_mode": "manual",
+    }
+    assert steps["route-to-agent"] == {"request": None}
 
 
 def test_typed_values_replace_exact_placeholders(registry: TemplateRegistry) -> None:

@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
-from workers.handlers import asset, audit, cmdb, csa, discovery, documentation
+from workers.handlers import asset, audit, cmdb, cmdb_reads, csa, discovery, documentation
 from workers.handlers.common import Handler
 
 HANDLERS: dict[str, Handler] = {
     **cmdb.HANDLERS,
+    **cmdb_reads.HANDLERS,
     **discovery.HANDLERS,
     **asset.HANDLERS,
     **csa.HANDLERS,

@@ -93,6 +93,14 @@ def lifecycle(ctx: ActionContext, instance: SampleInstance) -> dict[str, Any]:
     today = instance.now().date()
     ci_names = {c["sys_id"]: c["name"] for c in instance.cis(include_retired=True)}
     hardware = [a for a in instance.assets() if a["asset_type"] == "hardware" and a["install_status"] != "Retired"]
+    wanted = text_param(ctx, "asset_id")
+    if wanted is not None:
+        hardware = [a for a in hardware if wanted.lower() in (a["sys_id"], str(a.get("asset_tag", "")).lower())]
+        if not hardware:
+            raise invalid(
+                f"No hardware asset '{wanted}' in use: give an asset sys_id or tag such as P100001.",
+                parameter="asset_id",
+            )
     past, near, warranty_over, warranty_soon = [], [], [], []
     for asset in sorted(hardware, key=lambda a: str(a.get("eol"))):
         to_eol = -(days_between(today, asset.get("eol")) or 0)

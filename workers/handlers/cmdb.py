@@ -18,6 +18,7 @@ from workers.handlers.common import (
     environment_param,
     environment_value,
     exactly_once,
+    in_class,
     int_param,
     invalid,
     listing,
@@ -73,7 +74,7 @@ def query(ctx: ActionContext, instance: SampleInstance) -> dict[str, Any]:
         (
             ci
             for ci in instance.cis()
-            if (ci_class is None or ci["sys_class_name"] == ci_class)
+            if in_class(ci, ci_class)
             and (environment is None or ci["environment"] == environment)
             and (pattern is None or fnmatch.fnmatchcase(str(ci.get("name", "")).lower(), pattern))
         ),
@@ -90,7 +91,7 @@ def query(ctx: ActionContext, instance: SampleInstance) -> dict[str, Any]:
 def health_audit(ctx: ActionContext, instance: SampleInstance) -> dict[str, Any]:
     ci_class = ci_class_param(ctx)
     stale_days = int_param(ctx, "stale_days", 90, minimum=1, maximum=3650)
-    cis = [ci for ci in instance.cis() if ci_class is None or ci["sys_class_name"] == ci_class]
+    cis = [ci for ci in instance.cis() if in_class(ci, ci_class)]
     quality = assess(cis, instance.now().date(), stale_days)
     duplicates = [
         {"match": g.match, "value": g.value, "count": len(g.cis), "cis": [ci_ref(c) for c in g.cis]}

@@ -24,6 +24,7 @@ CAP = 50
 MAX_ROWS = 100  # the most a query may ask for: step results are size-capped in run state
 ENVIRONMENTS: tuple[str, ...] = ("Production", "Staging", "Development", "Test")
 CI_CLASSES: dict[str, str] = {
+    "cmdb_ci_server": "Server (Linux and Windows)",
     "cmdb_ci_linux_server": "Linux server",
     "cmdb_ci_win_server": "Windows server",
     "cmdb_ci_database": "Database",
@@ -33,7 +34,14 @@ CI_CLASSES: dict[str, str] = {
     "cmdb_ci_storage": "Storage",
 }
 SERVER_CLASSES = frozenset({"cmdb_ci_linux_server", "cmdb_ci_win_server"})
+# A parent class stands for its subclasses, as in ServiceNow (cmdb_ci_server covers Linux and Windows servers).
+SUBCLASSES: dict[str, frozenset[str]] = {"cmdb_ci_server": SERVER_CLASSES}
 _CLASS_ALIASES = {
+    "server": "cmdb_ci_server",
+    "windows_server": "cmdb_ci_win_server",
+    "database_server": "cmdb_ci_database",
+    "network_device": "cmdb_ci_netgear",
+    "netgear": "cmdb_ci_netgear",
     "linux": "cmdb_ci_linux_server",
     "windows": "cmdb_ci_win_server",
     "application": "cmdb_ci_appl",
@@ -103,11 +111,22 @@ def ci_class_param(ctx: ActionContext, name: str = "ci_class") -> str | None:
 
 
 def ci_class_value(value: str, name: str = "ci_class") -> str:
-    key = value.lower().replace("-", "_").replace(" ", "_")
-    for candidate in (key, f"cmdb_ci_{key}", _CLASS_ALIASES.get(key, "")):
-        if candidate in CI_CLASSES:
-            return candidate
+    """A class table name from a table name, a short form or a plural (``servers``, ``Linux servers``)."""
+    key = value.strip().lower().replace("-", "_").replace(" ", "_")
+    singular = key[:-1] if key.endswith("s") else key
+    for form in dict.fromkeys((key, singular)):
+        for candidate in (form, f"cmdb_ci_{form}", _CLASS_ALIASES.get(form, "")):
+            if candidate in CI_CLASSES:
+                return candidate
     raise invalid(f"Unknown CI class '{value}'. Use one of: {', '.join(CI_CLASSES)}.", parameter=name)
+
+
+def in_class(ci: dict[str, Any], ci_class: str | None) -> bool:
+    """Whether ``ci`` belongs to ``ci_class`` (None: every class), counting a parent class's subclasses."""
+    if ci_class is None:
+        return True
+    found = ci.get("sys_class_name")
+    return found == ci_class or found in SUBCLASSES.get(ci_class, ())
 
 
 def environment_param(ctx: ActionContext, name: str = "environment") -> str | None:

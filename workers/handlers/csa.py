@@ -193,6 +193,8 @@ def run_remediation(ctx: ActionContext, instance: SampleInstance) -> dict[str, A
         state="New",
         approval="approved" if risk == "low" else "requested",
         type="remediation",
+        remediation_type=text_param(ctx, "remediation_type") or "missing_data",
+        remediation_mode=text_param(ctx, "remediation_mode") or "manual",
         run_id=ctx.run_id,
     )
 

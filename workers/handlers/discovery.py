@@ -65,6 +65,9 @@ def scan_summary(instance: SampleInstance, network: Any, scan_type: str) -> dict
 
 @exactly_once
 def scan(ctx: ActionContext, instance: SampleInstance) -> dict[str, Any]:
+    schedule_ref = text_param(ctx, "schedule_id")
+    if schedule_ref is not None:  # run a schedule: scan its first range
+        ctx.params["ip_range"] = _find_schedule(instance, schedule_ref)["ip_ranges"][0]
     network = network_param(ctx, "ip_range", "10.0.0.0/16")
     scan_type = text_param(ctx, "scan_type") or "full"
     if scan_type not in ("full", "incremental"):
@@ -104,6 +107,13 @@ def status(ctx: ActionContext, instance: SampleInstance) -> dict[str, Any]:
     ref = text_param(ctx, "schedule_id")
     limit = int_param(ctx, "limit", CAP, minimum=1, maximum=MAX_ROWS)
     scans = instance.scans()
+    scan_ref = text_param(ctx, "scan_id")
+    if scan_ref is not None:
+        scans = [s for s in scans if scan_ref.lower() in (s["sys_id"], str(s.get("number", "")).lower())]
+        if not scans:
+            raise invalid(
+                f"Discovery scan '{scan_ref}' not found; leave scan_id out to list the scans.", parameter="scan_id"
+            )
     if ref is not None:
         schedule = _find_schedule(instance, ref)
         scans = [

@@ -93,6 +93,14 @@ class SampleInstance:
         )
         return dict(best)
 
+    def ci_changes(self, sys_id: str | None = None) -> list[tuple[str, dict[str, Any], str]]:
+        """``(op, fields, created_at)`` of stored writes to CIs (to one CI when ``sys_id`` is given), oldest first."""
+        return [
+            (op, fields, at)
+            for entity, entity_id, op, fields, at in self._store.changes()
+            if entity == "ci" and (sys_id is None or entity_id == sys_id)
+        ]
+
     def relationships(self) -> list[dict[str, Any]]:
         return self.table("cmdb_rel_ci")
 
