@@ -285,6 +285,31 @@ class AuditLog:
         value = self._guard(lambda: self._redis.get(self._head))
         return str(value) if value is not None else None
 
+    def tip(self) -> tuple[str | None, str | None, int, int]:
+        """``(newest stream id, its hash, entries ever added, entries kept)``: what an anchor records and checks."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xrevrange(self._stream, count=1)
+        pipe.xinfo_stream(self._stream)
+        newest, info = self._guard(lambda: pipe.execute(raise_on_error=False))
+        if not newest or isinstance(newest, Exception):
+            return None, None, 0, 0
+        added = info.get("entries-added") if isinstance(info, dict) else None
+        length = info.get("length") if isinstance(info, dict) else None
+        stream_id, fields = newest[0]
+        return str(stream_id), str(fields.get("hash")), int(added or 0), int(length or 0)
+
+    def hash_at(self, stream_id: str) -> str | bool | None:
+        """The hash stored at ``stream_id``; None if no entry has that id; False if it was trimmed by retention
+        (older than the oldest entry kept)."""
+        found = self._guard(lambda: self._redis.xrange(self._stream, min=stream_id, max=stream_id)) or []
+        if found:
+            fields = found[0][1] or {}
+            return str(fields.get("hash"))
+        oldest = self._guard(lambda: self._redis.xrange(self._stream, count=1))
+        if oldest and _stream_key(str(oldest[0][0])) > _stream_key(stream_id):
+            return False
+        return None
+
     # -- internals -----------------------------------------------------------------------------------------
 
     def _scan(
@@ -407,6 +432,11 @@ def _check_stream_info(checker: _ChainChecker, info: Any) -> VerifyReport | None
             first, f"entries before {first.entry_id} are missing although retention never trimmed the stream"
         )
     return None
+
+
+def _stream_key(stream_id: str) -> tuple[int, int]:
+    millis, _, sequence = stream_id.partition("-")
+    return int(millis or 0), int(sequence or 0)
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -33,7 +34,11 @@ def audit(
     since: Annotated[str | None, typer.Option(help="ISO time, inclusive")] = None,
     limit: Annotated[int, typer.Option()] = 50,
     export: Annotated[str | None, typer.Option(help="Write JSON Lines to this file ('-' for stdout)")] = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain (and an anchor, if any)")] = False,
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="With --verify: check against this anchor file; alone: write the current head to it"),
+    ] = None,
 ) -> None:
     """Query, export or verify the tamper-evident audit log."""
     from datetime import datetime
@@ -45,17 +50,28 @@ def audit(
     try:
         since_dt = datetime.fromisoformat(since) if since else None
         if verify:
-            report = svc.audit_verify(principal)
+            given = _read_anchor(anchor) if anchor else None
+            report = svc.audit_verify(principal, given)
             console.print_json(data=report)
             raise typer.Exit(0 if report["ok"] else 1)
+        if anchor:
+            taken = svc.audit_anchor(principal)
+            if taken is None:
+                console.print("the audit log is empty: nothing to anchor")
+                return
+            from orchestrator.audit_anchor import save
+
+            save(Path(anchor), taken)
+            console.print(f"anchored entry {taken.stream_id} ({taken.entries_added} entries) in {anchor}")
+            return
         if export:
             lines = svc.audit_export(principal, since=since_dt)
             if export == "-":
                 for line in lines:
-                    typer.echo(line)
+                    typer.echo(line, nl=False)
             else:
                 with open(export, "w", encoding="utf-8") as handle:
-                    count = sum(1 for line in lines if handle.write(line + "\n"))
+                    count = sum(1 for line in lines if handle.write(line))
                 console.print(f"exported {count} entries to {export}")
             return
         entries = svc.audit_query(
@@ -69,6 +85,15 @@ def audit(
         raise typer.BadParameter(str(exc)) from exc
     except OrchestratorError as exc:
         _fail(exc)
+
+
+def _read_anchor(path: str) -> Any:
+    from orchestrator.audit_anchor import load
+
+    found = load(Path(path))
+    if found is None:
+        raise typer.BadParameter(f"{path} is not an anchor file (write one with `itom-orch audit --anchor FILE`)")
+    return found
 
 
 def dlq_list(limit: int = 50) -> None:

@@ -63,7 +63,13 @@ class JsonFormatter(logging.Formatter):
         if extras:
             data["data"] = redact(extras)
         if record.exc_info and record.exc_info[0] is not None:
-            data["exception"] = {"type": record.exc_info[0].__name__, "message": str(record.exc_info[1])}
+            data["exception"] = {
+                "type": record.exc_info[0].__name__,
+                "message": str(record.exc_info[1]),
+                "traceback": self.formatException(record.exc_info),
+            }
+        elif record.stack_info:
+            data["stack"] = self.formatStack(record.stack_info)
         return json.dumps(data, default=str)
 
 

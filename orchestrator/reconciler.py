@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 ACTOR = "reconciler"
 BATCH = 200
+ANCHOR_EVERY_SECONDS = 60.0
 
 
 class Reconciler:
@@ -63,8 +64,11 @@ class Reconciler:
         events: EventBus,
         app: Celery,
         reliability: ReliabilitySettings,
+        anchor: Callable[[], object] | None = None,
     ) -> None:
         self.redis = redis
+        self.anchor = anchor
+        self._anchored = 0.0
         self.runs = runs
         self.dispatcher = dispatcher
         self.audit = audit
@@ -339,6 +343,7 @@ class Reconciler:
                 try:
                     if lock.acquire():
                         counts = self.tick()
+                        self._keep_anchor()
                         beat = {"leader": lock.token, "at": iso_now(), "ts": time.time(), "repairs": counts}
                         self.redis.set(keys.RECONCILER_BEAT, json.dumps(beat), ex=max(3, int(3 * interval)))
                         if counts:
@@ -351,6 +356,16 @@ class Reconciler:
                 lock.release()
             except Exception:
                 log.debug("reconciler lock not released", exc_info=True)
+
+    def _keep_anchor(self) -> None:
+        """Every ``ANCHOR_EVERY_SECONDS``, record the audit head outside Redis (see ``audit_anchor``)."""
+        if self.anchor is None or time.monotonic() - self._anchored < ANCHOR_EVERY_SECONDS:
+            return
+        self._anchored = time.monotonic()
+        try:
+            self.anchor()
+        except Exception:  # a read-only data dir must not stop the repairs
+            log.warning("reconciler: audit anchor not written", exc_info=True)
 
     def start(self, holder: str = "") -> tuple[threading.Thread, threading.Event]:
         """Run the loop in a daemon thread; set the returned event to stop it."""

@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
-from orchestrator import __version__, bounds, keys, redis_client
+from orchestrator import __version__, audit_anchor, bounds, keys, redis_client
 from orchestrator import events as ev
 from orchestrator.agents import AgentDirectory
 from orchestrator.audit import AuditLog
@@ -110,6 +111,7 @@ class Orchestrator:
             events=self.events,
             app=self.app,
             reliability=settings.reliability,
+            anchor=lambda: audit_anchor.save_now(self.audit, settings.redis_url, self.anchor_path),
         )
         self.templates = TemplateRegistry(settings.user_templates_dir)
         self.agents = AgentDirectory(self.redis, self.app, settings)
@@ -326,9 +328,33 @@ class Orchestrator:
         require(principal, "audit.export")
         return self.audit.export(since=since, until=until)
 
-    def audit_verify(self, principal: Principal) -> dict[str, Any]:
+    def audit_verify(self, principal: Principal, anchor: audit_anchor.Anchor | None = None) -> dict[str, Any]:
+        """Check the hash chain, and the anchor (given, or the one the reconciler keeps under ORCH_DATA_DIR)."""
         require(principal, "audit.verify")
-        return self.audit.verify().model_dump()
+        report = self.audit.verify().model_dump()
+        source = "given"
+        if anchor is None:
+            anchor = audit_anchor.load(self.anchor_path)
+            source = "kept by the reconciler"
+        if anchor is None:
+            return report
+        if anchor.redis != audit_anchor.redis_label(self.settings.redis_url):
+            report["anchor"] = {"checked": False, "reason": f"the anchor belongs to {anchor.redis}"}
+            return report
+        problem = audit_anchor.check(self.audit, anchor)
+        report["anchor"] = {"checked": True, "source": source, "stream_id": anchor.stream_id, "at": anchor.at}
+        if problem is not None:
+            report.update(ok=False, reason=problem)
+        return report
+
+    def audit_anchor(self, principal: Principal) -> audit_anchor.Anchor | None:
+        """The audit log's current head, to keep outside Redis (``audit --anchor FILE``)."""
+        require(principal, "audit.verify")
+        return audit_anchor.take(self.audit, self.settings.redis_url)
+
+    @property
+    def anchor_path(self) -> Path:
+        return audit_anchor.default_path(self.settings.data_dir, self.settings.redis_url)
 
     # -- dead letters ---------------------------------------------------------------------------------
     def dlq_list(self, principal: Principal, *, limit: int = 50, reason: str | None = None) -> list[dict[str, Any]]:

@@ -30,3 +30,19 @@ def test_log_lines_are_json_with_correlation_id_and_redacted_extras() -> None:
     assert line["message"] == "step done" and line["level"] == "INFO"
     assert line["correlation_id"] == "run-123"
     assert line["data"] == {"secret": "***", "step_id": "a"}
+
+
+def test_an_exception_keeps_its_traceback() -> None:
+    buffer = io.StringIO()
+    configure_logging("INFO", stream=buffer)
+    try:
+        try:
+            {}["missing"]
+        except KeyError:
+            logging.getLogger("orchestrator.test").exception("lookup failed")
+    finally:
+        logging.getLogger().handlers.clear()
+    line = json.loads(buffer.getvalue().strip().splitlines()[-1])
+    assert line["exception"]["type"] == "KeyError"
+    trace = line["exception"]["traceback"]
+    assert trace.startswith("Traceback (most recent call last)") and "test_an_exception_keeps_its_traceback" in trace
