@@ -193,8 +193,8 @@ class Reconciler:
                 records=recs,
                 **common,
             )
-            if skip and finish.run_ended is None:
-                self.mark_repair(run_id)
+            if finish.fired:  # a skip-policy step's dependents start from triggers (nothing follows it in Celery)
+                self.dispatcher.drain(run_id)
         self.audit.append(
             "step_timed_out", ACTOR, f"{run_id}/{spec.step_id}", {"generation": generation, "owner": owner}
         )
