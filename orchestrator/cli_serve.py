@@ -74,7 +74,7 @@ def up(
 ) -> None:
     """Run everything: Redis (embedded when none answers), one worker per agent, and the API with MCP at /mcp."""
     from orchestrator.procs import WorkerPool
-    from orchestrator.schedules.process import start_beat, stop_beat
+    from orchestrator.schedules.process import BEAT, beat_command, beat_env
 
     try:
         settings, redis = connect(allow_embedded=True, announce=True)
@@ -82,14 +82,13 @@ def up(
         _fail(exc)
         return
     pool = WorkerPool(settings.redis_url, supervise=True)
-    beat = None
     try:
         settings = with_api_token(settings)
         console.print(f"starting {len(AGENT_IDS)} agent workers (supervised: restarted with backoff if they die)...")
         pool.start(AGENT_IDS, concurrency=concurrency)
         pool.wait_ready(timeout=ready_timeout)
         console.print(f"[green]workers ready[/]: {', '.join(AGENT_IDS)}")
-        beat = start_beat(settings.redis_url)
+        pool.start_process(BEAT, beat_command(), beat_env(settings.redis_url))
         console.print("beat started: schedules (`itom-orch schedule list`) start their runs while `up` runs")
         serve_http(settings, host, port)
     except OrchestratorError as exc:
@@ -97,8 +96,7 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
-        console.print("stopping workers...")
-        stop_beat(beat)
+        console.print("stopping workers and the beat...")
         pool.stop()
         redis.stop()
 
