@@ -257,10 +257,17 @@ def flower(
     port: Annotated[int | None, typer.Option()] = None,
     address: Annotated[str, typer.Option()] = "127.0.0.1",
 ) -> None:
-    """Run Flower behind basic auth (ORCH_FLOWER__BASIC_AUTH=user:password, required)."""
+    """Run Flower behind basic auth (ORCH_FLOWER__BASIC_AUTH=user:password, required).
+
+    The credentials reach Flower through its environment (``FLOWER_BASIC_AUTH``), never its command line, which
+    any local user can read (``ps``, ``/proc/<pid>/cmdline``)."""
     settings, _ = connect(allow_embedded=False)
-    if not settings.flower.basic_auth or ":" not in settings.flower.basic_auth:
-        err_console.print("[red]ORCH_8001[/] Set ORCH_FLOWER__BASIC_AUTH=user:password; Flower never runs open.")
+    credentials = settings.flower.basic_auth or ""
+    if not credentials or not all(":" in pair for pair in credentials.split(",")):
+        err_console.print(
+            "[red]ORCH_8001[/] Set ORCH_FLOWER__BASIC_AUTH=user:password (several: comma-separated; a password "
+            "cannot hold a comma); Flower never runs open."
+        )
         raise typer.Exit(2)
     command = [
         sys.executable,
@@ -271,9 +278,8 @@ def flower(
         "flower",
         f"--port={port or settings.flower.port}",
         f"--address={address}",
-        f"--basic-auth={settings.flower.basic_auth}",
     ]
-    os.execvpe(command[0], command, dict(os.environ))
+    os.execvpe(command[0], command, {**os.environ, "FLOWER_BASIC_AUTH": credentials})
 
 
 def main() -> None:
