@@ -252,15 +252,28 @@ def resume(
         _fail(exc)
 
 
+# Flower's task list: the kwargs column shows each step's run, step and action; exception the error code.
+FLOWER_TASK_COLUMNS = "name,uuid,state,kwargs,exception,retries,received,runtime,worker"
+
+
 @app.command()
 def flower(
     port: Annotated[int | None, typer.Option()] = None,
     address: Annotated[str, typer.Option()] = "127.0.0.1",
+    allow_control: Annotated[
+        bool,
+        typer.Option(
+            "--allow-control",
+            help="Enable Flower's revoke/terminate/shutdown/apply buttons (they bypass policy checks and the audit "
+            "log; use cancel, resume and dlq redrive instead)",
+        ),
+    ] = False,
 ) -> None:
-    """Run Flower behind basic auth (ORCH_FLOWER__BASIC_AUTH=user:password, required).
+    """Run Flower behind basic auth (ORCH_FLOWER__BASIC_AUTH=user:password, required), read-only by default.
 
     The credentials reach Flower through its environment (``FLOWER_BASIC_AUTH``), never its command line, which
-    any local user can read (``ps``, ``/proc/<pid>/cmdline``)."""
+    any local user can read (``ps``, ``/proc/<pid>/cmdline``). Its task list shows each step's run, step and action
+    (the ``kwargs`` column) unless ``FLOWER_TASKS_COLUMNS`` says otherwise."""
     settings, _ = connect(allow_embedded=False)
     credentials = settings.flower.basic_auth or ""
     if not credentials or not all(":" in pair for pair in credentials.split(",")):
@@ -279,7 +292,11 @@ def flower(
         f"--port={port or settings.flower.port}",
         f"--address={address}",
     ]
-    os.execvpe(command[0], command, {**os.environ, "FLOWER_BASIC_AUTH": credentials})
+    env = {**os.environ, "FLOWER_BASIC_AUTH": credentials, "FLOWER_READ_ONLY": "false" if allow_control else "true"}
+    env.setdefault("FLOWER_TASKS_COLUMNS", FLOWER_TASK_COLUMNS)
+    if allow_control:
+        err_console.print("[yellow]Flower's control buttons are on: they bypass policy checks and the audit log.[/]")
+    os.execvpe(command[0], command, env)
 
 
 def main() -> None:

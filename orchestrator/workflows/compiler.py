@@ -170,9 +170,10 @@ def step_signature_dict(step: PlannedStep, run_id: str, generation: int, priorit
         "args": [],
         "kwargs": {"run_id": run_id, "step_id": step.step_id, "generation": generation},
         "options": {
-            # What Celery's events (so Flower) show as its kwargs: ids and the action, never parameters (they may
-            # hold secrets; they travel in run state, not in the message). Inlined: this runs once per step.
-            "kwargsrepr": f"{{'run_id': '{run_id}', 'step_id': '{step.step_id}', 'action': '{step.action}', "
+            # What Celery's events (so Flower) show as its kwargs: the action first (the task id already names run
+            # and step), then the ids; never parameters (they may hold secrets; they travel in run state, not in
+            # the message). Inlined: this runs once per step.
+            "kwargsrepr": f"{{'action': '{step.action}', 'run_id': '{run_id}', 'step_id': '{step.step_id}', "
             f"'generation': {generation}}}",
             "queue": keys.agent_queue(step.agent_id),
             "task_id": keys.step_task_id(run_id, step.step_id, generation),

@@ -3,16 +3,21 @@
 One Flower (``itom-orch flower``, a subprocess with its credentials in the environment) watches the suite's
 real workers. Through Flower's own API: a failed step is FAILURE (under the stop policy, and under the skip
 policy while its dependent still runs and succeeds), a retried step is RETRY while its retry waits, and every
-step task shows its run, step and action, never its parameters.
+step task shows its run, step and action, never its parameters; its control buttons are off. In headless
+Chromium, Flower's Failed filter lists the failed steps with run, step, action and error code
+(``UI_SCREENSHOT_DIR=docs`` keeps the screenshot README shows).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +34,8 @@ from orchestrator.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AGENT_IDS, Settings
 from tests.integration.helpers import OPERATOR, definition, inject, release, step, uid, wait_until
+from tests.integration.test_workflow_view import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_DIR, TIMEOUT_MS
+from tests.servers import need
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +62,15 @@ class Flower:
         except OSError:
             return 0, None
 
+    def post(self, path: str) -> tuple[int, str]:
+        request = urllib.request.Request(self.base + path, data=b"", method="POST")
+        request.add_header("Authorization", "Basic " + base64.b64encode(AUTH.encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return int(response.status), response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), exc.read().decode()
+
     def task(self, task_id: str) -> dict[str, Any]:
         status, body = self.get(f"/api/task/info/{task_id}")
         return body if status == 200 and isinstance(body, dict) else {}
@@ -66,9 +82,18 @@ class Flower:
 
 
 @pytest.fixture(scope="module")
-def flower(redis_url: str, worker_pool: WorkerPool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flower]:
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("flower")
+
+
+@pytest.fixture(scope="module")
+def service(redis_url: str, worker_pool: WorkerPool, data_dir: Path) -> Orchestrator:
+    return Orchestrator(Settings(redis={"url": redis_url}, data_dir=data_dir))
+
+
+@pytest.fixture(scope="module")
+def flower(redis_url: str, service: Orchestrator, data_dir: Path) -> Iterator[Flower]:
     port = free_port()
-    data_dir = tmp_path_factory.mktemp("flower")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "FLOWER_"))}
     env.update(
         {
@@ -87,7 +112,7 @@ def flower(redis_url: str, worker_pool: WorkerPool, tmp_path_factory: pytest.Tem
     try:
         wait_until(lambda: running.get("/api/workers", auth=None)[0] == 401, timeout=60, interval=0.2, what="flower")
         wait_until(lambda: len(_workers_heard(running)) == len(AGENT_IDS), timeout=60, interval=0.2, what="workers")
-        _until_task_events_on(running, Orchestrator(Settings(redis={"url": redis_url}, data_dir=data_dir)))
+        _until_task_events_on(running, service)
         yield running
     finally:
         process.terminate()
@@ -124,14 +149,33 @@ def test_flower_requires_basic_auth_that_never_shows_on_its_command_line(flower:
     assert "flower" in cmdline and PASSWORD not in cmdline and "basic" not in cmdline.lower()
 
 
-def test_failed_steps_are_failure_in_flower_with_run_step_and_action_and_no_parameters(
-    orch: Orchestrator, flower: Flower, rclient: Any
-) -> None:
+def test_flowers_control_buttons_are_off_unless_asked_for(flower: Flower, failed_run: FailedRun) -> None:
+    """Revoke, terminate, shutdown and apply bypass policy and audit: ``itom-orch flower`` runs read-only."""
+    status, body = flower.post(f"/api/task/revoke/{failed_run.task_id(failed_run.write)}?terminate=true")
+    assert status == 403 and "Read only" in body
+    assert flower.post("/api/task/async-apply/orch.run_step")[0] == 403
+
+
+@dataclass
+class FailedRun:
+    """A run whose skip-policy step fails (its dependent still runs and succeeds), then whose write fails."""
+
+    run_id: str
+    skipped: str
+    then: str
+    write: str
+
+    def task_id(self, step_id: str) -> str:
+        return keys.step_task_id(self.run_id, step_id, 0)
+
+
+@pytest.fixture(scope="module")
+def failed_run(service: Orchestrator, flower: Flower) -> FailedRun:
     skipped, then, write = uid("skipped"), uid("then"), uid("write")
-    inject(rclient, skipped, fail_times=1, retryable=False)
-    inject(rclient, write, fail_times=1, retryable=False)
+    inject(service.redis, skipped, fail_times=1, retryable=False)
+    inject(service.redis, write, fail_times=1, retryable=False)
     secret = {"ci_class": "server", "name": uid("ci"), "fields": {"password": SECRET}}
-    run = orch.start_workflow(
+    run = service.start_workflow(
         OPERATOR,
         definition=definition(
             step(skipped, on_failure="skip"),
@@ -139,25 +183,62 @@ def test_failed_steps_are_failure_in_flower_with_run_step_and_action_and_no_para
             step(write, "cmdb.create", deps=[then], parameters=secret),
         ),
     )
-    view = orch.wait_for_run(run.run_id, timeout=60)
+    view = service.wait_for_run(run.run_id, timeout=60)
     assert view.status.value == "failed" and [s.status.value for s in view.steps] == ["failed", "completed", "failed"]
-    ids = {sid: keys.step_task_id(run.run_id, sid, 0) for sid in (skipped, then, write)}
+    return FailedRun(run.run_id, skipped, then, write)
 
-    failed = {
-        sid: wait_until(lambda sid=sid: flower.task_in(ids[sid], "FAILURE"), what=f"{sid} FAILURE")
-        for sid in (skipped, write)
-    }
-    succeeded = wait_until(lambda: flower.task_in(ids[then], "SUCCESS"), what="the skipped step's dependent SUCCESS")
-    for sid, action in ((skipped, "cmdb.ping"), (write, "cmdb.create")):
-        shown = failed[sid]
+
+def test_failed_steps_are_failure_in_flower_with_run_step_and_action_and_no_parameters(
+    flower: Flower, failed_run: FailedRun
+) -> None:
+    run = failed_run
+    for sid, action in ((run.skipped, "cmdb.ping"), (run.write, "cmdb.create")):
+        shown = wait_until(lambda sid=sid: flower.task_in(run.task_id(sid), "FAILURE"), what=f"{sid} FAILURE")
         assert shown["name"] == keys.TASK_RUN_STEP
         assert f"'run_id': '{run.run_id}'" in shown["kwargs"] and f"'step_id': '{sid}'" in shown["kwargs"]
         assert f"'action': '{action}'" in shown["kwargs"]
         assert "StepFailed" in shown["exception"] and "ORCH_7001" in shown["exception"]
+    succeeded = wait_until(lambda: flower.task_in(run.task_id(run.then), "SUCCESS"), what="the dependent SUCCESS")
     assert "'action': 'cmdb.ping'" in succeeded["kwargs"]
-    everything = json.dumps([flower.task(task_id) for task_id in ids.values()])
+    everything = json.dumps([flower.task(run.task_id(sid)) for sid in (run.skipped, run.then, run.write)])
     assert SECRET not in everything and "password" not in everything
     assert "injected failure" not in everything  # the error's free text stays in run state (it may quote parameters)
+
+
+def test_flowers_failed_filter_lists_the_failed_steps_in_a_browser(flower: Flower, failed_run: FailedRun) -> None:
+    """What an operator sees: Flower's Tasks page, the Failed filter on (the screenshot README shows)."""
+    need(Path(CHROMIUM).exists(), f"no {CHROMIUM} (Debian's chromium package; .ci/run installs it)")
+    from playwright.async_api import async_playwright
+
+    run = failed_run
+    wait_until(lambda: flower.task_in(run.task_id(run.write), "FAILURE"), what="Flower saw the failure")
+
+    async def failed_rows(shot: Path) -> list[str]:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                context = await browser.new_context(
+                    viewport={"width": 1600, "height": 520}, http_credentials={"username": "ops", "password": PASSWORD}
+                )
+                page = await context.new_page()
+                await page.goto(f"{flower.base}/tasks", timeout=TIMEOUT_MS)
+                await page.click("button.task-state-filter[data-task-state=FAILURE]", timeout=TIMEOUT_MS)
+                for sid in (run.skipped, run.write):
+                    await page.wait_for_selector(f'#tasks-table tr[id="{run.task_id(sid)}"]', timeout=TIMEOUT_MS)
+                rows: list[str] = await page.locator("#tasks-table tbody tr").all_inner_texts()
+                await page.screenshot(path=str(shot), full_page=True)
+                return rows
+            finally:
+                await browser.close()
+
+    shot = Path(tempfile.mkdtemp()) / "flower-failed.png"
+    rows = asyncio.run(failed_rows(shot))
+    mine = [row for row in rows if run.run_id in row]
+    assert len(mine) == 2 and all("FAILURE" in row for row in mine), rows
+    assert any("'action': 'cmdb.create'" in row and "ORCH_7001" in row for row in mine), mine
+    assert not any(f"'{run.then}'" in row for row in rows)
+    if SCREENSHOT_DIR:
+        shutil.copy(shot, SCREENSHOT_DIR / "flower-failed.png")
 
 
 def test_a_retried_step_is_retry_while_its_retry_waits_then_succeeds(

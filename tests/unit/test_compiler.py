@@ -201,7 +201,7 @@ def test_every_step_signature_carries_queue_name_limits_priority_and_is_immutabl
         assert leaf["task"] == keys.TASK_RUN_STEP and leaf["immutable"] is True
         assert leaf["kwargs"] == {"run_id": "run-9", "step_id": step_id, "generation": 2}
         assert leaf["options"] == {
-            "kwargsrepr": f"{{'run_id': 'run-9', 'step_id': '{step_id}', 'action': 'cmdb.ping', 'generation': 2}}",
+            "kwargsrepr": f"{{'action': 'cmdb.ping', 'run_id': 'run-9', 'step_id': '{step_id}', 'generation': 2}}",
             "queue": keys.agent_queue("cmdb-agent"),
             "task_id": keys.step_task_id("run-9", step_id, 2),
             "priority": Priority.HIGH.broker_priority,
@@ -239,7 +239,7 @@ def test_flower_sees_ids_and_the_action_never_parameters() -> None:
     definition = WorkflowDefinition.model_validate({"name": "t", "steps": steps})
     compiled = compile_plan(plan(definition, {}), "run-7", generation=1)
     shown = compiled.canvas.options["kwargsrepr"]
-    assert shown == "{'run_id': 'run-7', 'step_id': 'open', 'action': 'cmdb.create', 'generation': 1}"
+    assert shown == "{'action': 'cmdb.create', 'run_id': 'run-7', 'step_id': 'open', 'generation': 1}"
     assert "s3cret" not in json.dumps(compiled.canvas)
 
 
