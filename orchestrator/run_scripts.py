@@ -271,9 +271,8 @@ return {'ok', status, c, r}
 # Take a running step's lease away (its worker is gone: the next delivery takes it over; its deadline stays in
 # force), or end it as ARGV[3] (its execution was terminated); only if it is still running under the expected
 # owner ('' = any owner).
-# KEYS: 1 run, 2 leases, 3 events, last: metrics ; ARGV: 1 step, 2 expected owner, 3 new status, 4 outcome json,
-#       5 run id,
-#       6 event json, 7 events-maxlen, 8 channel
+# KEYS: 1 run, 2 leases, 3 events, last: metrics
+# ARGV: 1 step, 2 expected owner, 3 new status, 4 outcome json, 5 run id, 6 event json, 7 events-maxlen, 8 channel
 RELEASE_STEP = (
     _HELPERS
     + """
