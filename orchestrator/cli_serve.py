@@ -85,9 +85,11 @@ def up(
     beat = None
     try:
         settings = with_api_token(settings)
-        console.print(f"starting {len(AGENT_IDS)} agent workers (supervised: restarted with backoff if they die)...")
         pool.start(AGENT_IDS, concurrency=concurrency)
-        pool.wait_ready(timeout=ready_timeout)
+        with console.status(
+            f"starting {len(AGENT_IDS)} agent workers (supervised: restarted with backoff if they die)..."
+        ):
+            pool.wait_ready(timeout=ready_timeout)
         console.print(f"[green]workers ready[/]: {', '.join(AGENT_IDS)}")
         beat = start_beat(settings.redis_url)
         console.print("beat started: schedules (`itom-orch schedule list`) start their runs while `up` runs")
@@ -97,10 +99,11 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
-        console.print("stopping workers...")
-        stop_beat(beat)
-        pool.stop()
-        redis.stop()
+        with console.status("stopping the beat, the workers and the embedded Redis (if any)..."):
+            stop_beat(beat)
+            pool.stop()
+            redis.stop()
+        console.print("stopped")
 
 
 @app.command()
