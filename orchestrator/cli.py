@@ -11,17 +11,20 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
-from orchestrator.cli_render import print_run, run_table
-from orchestrator.embedded import RedisHandle, resolve_redis
 from orchestrator.errors import OrchestratorError
-from orchestrator.settings import AGENT_IDS, Settings, get_settings, reset_settings
+
+if TYPE_CHECKING:
+    from orchestrator.embedded import RedisHandle
+    from orchestrator.settings import Settings
+
+# Heavy imports (Redis, pydantic models, Celery) happen inside the commands that need them, so that
+# `itom-orch --help` and quick client commands start fast.
 
 app = typer.Typer(
     help="itom-orchestrator: Celery-based orchestrator for IT-operations agents.",
@@ -40,6 +43,9 @@ def _url_file(settings: Settings) -> Path:
 
 def connect(*, allow_embedded: bool = True, announce: bool = False) -> tuple[Settings, RedisHandle]:
     """Resolve Redis (configured, local, the one `up` started, or embedded) and publish it to the settings."""
+    from orchestrator.embedded import resolve_redis
+    from orchestrator.settings import get_settings, reset_settings
+
     settings = get_settings()
     configured = settings.redis.url
     origin = "from ORCH_REDIS__URL"
@@ -132,6 +138,10 @@ _EXAMPLES = {"integer": "30", "number": "0.5", "boolean": "true", "array": '["a"
 
 def follow(svc: Any, run_id: str, timeout: float) -> Any:
     """Live progress table until the run ends (woken by its events)."""
+    from rich.live import Live
+
+    from orchestrator.cli_render import run_table
+
     view = svc.get_run(run_id)
     with Live(run_table(view), console=console, refresh_per_second=8) as live:
 
@@ -153,6 +163,8 @@ def worker(
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info",
 ) -> None:
     """Run one agent's Celery worker (its role comes from --agent, never from messages)."""
+    from orchestrator.settings import AGENT_IDS
+
     if agent not in AGENT_IDS:
         err_console.print(f"[red]ORCH_1001[/] Unknown agent '{agent}'. Known: {', '.join(AGENT_IDS)}")
         raise typer.Exit(2)
@@ -241,6 +253,8 @@ def status(
             if as_json:
                 console.print_json(view.model_dump_json())
             else:
+                from orchestrator.cli_render import print_run
+
                 print_run(console, view)
             return
         views, total = svc.list_runs(limit=20)
@@ -275,6 +289,8 @@ def cancel(run_id: str) -> None:
     """Cancel a pending or running run (queued steps are revoked; running ones are stopped)."""
     svc = service()
     try:
+        from orchestrator.cli_render import print_run
+
         view = svc.cancel_run(local_principal(), run_id)
         print_run(console, view)
         stopped = [f"{s.step_id} ({s.stopped})" for s in view.steps if s.stopped]
