@@ -213,6 +213,27 @@ def agents() -> None:
 
 
 @app.command()
+def actions(
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent's actions")] = None,
+) -> None:
+    """Every action a step can name, with its agent, access and parameters (what a template may pass)."""
+    from orchestrator.catalog import ACTIONS
+
+    table = Table("action", "agent", "access", "parameters (* required)", "description")
+    for name, spec in sorted(ACTIONS.items()):
+        if agent and spec.agent_id != agent:
+            continue
+        params = ", ".join(
+            f"{p.name}{'*' if p.required else ''}:{p.type}"
+            + (f"={p.default!r}" if p.default is not None else "")
+            + (f" in {p.enum}" if p.enum else "")
+            for p in spec.params
+        )
+        table.add_row(name, spec.agent_id, spec.access.value, params or "-", spec.description)
+    console.print(table)
+
+
+@app.command()
 def run(
     template: Annotated[str, typer.Argument(help="Template id (see `itom-orch templates`)")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable")] = None,
