@@ -217,12 +217,18 @@ class AuditLog:
         until: datetime | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
-        """Entries matching every given filter, newest first (``since`` inclusive, ``until`` exclusive)."""
+        """Entries matching every given filter, newest first (``since`` inclusive, ``until`` exclusive).
+
+        ``target`` also matches what lies under it: a run's id finds the run's entries and its steps'
+        (``<run>/<step>``)."""
         if limit <= 0:
             return []
-        wanted = {k: v for k, v in (("event_type", event_type), ("actor", actor), ("target", target)) if v is not None}
+        wanted = {k: v for k, v in (("event_type", event_type), ("actor", actor)) if v is not None}
+        under = f"{target}/" if target is not None else None
         found: list[AuditEntry] = []
         for entry in self._scan(since, until, newest_first=True, page=min(max(limit, 100), 1000)):
+            if target is not None and entry.target != target and not (entry.target or "").startswith(under or ""):
+                continue
             if all(getattr(entry, k) == v for k, v in wanted.items()):
                 found.append(entry)
                 if len(found) >= limit:

@@ -80,6 +80,11 @@ class ClientRedisBackend(RedisBackend):  # type: ignore[misc]
     def on_task_call(self, producer: Any, task_id: str) -> None:
         return None
 
+    def remove_pending_result(self, result: Any) -> Any:
+        """Nothing is pending here; without this, an ``AsyncResult`` collected at interpreter exit would try to
+        unsubscribe from Redis while Python shuts down and print a traceback."""
+        return result
+
 
 def create_celery(settings: Settings, name: str = "itom-orchestrator", *, client: bool = False) -> Celery:
     """A configured Celery app; tasks are registered by the worker package, the core sends by name.

@@ -11,17 +11,20 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
-from orchestrator.cli_render import print_run, run_table
-from orchestrator.embedded import RedisHandle, resolve_redis
 from orchestrator.errors import OrchestratorError
-from orchestrator.settings import AGENT_IDS, Settings, get_settings, reset_settings
+
+if TYPE_CHECKING:
+    from orchestrator.embedded import RedisHandle
+    from orchestrator.settings import Settings
+
+# Heavy imports (Redis, pydantic models, Celery) happen inside the commands that need them, so that
+# `itom-orch --help` and quick client commands start fast.
 
 app = typer.Typer(
     help="itom-orchestrator: Celery-based orchestrator for IT-operations agents.",
@@ -40,8 +43,12 @@ def _url_file(settings: Settings) -> Path:
 
 def connect(*, allow_embedded: bool = True, announce: bool = False) -> tuple[Settings, RedisHandle]:
     """Resolve Redis (configured, local, the one `up` started, or embedded) and publish it to the settings."""
+    from orchestrator.embedded import resolve_redis
+    from orchestrator.settings import get_settings, reset_settings
+
     settings = get_settings()
     configured = settings.redis.url
+    origin = "from ORCH_REDIS__URL"
     url_file = _url_file(settings)
     if not configured and url_file.exists():
         from orchestrator.redis_client import ping
@@ -49,6 +56,7 @@ def connect(*, allow_embedded: bool = True, announce: bool = False) -> tuple[Set
         remembered = url_file.read_text().strip()
         if remembered and ping(remembered):
             configured = remembered
+            origin = f"the one `itom-orch up` started, from {url_file}"
     handle = resolve_redis(
         None if settings.redis.embedded else configured,
         settings.data_dir,
@@ -60,9 +68,21 @@ def connect(*, allow_embedded: bool = True, announce: bool = False) -> tuple[Set
     if handle.source == "embedded":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url_file.write_text(handle.url)
+    from orchestrator.redis_client import masked
+
     if announce:
-        console.print(f"[dim]Redis: {handle.url} ({handle.source})[/]")
+        console.print(f"[dim]Redis: {masked(handle.url)} ({handle.source})[/]")
+    else:  # client commands say which Redis they talk to (on stderr: --json output stays clean)
+        err_console.print(f"[dim]Redis: {masked(handle.url)} ({_source_words(handle.source, origin)})[/]")
     return get_settings(), handle
+
+
+def _source_words(source: str, origin: str) -> str:
+    return {
+        "configured": origin,
+        "local": "the local one on port 6379: set ORCH_REDIS__URL if `up` runs elsewhere",
+        "embedded": "embedded",
+    }.get(source, source)
 
 
 def service() -> Any:
@@ -83,22 +103,45 @@ def _fail(exc: OrchestratorError) -> None:
     raise typer.Exit(2)
 
 
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``-p key=value``; values that parse as JSON (numbers, true, lists) are taken as JSON."""
+def parse_params(pairs: list[str], declared: dict[str, str] | None = None) -> dict[str, Any]:
+    """``-p key=value``, each value coerced to its parameter's declared type.
+
+    A ``string`` parameter takes the text as it is (``-p ci_id=12345`` is the string "12345"); other types
+    are read as JSON (numbers, ``true``, lists, objects). An undeclared parameter is read as JSON when it
+    parses, else as text (the plan then says whether the template declares it).
+    """
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
             raise typer.BadParameter(f"'{pair}' is not key=value")
-        key, value = pair.split("=", 1)
+        key, value = (part.strip() for part in pair.split("=", 1))
+        kind = (declared or {}).get(key)
+        if kind == "string":
+            out[key] = value
+            continue
         try:
-            out[key.strip()] = json.loads(value)
+            out[key] = json.loads(value)
         except json.JSONDecodeError:
-            out[key.strip()] = value
+            if kind is None:
+                out[key] = value
+                continue
+            example = _EXAMPLES.get(kind, "3")
+            raise typer.BadParameter(
+                f"parameter '{key}' is {kind}; '{value}' is not one (write it as JSON, quoted for the shell: "
+                f"-p '{key}={example}')"
+            ) from None
     return out
+
+
+_EXAMPLES = {"integer": "30", "number": "0.5", "boolean": "true", "array": '["a","b"]', "object": '{"k":"v"}'}
 
 
 def follow(svc: Any, run_id: str, timeout: float) -> Any:
     """Live progress table until the run ends (woken by its events)."""
+    from rich.live import Live
+
+    from orchestrator.cli_render import run_table
+
     view = svc.get_run(run_id)
     with Live(run_table(view), console=console, refresh_per_second=8) as live:
 
@@ -120,6 +163,8 @@ def worker(
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info",
 ) -> None:
     """Run one agent's Celery worker (its role comes from --agent, never from messages)."""
+    from orchestrator.settings import AGENT_IDS
+
     if agent not in AGENT_IDS:
         err_console.print(f"[red]ORCH_1001[/] Unknown agent '{agent}'. Known: {', '.join(AGENT_IDS)}")
         raise typer.Exit(2)
@@ -168,6 +213,27 @@ def agents() -> None:
 
 
 @app.command()
+def actions(
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent's actions")] = None,
+) -> None:
+    """Every action a step can name, with its agent, access and parameters (what a template may pass)."""
+    from orchestrator.catalog import ACTIONS
+
+    table = Table("action", "agent", "access", "parameters (* required)", "description")
+    for name, spec in sorted(ACTIONS.items()):
+        if agent and spec.agent_id != agent:
+            continue
+        params = ", ".join(
+            f"{p.name}{'*' if p.required else ''}:{p.type}"
+            + (f"={p.default!r}" if p.default is not None else "")
+            + (f" in {p.enum}" if p.enum else "")
+            for p in spec.params
+        )
+        table.add_row(name, spec.agent_id, spec.access.value, params or "-", spec.description)
+    console.print(table)
+
+
+@app.command()
 def run(
     template: Annotated[str, typer.Argument(help="Template id (see `itom-orch templates`)")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable")] = None,
@@ -178,14 +244,16 @@ def run(
     """Start a workflow from a template."""
     svc = service()
     try:
+        declared = {p.name: p.type for p in svc.get_template(template).parameters}
         view = svc.start_workflow(
             local_principal(),
             template_id=template,
-            parameters=parse_params(param or []),
+            parameters=parse_params(param or [], declared),
             priority=priority,
             source="cli",
         )
         console.print(f"started [bold]{view.run_id}[/] ({view.status.value})")
+        warn_offline(svc, {s.agent_id for s in view.steps})
         if wait:
             view = follow(svc, view.run_id, timeout)
             raise typer.Exit(0 if view.status.value == "completed" else 1)
@@ -206,6 +274,8 @@ def status(
             if as_json:
                 console.print_json(view.model_dump_json())
             else:
+                from orchestrator.cli_render import print_run
+
                 print_run(console, view)
             return
         views, total = svc.list_runs(limit=20)
@@ -224,12 +294,29 @@ def status(
         _fail(exc)
 
 
+def warn_offline(svc: Any, agent_ids: set[str]) -> None:
+    """Say so when no live worker serves an agent a run needs: the run waits in that queue until one starts."""
+    statuses = svc.agents.statuses()
+    for agent_id in sorted(agent_ids):
+        if statuses.get(agent_id) not in ("online", "degraded"):
+            err_console.print(
+                f"[yellow]no live worker serves {agent_id}[/]: its steps wait in the queue until one starts "
+                f"(`itom-orch up`, or `itom-orch worker --agent {agent_id}`)"
+            )
+
+
 @app.command()
 def cancel(run_id: str) -> None:
-    """Cancel a pending or running run (queued steps are revoked; none starts after this)."""
+    """Cancel a pending or running run (queued steps are revoked; running ones are stopped)."""
     svc = service()
     try:
-        print_run(console, svc.cancel_run(local_principal(), run_id))
+        from orchestrator.cli_render import print_run
+
+        view = svc.cancel_run(local_principal(), run_id)
+        print_run(console, view)
+        stopped = [f"{s.step_id} ({s.stopped})" for s in view.steps if s.stopped]
+        line = f"cancelled by {view.cancelled_by}"
+        console.print(line + (f"; stopped while running: {', '.join(stopped)}" if stopped else ""))
     except OrchestratorError as exc:
         _fail(exc)
 
@@ -244,7 +331,11 @@ def resume(
     svc = service()
     try:
         view = svc.resume_run(local_principal(), run_id)
-        console.print(f"resumed [bold]{run_id}[/] (generation {view.generation})")
+        again = len(view.steps_remaining)
+        console.print(
+            f"resumed [bold]{run_id}[/]: {again} step(s) run again as generation {view.generation} "
+            "[dim](each resume starts a new generation; messages of older generations are refused)[/]"
+        )
         if wait:
             view = follow(svc, run_id, timeout)
             raise typer.Exit(0 if view.status.value == "completed" else 1)
@@ -300,8 +391,23 @@ def flower(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: an error is one line with its ORCH code, never a traceback."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    try:
+        app()
+    except OrchestratorError as exc:
+        err_console.print(f"[red]{exc.code}[/] {exc.message}")
+        sys.exit(2)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        err_console.print(
+            f"[red]ORCH_8005[/] Redis stopped answering ({exc}). Start it, or point ORCH_REDIS__URL at one that runs."
+        )
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
 
 
 # The commands that run whole subsystems live in their own modules; importing them registers them on ``app``.

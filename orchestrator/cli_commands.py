@@ -100,8 +100,12 @@ def dlq_list(limit: int = 50) -> None:
     from rich.table import Table
 
     svc = service()
+    entries = svc.dlq_list(local_principal(), limit=limit)
+    if not entries:
+        console.print("no dead letters: nothing failed for good, was refused or expired")
+        return
     table = Table("id", "reason", "run", "step", "action", "error")
-    for entry in svc.dlq_list(local_principal(), limit=limit):
+    for entry in entries:
         table.add_row(
             entry["dlq_id"],
             entry["reason"],

@@ -9,15 +9,16 @@ the commands.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.panel import Panel
 
 from orchestrator.cli import _fail, app, connect, console, err_console, local_principal
 from orchestrator.errors import OrchestratorError
-from orchestrator.settings import AGENT_IDS, Settings
-from orchestrator.tokens import ensure_api_token
+
+if TYPE_CHECKING:
+    from orchestrator.settings import Settings
 
 HostOption = Annotated[str | None, typer.Option("--host", help="Interface to listen on (default ORCH_HTTP_HOST)")]
 PortOption = Annotated[int | None, typer.Option("--port", help="Port to listen on (default ORCH_HTTP_PORT)")]
@@ -25,6 +26,8 @@ PortOption = Annotated[int | None, typer.Option("--port", help="Port to listen o
 
 def with_api_token(settings: Settings) -> Settings:
     """Settings with a bearer token: configured ones, else the stored one, else a new one printed once."""
+    from orchestrator.tokens import ensure_api_token
+
     settings, boot = ensure_api_token(settings)
     if boot.source == "created":
         console.print(
@@ -75,6 +78,7 @@ def up(
     """Run everything: Redis (embedded when none answers), one worker per agent, and the API with MCP at /mcp."""
     from orchestrator.procs import WorkerPool
     from orchestrator.schedules.process import BEAT, beat_command, beat_env
+    from orchestrator.settings import AGENT_IDS
 
     try:
         settings, redis = connect(allow_embedded=True, announce=True)
@@ -84,9 +88,11 @@ def up(
     pool = WorkerPool(settings.redis_url, supervise=True)
     try:
         settings = with_api_token(settings)
-        console.print(f"starting {len(AGENT_IDS)} agent workers (supervised: restarted with backoff if they die)...")
         pool.start(AGENT_IDS, concurrency=concurrency)
-        pool.wait_ready(timeout=ready_timeout)
+        with console.status(
+            f"starting {len(AGENT_IDS)} agent workers (supervised: restarted with backoff if they die)..."
+        ):
+            pool.wait_ready(timeout=ready_timeout)
         console.print(f"[green]workers ready[/]: {', '.join(AGENT_IDS)}")
         pool.start_process(BEAT, beat_command(), beat_env(settings.redis_url))
         console.print("beat started: schedules (`itom-orch schedule list`) start their runs while `up` runs")
@@ -96,9 +102,10 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
-        console.print("stopping workers and the beat...")
-        pool.stop()
-        redis.stop()
+        with console.status("stopping the beat, the workers and the embedded Redis (if any)..."):
+            pool.stop()
+            redis.stop()
+        console.print("stopped")
 
 
 @app.command()

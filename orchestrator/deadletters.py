@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from orchestrator import keys
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import InputInvalidError, NotFoundError
 from orchestrator.models.common import iso_now
 from orchestrator.redis_client import RedisClient
 
@@ -44,6 +44,21 @@ def add_to(
     pipe.xadd(keys.DLQ_STREAM, {"d": json.dumps(entry, default=str)}, maxlen=max_len, approximate=True)
 
 
+_UINT64 = 2**64 - 1
+
+
+def check_id(dlq_id: str) -> None:
+    """A dead letter's id is a stream id (``<milliseconds>-<sequence>``); anything else is a clear ORCH_8003."""
+    millis, dash, sequence = dlq_id.partition("-")
+    valid = bool(dash) and millis.isdigit() and sequence.isdigit() and len(dlq_id) <= 41
+    if not valid or int(millis) > _UINT64 or int(sequence) > _UINT64:
+        shown = dlq_id if len(dlq_id) <= 64 else dlq_id[:61] + "..."
+        raise InputInvalidError(
+            f"'{shown}' is not a dead letter id; ids look like 1732951234567-0 (see `itom-orch dlq list`)",
+            {"dlq_id": shown},
+        )
+
+
 class DeadLetters:
     """Read side: list newest first, show one, mark re-driven."""
 
@@ -62,6 +77,7 @@ class DeadLetters:
         return out
 
     def show(self, dlq_id: str) -> dict[str, Any]:
+        check_id(dlq_id)
         found = self.redis.xrange(keys.DLQ_STREAM, min=dlq_id, max=dlq_id)
         if not found:
             raise NotFoundError(

@@ -37,6 +37,22 @@ def summary_table(view: RunView) -> Table:
     return table
 
 
+def where_it_wrote(handle: Any, settings: Any) -> str:
+    """Tell the user what the demo left, and where (a developer's own Redis deserves to know)."""
+    from orchestrator.redis_client import masked
+
+    days = settings.retention.run_ttl_seconds / 86400
+    if handle.source == "embedded":
+        return (
+            f"The demo wrote to its own embedded Redis (files under {settings.data_dir / 'redis'}), stopped now; "
+            "nothing was written to any other Redis."
+        )
+    return (
+        f"The demo's runs, events and audit entries are in {masked(handle.url)} (keys orch:*); finished runs expire "
+        f"after {days:g} days, the audit log keeps its entries. Set ORCH_REDIS__EMBEDDED=true to keep demos apart."
+    )
+
+
 def run_demo(console: Console, *, timeout: float = 120.0) -> bool:
     from orchestrator.cli import connect, follow
     from orchestrator.principals import Principal
@@ -77,6 +93,7 @@ def run_demo(console: Console, *, timeout: float = 120.0) -> bool:
             console.print(f"  {entry.timestamp}  {entry.event_type:<20} {entry.actor:<28} {entry.target}")
         ok = bool(view.status.value == "completed")
         console.print("[green]demo completed[/]" if ok else f"[red]demo run ended {view.status.value}[/]")
+        console.print(f"[dim]{where_it_wrote(handle, settings)}[/]")
         stop_reconciler.set()
         return ok
     finally:

@@ -114,3 +114,12 @@ def execute_pipeline(client: RedisClient, pipe: Any) -> list[Any]:
         elif isinstance(reply, Exception):
             raise reply
     return replies
+
+
+def masked(url: str) -> str:
+    """``url`` with its password (and user) replaced by ``***``: safe to print and log."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    _credentials, _, host = rest.partition("@")
+    return f"{scheme}://***@{host}"

@@ -26,7 +26,6 @@ from orchestrator.catalog import ActionSpec, get_action, validate_params
 from orchestrator.errors import OrchestratorError, TaskInvalidError, TaskTimeoutError
 from orchestrator.redis_client import get_redis
 from orchestrator.settings import AgentSettings, get_settings
-from workers import bridge
 from workers.context import ActionContext
 from workers.handlers import HANDLERS
 from workers.sample import SampleInstance
@@ -107,6 +106,8 @@ def execute_action(ctx: ActionContext) -> dict[str, Any]:
 def _bridged(spec: ActionSpec, agent: AgentSettings, ctx: ActionContext) -> dict[str, Any]:
     """Run ``spec`` as its sibling tool call on the agent's MCP server (checked before anything is sent)."""
     assert agent.mcp_url is not None
+    from workers import bridge  # only bridged agents pay for the MCP client (fastmcp is a heavy import)
+
     call = tool_call(spec, _bind(spec, ctx.params, allow_extra=False), ctx.earlier_results)
     try:
         result = bridge.call_tool(

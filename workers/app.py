@@ -46,18 +46,25 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
 
 @worker_shutdown.connect
 def _clear_heartbeat(**_: Any) -> None:
-    from workers import bridge, heartbeat
+    from workers import heartbeat
 
     try:
         heartbeat.clear()
     except Exception:  # Redis may already be gone at shutdown
         log.debug("heartbeat not cleared at shutdown", exc_info=True)
-    bridge.shutdown()
+    _shutdown_bridge()
 
 
 @worker_process_shutdown.connect
 def _close_bridge(**_: Any) -> None:
     """Prefork children do not run atexit: close their MCP sessions here."""
-    from workers import bridge
+    _shutdown_bridge()
 
-    bridge.shutdown()
+
+def _shutdown_bridge() -> None:
+    """Close MCP sessions if this process opened any (the bridge is imported only by bridged agents)."""
+    import sys
+
+    bridge = sys.modules.get("workers.bridge")
+    if bridge is not None:
+        bridge.shutdown()

@@ -89,3 +89,17 @@ def test_repeat_must_be_positive() -> None:
 def test_waiting_gives_up_at_its_deadline_naming_what_is_pending() -> None:
     with pytest.raises(WorkflowTimeoutError, match="2 of 2 runs still unfinished"):
         wait_all(["a", "b"], lambda ids: [False] * len(ids), timeout=0.05, interval=0.01, what="runs")
+
+
+@pytest.mark.integration
+def test_recovery_drill_reports_its_figure(tmp_path: Path) -> None:
+    _need_redis_server()
+    import orchestrator.cli_bench  # noqa: F401 - registers the command on the app
+    from orchestrator.cli import app
+
+    out = tmp_path / "recovery.json"
+    result = CliRunner().invoke(app, ["bench", "--recovery", "--repeat", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    figure = json.loads(out.read_text())["recovery"]
+    assert len(figure["seconds"]) == 1 and figure["seconds"][0] > 0
+    assert figure["attempts"] == [2]  # the step ran again after the kill, once

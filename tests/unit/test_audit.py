@@ -412,3 +412,12 @@ def test_measure_append_reports_seconds_and_cleans_up(client: fakeredis.FakeRedi
     print(f"audit append on fakeredis: {seconds * 1e6:.0f} us")
     assert 0 < seconds < 1
     assert client.keys("*") == []
+
+
+def test_a_run_target_finds_the_run_and_its_steps(fake_redis: Any) -> None:
+    log = AuditLog(fake_redis, max_entries=1000)
+    log.append("workflow_started", "ann", "run-1")
+    log.append("task_executed", "worker:x", "run-1/step-a")
+    log.append("task_executed", "worker:x", "run-10/step-a")  # another run whose id merely starts alike
+    found = [e.target for e in log.query(target="run-1")]
+    assert found == ["run-1/step-a", "run-1"]

@@ -24,6 +24,50 @@ def test_params_are_json_when_they_parse_and_strings_otherwise() -> None:
     }
 
 
+def test_params_take_their_declared_type() -> None:
+    declared = {"ci_id": "string", "stale_days": "integer", "tags": "array"}
+    assert parse_params(["ci_id=12345", "stale_days=30", 'tags=["a"]'], declared) == {
+        "ci_id": "12345",  # a string parameter keeps the text, digits and all
+        "stale_days": 30,
+        "tags": ["a"],
+    }
+
+
+def test_a_value_that_is_not_its_declared_type_says_how_to_write_it() -> None:
+    with pytest.raises(typer.BadParameter, match=r"stale_days' is integer; 'abc' is not one .* -p 'stale_days=30'"):
+        parse_params(["stale_days=abc"], {"stale_days": "integer"})
+
+
+def test_an_unreachable_redis_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ORCH_REDIS__URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr("sys.argv", ["itom-orch", "status"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "ORCH_8005" in err and "does not answer" in err and "Traceback" not in err
+
+
+def test_a_bad_dead_letter_id_is_a_clear_error() -> None:
+    from orchestrator.deadletters import check_id
+    from orchestrator.errors import InputInvalidError
+
+    check_id("1732951234567-0")
+    for bad in ("abc", "18446744073709551616-0", "1-2-3", "-1", "1" * 500):
+        with pytest.raises(InputInvalidError, match="is not a dead letter id"):
+            check_id(bad)
+
+
+def test_passwords_never_show_in_printed_redis_urls() -> None:
+    from orchestrator.redis_client import masked
+
+    assert masked("redis://:s3cret@db.example:6379/0") == "redis://***@db.example:6379/0"
+    assert masked("redis://user:s3cret@db.example:6379/0") == "redis://***@db.example:6379/0"
+    assert masked("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
 def test_a_param_without_equals_is_a_usage_error() -> None:
     with pytest.raises(typer.BadParameter):
         parse_params(["ci_id"])
@@ -99,5 +143,6 @@ def test_main_registers_every_documented_command(monkeypatch: pytest.MonkeyPatch
         "dlq",
         "schedule",
         "beat",
+        "reconcile",
     ):
         assert command in names

@@ -259,3 +259,20 @@ def test_the_cli_draws_parallel_steps_side_by_side() -> None:
     assert stages([s("a"), s("b", "a"), s("c", "b")]) == "a -> b -> c"
     assert stages([s("a"), s("b", "a"), s("c", "a"), s("d", "b", "c")]) == "a -> [b | c] -> d"
     assert stages([s("x"), s("y"), s("z", "x", "y"), s("w", "x")]) == "[x | y] -> [z | w]"
+
+
+def test_the_readme_template_example_plans() -> None:
+    """README's template with every field is a real template: it loads and plans."""
+    from pathlib import Path
+
+    import yaml
+
+    from orchestrator.models import WorkflowDefinition
+    from orchestrator.workflows import plan
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("stale-server-review.yaml`):\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    definition = WorkflowDefinition.model_validate(yaml.safe_load(block))
+    planned = plan(definition, {"days": 30})
+    assert [s.step_id for s in planned.steps] == ["find-stale", "check-discovery", "report"]
+    assert planned.parameters == {"ci_class": "server", "days": 30}
