@@ -7,6 +7,7 @@ One scrape is one ``HGETALL`` on the state store and one pipeline of ``LLEN`` on
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,8 @@ from prometheus_client.registry import Collector
 from orchestrator import keys
 from orchestrator import outcome_metrics as om
 from orchestrator.broker import BrokerProbe
+
+log = logging.getLogger(__name__)
 
 # family -> (metric name, help, label names)
 COUNTERS: dict[str, tuple[str, str, list[str]]] = {
@@ -78,7 +81,12 @@ class OutcomeCollector(Collector):
         depth = GaugeMetricFamily(
             "orch_queue_depth", "Messages waiting in each agent queue (all priorities)", labels=["queue"]
         )
-        for queue, waiting in self.broker.queue_depths(self.queues).items():
+        try:
+            depths = self.broker.queue_depths(self.queues)
+        except Exception:  # the broker is away: the counters still export, the queues show no sample
+            log.warning("queue depth unavailable (broker unreachable)", exc_info=True)
+            depths = {}
+        for queue, waiting in depths.items():
             depth.add_metric([queue], waiting)
         yield depth
 

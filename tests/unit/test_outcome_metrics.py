@@ -163,6 +163,17 @@ def test_metrics_exposes_cumulative_histograms_retries_and_queue_depth(
     assert depth[keys.agent_queue("asset-agent")] == 4 and len(depth) == 6
 
 
+def test_a_broker_outage_leaves_the_counters_exported(service: Orchestrator, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    def unreachable(self: BrokerProbe, queues: list[str]) -> dict[str, int]:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(BrokerProbe, "queue_depths", unreachable)
+    service.execute_task(OPS, action="cmdb.ping", source="http")
+    text = metrics.render(service).decode()
+    assert 'orch_runs_started_total{source="http",template="inline"} 1.0' in text
+    assert "orch_queue_depth{" not in text
+
+
 def test_queue_depth_counts_every_priority_level_in_one_pipeline(
     fake_redis: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
