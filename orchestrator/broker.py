@@ -70,6 +70,20 @@ class BrokerProbe:
                     return Located(str(tag), age)
         return None
 
+    def queue_depths(self, queues: list[str]) -> dict[str, int]:
+        """Messages waiting in each queue (all priority levels), in one round trip on the Redis transport; queues
+        the broker cannot answer for are left out."""
+        if not self.redis_transport:
+            found = {queue: self.queue_depth(queue) for queue in queues}
+            return {queue: depth for queue, depth in found.items() if depth is not None}
+        names = [queue if step == 0 else f"{queue}:{step}" for queue in queues for step in PRIORITY_STEPS]
+        pipe = self._client().pipeline(transaction=False)
+        for name in names:
+            pipe.llen(name)
+        lengths = pipe.execute()
+        per = len(PRIORITY_STEPS)
+        return {queue: int(sum(lengths[i * per : (i + 1) * per])) for i, queue in enumerate(queues)}
+
     def queue_depth(self, queue: str) -> int | None:
         """Messages waiting in ``queue`` (all priority levels); None when the broker cannot say."""
         if self.redis_transport:

@@ -206,6 +206,7 @@ class ChatDesk:
             parameters=params,
             agent_id=decision.agent_id,
             timeout_seconds=CHAT_TIMEOUT_SECONDS,
+            source="chat",
         )
         exchange["run_id"] = started.run_id
         try:

@@ -343,15 +343,35 @@ def resume(
         _fail(exc)
 
 
+# Flower's task list: the kwargs column shows each step's run, step and action; exception the error code.
+FLOWER_TASK_COLUMNS = "name,uuid,state,kwargs,exception,retries,received,runtime,worker"
+
+
 @app.command()
 def flower(
     port: Annotated[int | None, typer.Option()] = None,
     address: Annotated[str, typer.Option()] = "127.0.0.1",
+    allow_control: Annotated[
+        bool,
+        typer.Option(
+            "--allow-control",
+            help="Enable Flower's revoke/terminate/shutdown/apply buttons (they bypass policy checks and the audit "
+            "log; use cancel, resume and dlq redrive instead)",
+        ),
+    ] = False,
 ) -> None:
-    """Run Flower behind basic auth (ORCH_FLOWER__BASIC_AUTH=user:password, required)."""
+    """Run Flower behind basic auth (ORCH_FLOWER__BASIC_AUTH=user:password, required), read-only by default.
+
+    The credentials reach Flower through its environment (``FLOWER_BASIC_AUTH``), never its command line, which
+    any local user can read (``ps``, ``/proc/<pid>/cmdline``). Its task list shows each step's run, step and action
+    (the ``kwargs`` column) unless ``FLOWER_TASKS_COLUMNS`` says otherwise."""
     settings, _ = connect(allow_embedded=False)
-    if not settings.flower.basic_auth or ":" not in settings.flower.basic_auth:
-        err_console.print("[red]ORCH_8001[/] Set ORCH_FLOWER__BASIC_AUTH=user:password; Flower never runs open.")
+    credentials = settings.flower.basic_auth or ""
+    if not credentials or not all(":" in pair for pair in credentials.split(",")):
+        err_console.print(
+            "[red]ORCH_8001[/] Set ORCH_FLOWER__BASIC_AUTH=user:password (several: comma-separated; a password "
+            "cannot hold a comma); Flower never runs open."
+        )
         raise typer.Exit(2)
     command = [
         sys.executable,
@@ -362,9 +382,12 @@ def flower(
         "flower",
         f"--port={port or settings.flower.port}",
         f"--address={address}",
-        f"--basic-auth={settings.flower.basic_auth}",
     ]
-    os.execvpe(command[0], command, dict(os.environ))
+    env = {**os.environ, "FLOWER_BASIC_AUTH": credentials, "FLOWER_READ_ONLY": "false" if allow_control else "true"}
+    env.setdefault("FLOWER_TASKS_COLUMNS", FLOWER_TASK_COLUMNS)
+    if allow_control:
+        err_console.print("[yellow]Flower's control buttons are on: they bypass policy checks and the audit log.[/]")
+    os.execvpe(command[0], command, env)
 
 
 def main() -> None:

@@ -77,7 +77,7 @@ def up(
 ) -> None:
     """Run everything: Redis (embedded when none answers), one worker per agent, and the API with MCP at /mcp."""
     from orchestrator.procs import WorkerPool
-    from orchestrator.schedules.process import start_beat, stop_beat
+    from orchestrator.schedules.process import BEAT, beat_command, beat_env
     from orchestrator.settings import AGENT_IDS
 
     try:
@@ -86,7 +86,6 @@ def up(
         _fail(exc)
         return
     pool = WorkerPool(settings.redis_url, supervise=True)
-    beat = None
     try:
         settings = with_api_token(settings)
         pool.start(AGENT_IDS, concurrency=concurrency)
@@ -95,7 +94,7 @@ def up(
         ):
             pool.wait_ready(timeout=ready_timeout)
         console.print(f"[green]workers ready[/]: {', '.join(AGENT_IDS)}")
-        beat = start_beat(settings.redis_url)
+        pool.start_process(BEAT, beat_command(), beat_env(settings.redis_url))
         console.print("beat started: schedules (`itom-orch schedule list`) start their runs while `up` runs")
         serve_http(settings, host, port)
     except OrchestratorError as exc:
@@ -104,7 +103,6 @@ def up(
         pass
     finally:
         with console.status("stopping the beat, the workers and the embedded Redis (if any)..."):
-            stop_beat(beat)
             pool.stop()
             redis.stop()
         console.print("stopped")

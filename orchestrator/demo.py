@@ -69,7 +69,9 @@ def run_demo(console: Console, *, timeout: float = 120.0) -> bool:
         svc = Orchestrator(settings)
         _thread, stop_reconciler = svc.reconciler.start(holder="demo")
         principal = Principal("demo", "operator")
-        lookup = svc.execute_task(principal, action="cmdb.query", parameters={"environment": "Production", "limit": 5})
+        lookup = svc.execute_task(
+            principal, action="cmdb.query", parameters={"environment": "Production", "limit": 5}, source="demo"
+        )
         lookup = svc.wait_for_run(lookup.run_id, timeout=timeout)
         ci = first_ci_name(lookup.steps[0].result) if lookup.status.value == "completed" else None
         if ci is None:
@@ -80,6 +82,7 @@ def run_demo(console: Console, *, timeout: float = 120.0) -> bool:
             principal,
             template_id="incident-response",
             parameters={"ci_id": ci, "summary": f"Service degradation on {ci}"},
+            source="demo",
         )
         view = follow(svc, run.run_id, timeout)
         console.print(summary_table(view))

@@ -17,7 +17,7 @@ from uuid import uuid4
 from celery import Celery
 
 from orchestrator import events as ev
-from orchestrator import keys
+from orchestrator import keys, outcome_metrics
 from orchestrator.audit import AuditLog, audit_body
 from orchestrator.canvas_results import drop_unused_results, map_priorities
 from orchestrator.celery_app import broker_priority
@@ -95,6 +95,8 @@ class Dispatcher:
         }
         self.audit.append("permission_denied", actor, step.agent_id, details, result="failure")
         self.events.emit(ev.POLICY_DENIED, details, run_id=run_id)
+        denial = outcome_metrics.field(outcome_metrics.POLICY_DENIALS, "dispatch", step.action)
+        self.runs.redis.hincrby(keys.METRICS, denial, 1)
         raise RoleViolationError(
             f"Role '{step.agent_id}' may not run '{step.action}' (step '{step.step_id}'): {decision.reason}", details
         )

@@ -90,6 +90,9 @@ def supervisor_key(agent_id: str) -> str:
     return f"{PREFIX}:supervisor:{agent_id}"
 
 
+# Outcome metrics (``outcome_metrics``): one hash of counters, written where each state change happens
+METRICS = f"{PREFIX}:metrics"
+
 # The reconciler
 RECONCILER_LEADER = f"{PREFIX}:reconciler:leader"  # lock: the token of the one process that reconciles
 RECONCILER_BEAT = f"{PREFIX}:reconciler:beat"  # JSON of the leader's last pass (health)

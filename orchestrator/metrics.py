@@ -1,10 +1,11 @@
-"""Prometheus metrics for the front doors (served at ``GET /metrics``, bearer-protected like every route).
+"""Prometheus metrics (served at ``GET /metrics``, bearer-protected like every route).
 
 Why a registry of our own: the metric objects live once per process (module level) and ``/metrics`` shows
 exactly them plus the process collectors, never metrics some other library put on the global registry.
-Counters and histograms are updated as requests and tool calls happen; the gauges (active runs, online
-agents, dead letters) are read from Redis when ``/metrics`` is scraped, so every API process reports the
-same shared truth.
+This process's front-door counters and histograms (HTTP requests, MCP tool calls) are updated as requests
+happen. Everything about runs, steps, denials, dead letters, repairs and queues is shared state, read from
+Redis and the broker when ``/metrics`` is scraped (the gauges here and ``outcome_collector``), so every API
+process reports the same truth, whichever process made it happen.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+
+from orchestrator.broker import BrokerProbe
+from orchestrator.keys import agent_queue
+from orchestrator.outcome_collector import OutcomeCollector
+from orchestrator.settings import AGENT_IDS
 
 if TYPE_CHECKING:
     from orchestrator.service import Orchestrator
@@ -40,12 +46,6 @@ HTTP_LATENCY = Histogram(
     "Time to the end of the HTTP response, by method and route template",
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
-    registry=REGISTRY,
-)
-RUNS_STARTED = Counter(
-    "orch_runs_started",
-    "Runs started through a front door, by front door (http|mcp) and kind (workflow|task)",
-    ["source", "kind"],
     registry=REGISTRY,
 )
 MCP_TOOL_CALLS = Counter(
@@ -69,6 +69,7 @@ def refresh_gauges(service: Orchestrator) -> None:
 
 
 def render(service: Orchestrator) -> bytes:
-    """The Prometheus text exposition of every metric, gauges refreshed first."""
+    """The Prometheus text exposition of every metric: gauges refreshed first, then the shared outcomes."""
     refresh_gauges(service)
-    return generate_latest(REGISTRY)
+    outcomes = OutcomeCollector(service.redis, BrokerProbe(service.app), [agent_queue(a) for a in AGENT_IDS])
+    return generate_latest(REGISTRY) + generate_latest(outcomes)

@@ -31,7 +31,7 @@ from typing import Any
 from celery import Celery
 
 from orchestrator import events as ev
-from orchestrator import keys
+from orchestrator import keys, outcome_metrics
 from orchestrator import step_records as records
 from orchestrator.audit import AuditLog, audit_body
 from orchestrator.broker import BrokerProbe
@@ -94,7 +94,13 @@ class Reconciler:
                 counts[name] += action(now)
             except Exception:  # one failing kind of repair must not stop the others
                 log.exception("reconciler: %s failed", name)
-        return {name: n for name, n in counts.items() if n}
+        done = {name: n for name, n in counts.items() if n}
+        if done:
+            pipe = self.redis.pipeline(transaction=False)
+            for name, n in done.items():
+                outcome_metrics.count_to(pipe, outcome_metrics.RECONCILER, name, by=n)
+            pipe.execute()
+        return done
 
     # -- workers that stopped beating ------------------------------------------------------------------
     def lost_workers(self, now: float) -> int:
@@ -193,8 +199,8 @@ class Reconciler:
                 records=recs,
                 **common,
             )
-            if skip and finish.run_ended is None:
-                self.mark_repair(run_id)
+            if finish.fired:  # a skip-policy step's dependents start from triggers (nothing follows it in Celery)
+                self.dispatcher.drain(run_id)
         self.audit.append(
             "step_timed_out", ACTOR, f"{run_id}/{spec.step_id}", {"generation": generation, "owner": owner}
         )

@@ -17,6 +17,8 @@ are restricted to ``[A-Za-z0-9_.-]``, so they need no escaping anywhere (JSON li
 
 from __future__ import annotations
 
+from orchestrator import outcome_metrics
+
 DONE_STATES = "completed failed skipped"
 
 # Shared helpers. ``fill`` replaces a quoted placeholder token (e.g. "@@attempt@@") in pre-encoded JSON.
@@ -72,6 +74,7 @@ local function fill_summary(text, c, f, r)
   return fill(text, '"@@steps_remaining@@"', r)
 end
 """
+_HELPERS += outcome_metrics.LUA  # count(...) and friends: scripts that count pass keys.METRICS as their LAST key
 
 # KEYS: run, cancel, events, workers, own-leases, leases, retries, outbox, touched
 # ARGV: 1 step, 2 now_iso, 3 started-event (with "@@attempt@@"), 4 events-maxlen, 5 channel, 6 generation,
@@ -134,7 +137,7 @@ return {'run', spec, tostring(attempt), tostring(deliveries), pending}
 )
 
 # KEYS: 1 run, 2 triggers, 3 active, 4 events, 5 own-leases, 6 leases, 7 audit, 8 audit-head, 9 dlq,
-#       10 outbox, 11 outbox-index, 12 retries, 13 touched
+#       10 outbox, 11 outbox-index, 12 retries, 13 touched, last: metrics
 # ARGV: 1 step, 2 step status, 3 outcome json, 4 effect (done|stop|none|retry), 5 now_iso, 6 run error json,
 #       7 ttl, 8 run id, 9 step event, 10 events-maxlen, 11 channel, 12 step audit body, 13 dead letter json,
 #       14 closing audit template (stop), 15 closing event template (stop), 16 audit-maxlen, 17 dlq-maxlen,
@@ -166,6 +169,7 @@ end
 emit(KEYS[4], ARGV[11], ARGV[10], ARGV[9])
 audit(KEYS[7], KEYS[8], ARGV[16], ARGV[12])
 dead_letter(KEYS[9], ARGV[17], ARGV[13])
+count_step(run, sid, ARGV[2], effect, ARGV[3], ARGV[13])
 local status = redis.call('HGET', run, 'status')
 local out = {'ok', '', ''}
 if status == 'running' then redis.call('ZADD', KEYS[13], ARGV[18], ARGV[8]) end
@@ -195,6 +199,7 @@ elseif effect == 'done' then
   end
 end
 if out[2] ~= '' then
+  count('runs_finished|' .. run_labels(run) .. '|' .. out[2])
   local c, f, r = summary_lists(run)
   out[3] = '{"steps_completed":' .. c .. ',"steps_remaining":' .. r .. ',"steps_failed":' .. f .. '}'
   if out[2] == 'completed' then
@@ -221,7 +226,8 @@ return out
 """
 )
 
-# KEYS: 1 run, 2 cancel flag, 3 active, 4 events, 5 audit, 6 audit-head, 7 retries, 8 touched, 9 triggers
+# KEYS: 1 run, 2 cancel flag, 3 active, 4 events, 5 audit, 6 audit-head, 7 retries, 8 touched, 9 triggers,
+#       last: metrics
 # ARGV: 1 now_iso, 2 actor, 3 audit template, 4 event template, 5 ttl, 6 events-maxlen, 7 channel,
 #       8 audit-maxlen, 9 run id
 # Tokens in the templates: "@@steps_cancelled@@" and "@@steps_running@@".
@@ -237,6 +243,7 @@ local ttl = tonumber(ARGV[5])
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)
 redis.call('HSET', run, 'status', 'cancelled', 'finished_at', ARGV[1], 'cancelled_by', ARGV[2])
 redis.call('HDEL', run, 'error')
+count('runs_finished|' .. run_labels(run) .. '|cancelled')
 local gen = redis.call('HGET', run, 'generation') or '0'
 local order = cjson.decode(redis.call('HGET', run, 'meta'))['order']
 local cancelled, running = {}, {}
@@ -264,8 +271,8 @@ return {'ok', status, c, r}
 # Take a running step's lease away (its worker is gone: the next delivery takes it over; its deadline stays in
 # force), or end it as ARGV[3] (its execution was terminated); only if it is still running under the expected
 # owner ('' = any owner).
-# KEYS: 1 run, 2 leases, 3 events ; ARGV: 1 step, 2 expected owner, 3 new status, 4 outcome json, 5 run id,
-#       6 event json, 7 events-maxlen, 8 channel
+# KEYS: 1 run, 2 leases, 3 events, last: metrics
+# ARGV: 1 step, 2 expected owner, 3 new status, 4 outcome json, 5 run id, 6 event json, 7 events-maxlen, 8 channel
 RELEASE_STEP = (
     _HELPERS
     + """
@@ -280,6 +287,7 @@ if ARGV[3] ~= 'running' then
   redis.call('ZREM', KEYS[2], ARGV[5] .. '|' .. sid .. '|' .. gen)
   redis.call('HSET', run, 'st:' .. sid, ARGV[3])
   if ARGV[4] ~= '' then redis.call('HSET', run, 'r:' .. sid, ARGV[4]) end
+  count('step_attempts|' .. step_labels(run, sid) .. '|' .. ARGV[3])
 end
 emit(KEYS[3], ARGV[8], ARGV[7], ARGV[6])
 return {'ok', owner}
@@ -290,7 +298,7 @@ return {'ok', owner}
 # One compare-and-set: the expected generation, a legal status, and no step of the old generation still held
 # by a live worker. New triggers are staged first under KEYS[3] and moved into place here.
 # KEYS: 1 run, 2 triggers, 3 staged triggers, 4 cancel flag, 5 active, 6 outbox, 7 outbox-index, 8 events,
-#       9 audit, 10 audit-head, 11 workers, 12 leases, 13 retries, 14 touched
+#       9 audit, 10 audit-head, 11 workers, 12 leases, 13 retries, 14 touched, last: metrics
 # ARGV: 1 mode (resume|repair), 2 expected generation, 3 now_iso, 4 now_epoch, 5 lease ttl, 6 canvas json,
 #       7 audit body, 8 event json, 9 events-maxlen, 10 channel, 11 audit-maxlen, 12 run id, 13.. steps to redo
 # returns {'ok', new-generation, reset-count} | {'missing'} | {'illegal', status} | {'moved', generation}
@@ -332,7 +340,7 @@ redis.call('HSET', run, 'done', tonumber(redis.call('HGET', run, 'total')) - res
   'touched', ARGV[4])
 redis.call('HSETNX', run, 'started_at', ARGV[3])
 redis.call('HDEL', run, 'finished_at', 'error', 'cancelled_by')
-if mode == 'repair' then redis.call('HINCRBY', run, 'regen', 1) end
+if mode == 'repair' then redis.call('HINCRBY', run, 'regen', 1) else count('runs_resumed|' .. run_labels(run)) end
 redis.call('DEL', KEYS[4])
 if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('RENAME', KEYS[3], KEYS[2]) else redis.call('DEL', KEYS[2]) end
 redis.call('PERSIST', run)
@@ -350,12 +358,13 @@ return {'ok', tostring(new_gen), tostring(reset)}
 
 # The tail of run creation, queued with EVAL (never EVALSHA) inside the creating MULTI: announces the run once
 # even if the transaction is sent again after a lost reply.
-# KEYS: 1 run, 2 audit, 3 audit-head, 4 events ; ARGV: 1 audit-maxlen, 2 events-maxlen, 3 channel, 4 event json,
-#       5.. audit bodies
+# KEYS: 1 run, 2 audit, 3 audit-head, 4 events, last: metrics ; ARGV: 1 audit-maxlen, 2 events-maxlen, 3 channel,
+#       4 event json, 5.. audit bodies
 ANNOUNCE_RUN = (
     _HELPERS
     + """
 if redis.call('HSETNX', KEYS[1], 'announced', '1') == 0 then return 'dup' end
+count('runs_started|' .. run_labels(KEYS[1]))
 for i = 5, #ARGV do audit(KEYS[2], KEYS[3], ARGV[1], ARGV[i]) end
 emit(KEYS[4], ARGV[3], ARGV[2], ARGV[4])
 return 'ok'
@@ -363,7 +372,7 @@ return 'ok'
 )
 
 # Fail a running run that can no longer progress (the reconciler's last resort), with its closing records.
-# KEYS: 1 run, 2 active, 3 events, 4 audit, 5 audit-head, 6 touched, 7 triggers
+# KEYS: 1 run, 2 active, 3 events, 4 audit, 5 audit-head, 6 touched, 7 triggers, last: metrics
 # ARGV: 1 now_iso, 2 error json, 3 audit template, 4 event template, 5 ttl, 6 events-maxlen, 7 channel,
 #       8 audit-maxlen, 9 run id
 FAIL_RUN = (
@@ -373,6 +382,7 @@ local run = KEYS[1]
 local status = redis.call('HGET', run, 'status')
 if status ~= 'running' then return {'illegal', status or ''} end
 redis.call('HSET', run, 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[2])
+count('runs_finished|' .. run_labels(run) .. '|failed')
 local c, f, r = summary_lists(run)
 audit(KEYS[4], KEYS[5], ARGV[8], fill_summary(ARGV[3], c, f, r))
 emit(KEYS[3], ARGV[7], ARGV[6], fill_summary(ARGV[4], c, f, r))

@@ -193,7 +193,7 @@ class RunStore:
             queue_script(
                 pipe,
                 run_scripts.ANNOUNCE_RUN,
-                [keys.run_key(run_id), keys.AUDIT_STREAM, keys.AUDIT_HEAD, keys.EVENTS_STREAM],
+                [keys.run_key(run_id), keys.AUDIT_STREAM, keys.AUDIT_HEAD, keys.EVENTS_STREAM, keys.METRICS],
                 [self.audit_max, self.events_max, keys.EVENTS_CHANNEL, started_event, *(audit_bodies or [])],
             )
         pipe.execute()
@@ -271,6 +271,7 @@ class RunStore:
                 keys.LEASES,
                 keys.RETRIES,
                 keys.RUNS_TOUCHED,
+                keys.METRICS,
             ],
             args=[
                 mode,
@@ -355,6 +356,7 @@ class RunStore:
                 keys.RETRIES,
                 keys.RUNS_TOUCHED,
                 keys.run_triggers_key(run_id),
+                keys.METRICS,
             ],
             args=[
                 iso_now(),
@@ -388,6 +390,7 @@ class RunStore:
                 keys.AUDIT_HEAD,
                 keys.RUNS_TOUCHED,
                 keys.run_triggers_key(run_id),
+                keys.METRICS,
             ],
             args=[
                 iso_now(),
@@ -416,7 +419,7 @@ class RunStore:
         """Drop a running step's lease (optionally only from ``expected_owner``), optionally ending it as
         ``status``. Returns ``("ok", old_owner)``, ``("moved", owner)`` or ``("skip", status)``."""
         verdict, detail = self._release(
-            keys=[keys.run_key(run_id), keys.LEASES, keys.EVENTS_STREAM],
+            keys=[keys.run_key(run_id), keys.LEASES, keys.EVENTS_STREAM, keys.METRICS],
             args=[
                 step_id,
                 expected_owner,
@@ -534,6 +537,7 @@ class RunStore:
                 keys.OUTBOX_INDEX,
                 keys.RETRIES,
                 keys.RUNS_TOUCHED,
+                keys.METRICS,
             ],
             args=[
                 step_id,

@@ -375,7 +375,11 @@ class Orchestrator:
             view = self.dispatcher.resume(run_id, actor=principal.actor)
         else:
             view = self.execute_task(
-                principal, action=entry["action"], parameters=entry.get("params") or {}, agent_id=entry.get("agent_id")
+                principal,
+                action=entry["action"],
+                parameters=entry.get("params") or {},
+                agent_id=entry.get("agent_id"),
+                source="redrive",
             )
         outcome = {"run_id": view.run_id, "status": view.status.value}
         self.deadletters.mark_redriven(dlq_id, principal.actor, outcome)

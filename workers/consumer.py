@@ -17,7 +17,7 @@ from celery.worker.consumer import Consumer
 from vine import promise
 
 from orchestrator import events as ev
-from orchestrator import keys
+from orchestrator import keys, outcome_metrics
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import Event
 from orchestrator.redis_client import execute_pipeline
@@ -59,6 +59,7 @@ def record_refusal(message: Any, reason: str) -> None:
         }
         pipe = rt.redis.pipeline(transaction=False)
         pipe.xadd(keys.DLQ_STREAM, {"d": json.dumps(letter)}, maxlen=rt.settings.retention.dlq_max, approximate=True)
+        outcome_metrics.count_to(pipe, outcome_metrics.DEAD_LETTERS, "malformed")
         details = {"reason": reason[:EXCERPT_CHARS], "where": "consumer", "queue": delivery.get("routing_key")}
         rt.audit.append_to(pipe, "message_refused", rt.actor, rt.agent_id, details, result="failure")
         rt.events.publish_to(pipe, Event(event_type=ev.STEP_REFUSED, source=rt.actor, payload=details))

@@ -8,7 +8,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import task_revoked
 
-from orchestrator import deadletters, keys
+from orchestrator import deadletters, keys, outcome_metrics
 from orchestrator import events as ev
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import Event
@@ -67,6 +67,7 @@ def _dead_letter_expired(sender: Any = None, request: Any = None, expired: bool 
         error={"code": "ORCH_4001", "message": "Message expired before delivery"},
         max_len=rt.settings.retention.dlq_max,
     )
+    outcome_metrics.count_to(pipe, outcome_metrics.DEAD_LETTERS, "expired")
     rt.events.publish_to(
         pipe,
         Event(

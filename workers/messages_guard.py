@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator import events as ev
+from orchestrator import outcome_metrics
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import Event
 from orchestrator.redis_client import execute_pipeline
@@ -95,6 +96,7 @@ def refuse_malformed(rt: WorkerRuntime, args: Any, kwargs: Any, request: Any) ->
     from orchestrator import keys
 
     pipe.xadd(keys.DLQ_STREAM, {"d": json.dumps(letter)}, maxlen=rt.settings.retention.dlq_max, approximate=True)
+    outcome_metrics.count_to(pipe, outcome_metrics.DEAD_LETTERS, "malformed")
     rt.events.publish_to(
         pipe,
         Event(

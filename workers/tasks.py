@@ -6,7 +6,8 @@ redelivered or duplicated message never runs a step twice), and the step has not
 than the cap (a message that kills its worker is failed, not retried forever); the worker's own role may run
 the step's action (forged or misrouted messages stop here); the write's idempotency claim. Then the action
 runs under the step's soft time limit and the outcome is recorded in one atomic script, together with its
-audit entry, event, dead letter and the outbox entries of the joins it released.
+audit entry, event, dead letter and the outbox entries of the joins it released. A failure, once recorded, is
+raised to Celery (``celery_outcome``) so Celery, its events and Flower say FAILURE; a retry says RETRY.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import os
 import random
 from time import time
-from typing import Any
+from typing import Any, NoReturn
 
 from billiard.exceptions import SoftTimeLimitExceeded
 from celery import Task, shared_task
@@ -41,6 +42,7 @@ from orchestrator.runs import BeginResult, FinishResult, Lease, Records
 from orchestrator.step_records import run_error_for
 from workers import faults, idempotency
 from workers.actions import execute_action
+from workers.celery_outcome import StepFailed, may_fail, step_failed
 from workers.context import ActionContext
 from workers.durable import RecordingLost, durable
 from workers.instance import Executing, holder_alive, lease_for
@@ -50,6 +52,7 @@ from workers.runtime import WorkerRuntime, runtime
 log = logging.getLogger(__name__)
 
 HARD_LIMIT_GRACE_SECONDS = 5.0
+FAILED = (StepStatus.FAILED.value, StepStatus.DENIED.value)
 
 
 def backoff_seconds(rt: WorkerRuntime, attempt: int) -> float:
@@ -77,26 +80,31 @@ class StepTask(Task):  # type: ignore[misc]
                 record_hard_timeout(runtime(), message, exc)
 
 
-@shared_task(name=keys.TASK_RUN_STEP, bind=True, base=StepTask, acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name=keys.TASK_RUN_STEP, bind=True, base=StepTask, acks_late=True, reject_on_worker_lost=True, throws=(StepFailed,)
+)
 def run_step(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     rt = runtime()
     message = StepMessage.parse(args, kwargs)
     if message is None:
-        return refuse_malformed(rt, args, kwargs, self.request)
+        refused = refuse_malformed(rt, args, kwargs, self.request)
+        raise StepFailed(f"ORCH_4002 malformed step message refused: {refused['reason']}")
     run_id, step_id = message.run_id, message.step_id
     correlation_id.set(run_id)
     agent_name.set(rt.agent_id)
     lease = lease_for(rt.agent_id, delivery_tag(self.request))
     begin = _begin(rt, message, lease, self.request)
     if begin.verdict == "unreadable":
-        return _fail_unreadable(rt, message, lease, begin.detail)
+        _fail_unreadable(rt, message, lease, begin.detail)
     if begin.verdict == "missing" or begin.spec is None:
-        return _refuse(rt, run_id, step_id, "no such run or step (forged or expired message)")
+        _refuse(rt, run_id, step_id, "no such run or step (forged or expired message)")
     if begin.verdict == "poison":
-        return _poisoned(rt, message, begin.spec, lease, int(begin.detail or 0))
+        return _poisoned(rt, message, begin.spec, lease, int(begin.detail or 0), self.request)
     if begin.verdict != "run":
         if begin.outbox_pending and begin.verdict == "done":
             rt.outbox.drain(run_id)  # a crash may have left this run's released joins unapplied
+        if begin.verdict == "done" and begin.detail in FAILED and may_fail(self.request, begin.spec.on_failure):
+            raise StepFailed(f"step '{step_id}' of run {run_id} already {begin.detail} (a redelivered message)")
         return {"step_id": step_id, "skipped": begin.verdict, "detail": begin.detail}
     spec = begin.spec
     decision = rt.gate.check(rt.role or "", spec) if rt.role else None
@@ -104,10 +112,10 @@ def run_step(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         reason = decision.reason if decision else "worker has no role configured"
         if decision is not None and decision.allowed:
             reason = f"step belongs to agent '{spec.agent_id}', this worker serves '{rt.agent_id}'"
-        return _deny(rt, message, spec, lease, reason, self.request)
+        _deny(rt, message, spec, lease, reason, self.request)
     started = time()
     queue = (self.request.delivery_info or {}).get("routing_key")
-    outcome = _Outcome(rt, message, spec, lease, begin.attempt, started, queue)
+    outcome = _Outcome(rt, message, spec, lease, begin.attempt, started, queue, self.request)
     try:
         with Executing(lease.token):
             result = _execute(rt, run_id, spec, begin.attempt)
@@ -205,7 +213,7 @@ def _execute(rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int) ->
 
 
 class _Outcome:
-    """Records how one execution of a step ended."""
+    """Records how one execution of a step ended, then tells Celery (a failure raises, a retry retries)."""
 
     def __init__(
         self,
@@ -216,9 +224,10 @@ class _Outcome:
         attempt: int,
         started: float,
         queue: str | None,
+        request: Any,
     ) -> None:
         self.rt, self.message, self.spec, self.lease = rt, message, spec, lease
-        self.attempt, self.started, self.queue = attempt, started, queue
+        self.attempt, self.started, self.queue, self.request = attempt, started, queue, request
 
     def finish(self, status: StepStatus, effect: str, recs: Records, **kwargs: Any) -> FinishResult:
         return record_finish(
@@ -252,7 +261,8 @@ class _Outcome:
             delay = backoff_seconds(rt, self.attempt)
             recs = records.retrying(rt.actor, run_id, spec, self.attempt, delay, error)
             self.finish(StepStatus.RETRYING, "retry", recs, error=info, retry_at=time() + delay)
-            raise task.retry(countdown=delay, max_retries=None)
+            shown = getattr(self.request, "kwargsrepr", None)  # Celery drops it from a retry's message otherwise
+            raise task.retry(countdown=delay, max_retries=None, **({"kwargsrepr": shown} if shown else {}))
         if spec.on_failure == FailurePolicy.RETRY and spec.max_retries > 0 and may_retry:
             error = RetryExhaustedError(
                 f"All {self.attempt} retry attempts exhausted. Last error: {error}",
@@ -261,7 +271,8 @@ class _Outcome:
         return self.give_up(error, "retries_exhausted" if isinstance(error, RetryExhaustedError) else None)
 
     def give_up(self, error: OrchestratorError, dead_letter_reason: str | None, **extra: Any) -> dict[str, Any]:
-        """The step failed for good: stop the run, or record it and go on under the skip policy."""
+        """The step failed for good: stop the run, or record it and go on under the skip policy; then raise
+        ``StepFailed`` so Celery says FAILURE (see ``celery_outcome`` for when a skip-policy step returns)."""
         spec, run_id = self.spec, self.message.run_id
         skip = spec.on_failure == FailurePolicy.SKIP
         run_error = None if skip else run_error_for(spec, error)
@@ -276,6 +287,8 @@ class _Outcome:
             run_error=run_error,
             **extra,
         )
+        if may_fail(self.request, spec.on_failure):
+            raise step_failed(run_id, spec, spec.step_id, error, self.attempt) from None
         return {"step_id": spec.step_id, "status": "failed", "error": error.to_dict()}
 
 
@@ -320,7 +333,7 @@ def record_finish(
 
 
 def _poisoned(
-    rt: WorkerRuntime, message: StepMessage, spec: PlannedStep, lease: Lease, deliveries: int
+    rt: WorkerRuntime, message: StepMessage, spec: PlannedStep, lease: Lease, deliveries: int, request: Any
 ) -> dict[str, Any]:
     """A step delivered more often than allowed without ever finishing: fail it and dead-letter the message."""
     error = DeliveryLimitError(
@@ -328,11 +341,11 @@ def _poisoned(
         f"(the limit is {rt.settings.reliability.max_deliveries}); the message is dead-lettered",
         {"step_id": spec.step_id, "deliveries": deliveries},
     )
-    outcome = _Outcome(rt, message, spec, lease, deliveries, time(), None)
+    outcome = _Outcome(rt, message, spec, lease, deliveries, time(), None, request)
     return outcome.give_up(error, "delivery_limit")
 
 
-def _fail_unreadable(rt: WorkerRuntime, message: StepMessage, lease: Lease, reason: str) -> dict[str, Any]:
+def _fail_unreadable(rt: WorkerRuntime, message: StepMessage, lease: Lease, reason: str) -> NoReturn:
     """A step whose stored plan cannot be read back: the run fails with the reason instead of crashing."""
     error = StateCorruptedError(reason, {"run_id": message.run_id, "step_id": message.step_id})
     info = ErrorInfo(**error.to_dict())
@@ -340,12 +353,12 @@ def _fail_unreadable(rt: WorkerRuntime, message: StepMessage, lease: Lease, reas
         event=records.event(rt.actor, ev.STEP_REFUSED, message.run_id, {"step_id": message.step_id, "reason": reason}),
     )
     record_finish(rt, message, lease, StepStatus.FAILED, "stop", recs, started=None, error=info, run_error=info)
-    return {"step_id": message.step_id, "status": "refused", "reason": reason}
+    raise step_failed(message.run_id, None, message.step_id, error, 0)
 
 
 def _deny(
     rt: WorkerRuntime, message: StepMessage, spec: PlannedStep, lease: Lease, reason: str, request: Any
-) -> dict[str, Any]:
+) -> NoReturn:
     """A message this worker's role may not run: refused, audited, dead-lettered, never executed."""
     error = RoleViolationError(
         f"Worker role '{rt.role}' may not run '{spec.action}': {reason}",
@@ -371,10 +384,10 @@ def _deny(
         extra=extra,
     )
     record_finish(rt, message, lease, StepStatus.DENIED, "stop", recs, started=None, error=info, run_error=info)
-    return {"step_id": spec.step_id, "status": "denied"}
+    raise step_failed(message.run_id, spec, spec.step_id, error, 1)
 
 
-def _refuse(rt: WorkerRuntime, run_id: str, step_id: str, reason: str) -> dict[str, Any]:
+def _refuse(rt: WorkerRuntime, run_id: str, step_id: str, reason: str) -> NoReturn:
     rt.audit.append(
         "permission_denied",
         rt.actor,
@@ -382,7 +395,7 @@ def _refuse(rt: WorkerRuntime, run_id: str, step_id: str, reason: str) -> dict[s
         {"reason": reason, "where": "worker", "role": rt.role},
         result="failure",
     )
-    return {"step_id": step_id, "status": "refused", "reason": reason}
+    raise StepFailed(f"ORCH_6001 refused step '{step_id}' of run {run_id}: {reason}")
 
 
 @shared_task(name=keys.TASK_NOOP)

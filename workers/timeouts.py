@@ -3,8 +3,10 @@
 Why: the soft limit is a signal raised inside the task, so a step blocked in C (or a frozen process) never
 sees it; the hard limit then kills the pool process and Celery acks the message. The step cannot record its
 own end, so the main process does (``StepTask.on_failure``): ORCH_7002 and the step's failure policy. A step
-that will run again (retry) or whose dependents must still run (skip) lost its Celery continuation with the
-killed process, so its run is marked for the reconciler's repair (re-dispatch of what is left).
+that will run again (retry) lost its retry message with the killed process, so its run is marked for the
+reconciler's repair (re-dispatch of what is left). A step under ``skip`` needs no repair: nothing follows it in
+its canvas (its dependents start from triggers, which the finish script releases), and Celery already counts
+the killed task as FAILURE.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def record_hard_timeout(rt: WorkerRuntime, message: StepMessage, exc: Any) -> No
         recs = records.failed(
             rt.actor, message.run_id, spec, attempt, error, run_error=run_error, dead_letter_reason=None
         )
-        finish = record_finish(
+        record_finish(
             rt,
             message,
             lease,
@@ -77,6 +79,5 @@ def record_hard_timeout(rt: WorkerRuntime, message: StepMessage, exc: Any) -> No
             error=info,
             run_error=run_error,
         )
-        if not skip or finish.run_ended is not None:
-            return
+        return
     rt.redis.zadd(keys.REPAIRS, {message.run_id: time.time()})  # its Celery continuation died with the process

@@ -122,14 +122,18 @@ class ShapeRunner:
 
     def orchestrated_batch(self, definition: WorkflowDefinition, count: int) -> Timing:
         started = time.perf_counter()
-        ids = [self.orch.start_workflow(self.principal, definition=definition).run_id for _ in range(count)]
+        ids = [
+            self.orch.start_workflow(self.principal, definition=definition, source="bench").run_id for _ in range(count)
+        ]
         submitted = time.perf_counter()
         finished = self._wait(ids, self._run_done, "runs")
         return Timing(finished - started, submitted - started)
 
     def orchestrated_singles(self, count: int) -> Timing:
         started = time.perf_counter()
-        ids = [self.orch.execute_task(self.principal, action=orch_defs.ACTION).run_id for _ in range(count)]
+        ids = [
+            self.orch.execute_task(self.principal, action=orch_defs.ACTION, source="bench").run_id for _ in range(count)
+        ]
         submitted = time.perf_counter()
         finished = self._wait(ids, self._run_done, "single-action runs")
         return Timing(finished - started, submitted - started)

@@ -17,7 +17,6 @@ from orchestrator.mcp.auth import caller
 from orchestrator.mcp.errors import tool_errors
 from orchestrator.mcp.progress import wait_with_progress
 from orchestrator.mcp.views import wait_budget
-from orchestrator.metrics import RUNS_STARTED
 from orchestrator.models.common import RunStatus
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import WorkflowDefinition
@@ -79,9 +78,9 @@ def register_workflow_tools(mcp: FastMCP, service: Orchestrator, local: Principa
                     parameters=parameters,
                     priority=priority,
                     idempotency_key=idempotency_key,
+                    source="mcp",
                 )
             )
-            RUNS_STARTED.labels("mcp", "workflow").inc()
             if wait:
                 view = await wait_with_progress(service, view.run_id, ctx, timeout=timeout_seconds)
             return run_json(view)
@@ -146,8 +145,8 @@ def register_workflow_tools(mcp: FastMCP, service: Orchestrator, local: Principa
                 priority=priority,
                 timeout_seconds=timeout_seconds,
                 idempotency_key=idempotency_key,
+                source="mcp",
             )
-            RUNS_STARTED.labels("mcp", "task").inc()
             if wait:
                 view = service.wait_for_run(view.run_id, timeout=wait_budget(timeout_seconds))
             return run_json(view)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from orchestrator.errors import InputInvalidError, OrchestratorError, RoleViolationError
-from orchestrator.metrics import RUNS_STARTED
 from orchestrator.models.common import utcnow
 from orchestrator.models.run import ErrorInfo, RunView
 from orchestrator.models.schedule import ScheduleSpec, ScheduleView
@@ -124,6 +123,7 @@ class Scheduling:
                 parameters=view.parameters,
                 priority=view.priority,
                 idempotency_key=f"schedule:{schedule_id}:{minute}",  # two beats in one minute start one run
+                source="schedule",
             )
         except OrchestratorError as exc:
             self._failed(view, exc)
@@ -134,7 +134,6 @@ class Scheduling:
         self.service.events.emit(
             SCHEDULE_FIRED, {"schedule_id": schedule_id, **details}, run_id=run.run_id, source=EVENT_SOURCE
         )
-        RUNS_STARTED.labels("schedule", "workflow").inc()
         return run
 
     def _failed(self, view: ScheduleView, exc: OrchestratorError) -> None:

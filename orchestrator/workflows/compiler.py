@@ -7,10 +7,12 @@ runtime keeps one counter per trigger (``keys.run_triggers_key``): after each st
 every trigger in ``trigger_index[step_id]`` and applies ``signature(trigger.canvas)`` at zero.
 
 Every step is one immutable signature of task ``keys.TASK_RUN_STEP`` on its agent's queue, with a
-deterministic task id (cancel revokes without a lookup), the run's broker priority and soft/hard time
-limits from the step's timeout. Canvases are lowered to Celery's own dict form first (cheap, JSON-able:
-that is what a trigger stores) and the main canvas is rebuilt from it with ``celery.signature``, which
-yields the same chain/group/chord objects Celery's constructors would.
+deterministic task id (cancel revokes without a lookup), the run's broker priority, soft/hard time
+limits from the step's timeout, and a ``kwargsrepr`` naming run, step and action for Celery's events (what
+Flower shows). A step under the ``skip`` policy ends its canvas: its dependents start from triggers, so its
+task may fail in Celery's eyes without stopping them (see ``decompose``). Canvases are lowered to Celery's
+own dict form first (cheap, JSON-able: that is what a trigger stores) and the main canvas is rebuilt from it
+with ``celery.signature``, which yields the same chain/group/chord objects Celery's constructors would.
 
 Speed: a random 10,000-step DAG becomes ~10,000 one-step triggers, so compiling is mostly building their
 dicts. Every step's signature dict is built in one pass in plan order (reading the steps in the order
@@ -32,6 +34,7 @@ from celery.canvas import Signature
 from orchestrator import keys
 from orchestrator.errors import WorkflowDefinitionInvalidError
 from orchestrator.models import PlannedStep, WorkflowPlan
+from orchestrator.models.common import FailurePolicy
 from orchestrator.workflows.decompose import decompose
 from orchestrator.workflows.perf import gc_paused
 from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step
@@ -68,7 +71,8 @@ def compile_plan(plan: WorkflowPlan, run_id: str, generation: int = 0) -> Compil
 def _compile(plan: WorkflowPlan, run_id: str, generation: int) -> CompiledPlan:
     steps = plan.steps
     names = [step.step_id for step in steps]
-    decomposition = decompose(names, _dependency_positions(steps, names))
+    ends = [step.on_failure is FailurePolicy.SKIP for step in steps]  # their task raises on failure
+    decomposition = decompose(names, _dependency_positions(steps, names), ends if any(ends) else None)
     step_dict = _step_signatures(steps, names, run_id, generation, plan.priority.broker_priority)
     triggers, trigger_index = _triggers(decomposition.triggers, names, step_dict)
     main = decomposition.main
@@ -166,6 +170,11 @@ def step_signature_dict(step: PlannedStep, run_id: str, generation: int, priorit
         "args": [],
         "kwargs": {"run_id": run_id, "step_id": step.step_id, "generation": generation},
         "options": {
+            # What Celery's events (so Flower) show as its kwargs: the action first (the task id already names run
+            # and step), then the ids; never parameters (they may hold secrets; they travel in run state, not in
+            # the message). Inlined: this runs once per step.
+            "kwargsrepr": f"{{'action': '{step.action}', 'run_id': '{run_id}', 'step_id': '{step.step_id}', "
+            f"'generation': {generation}}}",
             "queue": keys.agent_queue(step.agent_id),
             "task_id": keys.step_task_id(run_id, step.step_id, generation),
             "priority": priority,

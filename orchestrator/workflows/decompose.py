@@ -40,6 +40,13 @@ each other step a trigger on its own dependencies) -- still exact. Work is count
 pass is linear in (steps and edges of its set), even where a pass stops early or skips a search, so the
 budget means the same whatever the passes' constant factors.
 
+Steps that *end their canvas* (``ends``: steps under the ``skip`` failure policy) are never followed by anything
+in a canvas. Their task raises when the step fails (so Celery and Flower say FAILURE), and Celery stops a chain
+and errors a chord when a task raises, while under ``skip`` their dependents must still run. So such a step is
+compiled as an open piece: whatever depends on it is detached into a trigger, which the finish script releases
+when the step is done, failed or not. Exactness is unchanged (a trigger waits for exactly its first steps'
+dependencies); only the edges out of those steps go through the runtime instead of Celery's own links.
+
 Every vertex set handled here lists its steps in plan order (the top set is the plan; components,
 factors and regions keep that order), so a step's in-set dependencies come before it and its first
 in-set dependent is the first one found in its (ascending) ``succs`` list.
@@ -59,7 +66,11 @@ WORK_SLACK = 1000
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """A compiled vertex set: its canvas (None if all of it was detached) and whether it is closed."""
+    """A compiled vertex set: its canvas (None if all of it was detached) and whether it is closed.
+
+    Closed: the canvas ends exactly when all of the set's steps have ended, and never stops early (it holds
+    no step that ends its canvas), so something may be chained after it.
+    """
 
     spec: CanvasSpec | None
     closed: bool
@@ -73,18 +84,20 @@ class Decomposition:
     triggers: list[tuple[tuple[int, ...], CanvasSpec]] = field(default_factory=list)
 
 
-def decompose(names: Sequence[str], deps: Sequence[Sequence[int]]) -> Decomposition:
-    """Decompose the DAG given in topological order (``deps[i]`` all < i, no duplicates)."""
-    return _Decomposer(names, deps).run()
+def decompose(names: Sequence[str], deps: Sequence[Sequence[int]], ends: Sequence[bool] | None = None) -> Decomposition:
+    """Decompose the DAG given in topological order (``deps[i]`` all < i, no duplicates); ``ends[i]``: nothing
+    may follow step ``i`` in a canvas (its dependents start from triggers)."""
+    return _Decomposer(names, deps, ends).run()
 
 
 class _Decomposer:
     """One decomposition run; marks and scratch arrays are reused across recursive calls."""
 
-    def __init__(self, names: Sequence[str], deps: Sequence[Sequence[int]]) -> None:
+    def __init__(self, names: Sequence[str], deps: Sequence[Sequence[int]], ends: Sequence[bool] | None = None) -> None:
         n = len(names)
         self.names = names
         self.deps = deps
+        self.ends = ends if ends is not None else [False] * n
         self.succs: list[list[int]] = [[] for _ in range(n)]  # each ascending: built in plan order
         for v, ds in enumerate(deps):
             for d in ds:
@@ -125,12 +138,18 @@ class _Decomposer:
         ``connected`` (one component), ``uncut`` (no series cut inside, if connected).
         """
         size = len(xs)
+        ends = self.ends
         if size == 1:
-            return Piece(Step(self.names[xs[0]]), True)
+            return Piece(Step(self.names[xs[0]]), not ends[xs[0]])
         if size == 2:
+            first, second = xs
             pair = [Step(self.names[v]) for v in xs]
-            joined = xs[0] in self.deps[xs[1]]
-            return Piece(sequence(pair) if joined else parallel(pair), True)
+            if first not in self.deps[second]:
+                return Piece(parallel(pair), not (ends[first] or ends[second]))
+            if ends[first]:  # the second step waits for the first through a trigger
+                self.add_trigger(tuple(self.deps[second]), pair[1])
+                return Piece(pair[0], False)
+            return Piece(sequence(pair), not ends[second])
         if depth >= MAX_DEPTH:
             return self.detach(xs)
         if self.work > self.budget:
@@ -215,12 +234,15 @@ class _Decomposer:
         """Over budget: sources run in the canvas, every other step is its own trigger. Exact, linear."""
         label = self.tag(xs)
         first: list[CanvasSpec] = []
+        closed = True
         for v in xs:
             if any(self.mark[d] == label for d in self.deps[v]):
                 self.add_trigger(tuple(self.deps[v]), Step(self.names[v]))
+                closed = False
             else:
                 first.append(Step(self.names[v]))
-        return Piece(parallel(first), len(first) == len(xs))
+                closed = closed and not self.ends[v]
+        return Piece(parallel(first), closed)
 
     # -- graph helpers -------------------------------------------------------------------------------
     def tag(self, xs: list[int]) -> int:

@@ -2,7 +2,9 @@
 
 A private Celery app on the suite's own Redis with an in-process worker (threads, concurrency 4) registers a
 stand-in ``orch.run_step`` that records when each step ran and implements the runtime's trigger counter in a
-few lines: after a step, decrement every trigger waiting for it and apply the trigger's canvas at zero.
+few lines: after a step, decrement every trigger waiting for it and apply the trigger's canvas at zero. A step
+marked failing then raises, as the real task does for a failed step (Celery: FAILURE, which stops a chain and
+errors a chord), so skip-policy steps that fail are checked not to stop their dependents.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ def app(store: redis.Redis, canvas_url: str) -> Iterator[Celery]:
         for trigger_id in filter(None, (store.hget(state, f"idx:{step_id}") or "").split(",")):
             if store.hincrby(state, f"wait:{trigger_id}", -1) == 0:
                 celery_app.signature(json.loads(store.hget(state, f"sig:{trigger_id}") or "{}")).apply_async()
+        if store.sismember(f"{state}:failing", step_id):
+            raise RuntimeError(f"{step_id} failed")  # recorded above; Celery now says FAILURE
         return step_id
 
     with start_worker(celery_app, concurrency=4, pool="threads", perform_ping_check=False, queues=QUEUES):
@@ -90,16 +94,34 @@ class Launched:
     edges: Edges
 
 
-def launch(app: Celery, store: redis.Redis, names: list[str], edges: Edges, durations: dict[str, float]) -> Launched:
-    """Compile, install the triggers the way the runtime does, and apply the main canvas."""
+def launch(
+    app: Celery,
+    store: redis.Redis,
+    names: list[str],
+    edges: Edges,
+    durations: dict[str, float],
+    failing: frozenset[str] = frozenset(),
+) -> Launched:
+    """Compile, install the triggers the way the runtime does, and apply the main canvas. Steps in ``failing``
+    are under the skip policy and fail."""
     deps: dict[str, list[str]] = {n: [] for n in names}
     for before, after in edges:
         deps[after].append(before)
-    steps = [{"step_id": n, "action": ACTIONS[i % len(ACTIONS)], "depends_on": deps[n]} for i, n in enumerate(names)]
+    steps = [
+        {
+            "step_id": n,
+            "action": ACTIONS[i % len(ACTIONS)],
+            "depends_on": deps[n],
+            "on_failure": "skip" if n in failing else "stop",
+        }
+        for i, n in enumerate(names)
+    ]
     run_id = uuid.uuid4().hex[:12]
     compiled = compile_plan(plan(WorkflowDefinition.model_validate({"name": "t", "steps": steps})), run_id)
     state = _state_key(run_id)
     store.hset(f"{state}:durations", mapping={n: str(durations.get(n, 0.02)) for n in names})
+    if failing:
+        store.sadd(f"{state}:failing", *failing)
     mapping: dict[str, str | int] = {}
     for trigger_id, trigger in compiled.triggers.items():
         mapping[f"wait:{trigger_id}"] = len(trigger.waits_for)
@@ -225,6 +247,24 @@ def test_random_dags_run_in_celery_as_compiled(app: Celery, store: redis.Redis) 
         edges = [(names[j], names[i]) for i in range(1, len(names)) for j in rng.sample(range(i), min(i, 2))]
         runs.append(launch(app, store, names, edges, {n: rng.choice([0.0, 0.01, 0.03]) for n in names}))
     assert all(not r.compiled.triggers for r in runs[:6]) and any(r.compiled.triggers for r in runs[6:])
+    deadline = time.monotonic() + 15
+    for run in runs:
+        collect(store, run, deadline)
+
+
+def test_skip_steps_that_fail_in_celery_never_stop_their_dependents(app: Celery, store: redis.Redis) -> None:
+    """Failing skip-policy steps at the head of chains, in would-be chord headers and in random DAGs."""
+    runs = [
+        launch(app, store, ["a", "b", "c"], arrows("a>b b>c"), {}, frozenset("a")),
+        launch(app, store, ["z", "x", "y", "j"], arrows("z>x z>y x>j y>j"), {"x": 0.1}, frozenset("xz")),
+    ]
+    rng = random.Random(14)
+    for _ in range(6):
+        edges: Edges = []
+        names: list[str] = []
+        random_series_parallel(rng, rng.randint(6, 14), edges, names)
+        failing = frozenset(rng.sample(names, max(1, len(names) // 3)))
+        runs.append(launch(app, store, names, edges, {n: rng.choice([0.0, 0.01]) for n in names}, failing))
     deadline = time.monotonic() + 15
     for run in runs:
         collect(store, run, deadline)

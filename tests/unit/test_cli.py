@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from orchestrator import cli
 from orchestrator.cli import app, main, parse_params
+from orchestrator.settings import Settings
 
 runner = CliRunner()
 
@@ -79,6 +83,40 @@ def test_flower_refuses_to_run_without_basic_auth(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("ORCH_REDIS__URL", "redis://127.0.0.1:1/0")
     result = runner.invoke(app, ["flower"])
     assert result.exit_code != 0
+
+
+@pytest.fixture
+def flower_exec(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """``itom-orch flower`` up to the exec: what it would run and with which environment."""
+    seen: dict[str, Any] = {}
+    monkeypatch.delenv("FLOWER_TASKS_COLUMNS", raising=False)
+
+    def fake_connect(**_: Any) -> tuple[Settings, None]:
+        return Settings(flower={"basic_auth": "ops:pa:ss-w0rd"}), None
+
+    def fake_exec(path: str, argv: list[str], env: dict[str, str]) -> None:
+        seen.update(path=path, argv=argv, env=env)
+
+    monkeypatch.setattr(cli, "connect", fake_connect)
+    monkeypatch.setattr(cli.os, "execvpe", fake_exec)
+    return seen
+
+
+def test_flower_gets_its_password_in_its_environment_and_runs_read_only(flower_exec: dict[str, Any]) -> None:
+    result = runner.invoke(app, ["flower", "--port", "5999"])
+    assert result.exit_code == 0, result.output
+    assert "pa:ss-w0rd" not in " ".join(flower_exec["argv"]) and "--port=5999" in flower_exec["argv"]
+    env = flower_exec["env"]
+    assert env["FLOWER_BASIC_AUTH"] == "ops:pa:ss-w0rd" and env["FLOWER_READ_ONLY"] == "true"
+    assert "kwargs" in env["FLOWER_TASKS_COLUMNS"].split(",")
+    assert runner.invoke(app, ["flower", "--allow-control"]).exit_code == 0
+    assert flower_exec["env"]["FLOWER_READ_ONLY"] == "false"
+
+
+def test_flower_refuses_credentials_without_a_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "connect", lambda **_: (Settings(flower={"basic_auth": "ops:ok,nopassword"}), None))
+    result = runner.invoke(app, ["flower"])
+    assert result.exit_code == 2 and "ORCH_8001" in result.output
 
 
 def test_main_registers_every_documented_command(monkeypatch: pytest.MonkeyPatch) -> None:

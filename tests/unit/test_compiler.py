@@ -38,24 +38,36 @@ def arrows(text: str) -> Edges:
     return [(left, right) for left, right in (pair.split(">") for pair in text.split())]
 
 
-def make_plan(names: list[str], edges: Edges, priority: Priority = Priority.MEDIUM) -> WorkflowPlan:
+def make_plan(
+    names: list[str], edges: Edges, priority: Priority = Priority.MEDIUM, skip: frozenset[str] = frozenset()
+) -> WorkflowPlan:
     deps: dict[str, list[str]] = {n: [] for n in names}
     for before, after in edges:
         deps[after].append(before)
-    steps = [{"step_id": n, "action": "cmdb.ping", "depends_on": deps[n]} for n in names]
+    steps = [
+        {"step_id": n, "action": "cmdb.ping", "depends_on": deps[n], "on_failure": "skip" if n in skip else "stop"}
+        for n in names
+    ]
     return plan(WorkflowDefinition.model_validate({"name": "t", "steps": steps}), {}, priority=priority)
 
 
-def compiled_for(names: list[str], edges: Edges) -> CompiledPlan:
-    return compile_plan(make_plan(names, edges), "run-1")
+def compiled_for(names: list[str], edges: Edges, skip: frozenset[str] = frozenset()) -> CompiledPlan:
+    return compile_plan(make_plan(names, edges, skip=skip), "run-1")
 
 
 # -- the simulator ----------------------------------------------------------------------------------------
 class Simulation:
-    """Start and finish time of every step of a compiled plan, given each step's duration."""
+    """Start and finish time of every step of a compiled plan, given each step's duration.
 
-    def __init__(self, compiled: CompiledPlan, durations: dict[str, float]) -> None:
+    Steps in ``failing`` fail in Celery's eyes: like Celery, the simulation stops a chain after them and never
+    runs the body of a chord whose header holds one; the runtime still counts them done for triggers.
+    """
+
+    def __init__(
+        self, compiled: CompiledPlan, durations: dict[str, float], failing: frozenset[str] = frozenset()
+    ) -> None:
         self.durations = durations
+        self.failing = failing
         self.start: dict[str, float] = {}
         self.finish: dict[str, float] = {}
         self.runs: dict[str, int] = {}
@@ -73,24 +85,42 @@ class Simulation:
                     progress = True
         self.never_fired = set(pending)
 
-    def run(self, spec: CanvasSpec, at: float) -> float:
+    def run(self, spec: CanvasSpec, at: float) -> float | None:
+        """When the canvas ends, or None when it stopped at a failed task (nothing after it runs)."""
         if isinstance(spec, Step):
             self.runs[spec.step_id] = self.runs.get(spec.step_id, 0) + 1
             self.start[spec.step_id] = at
             self.finish[spec.step_id] = at + self.durations[spec.step_id]
-            return self.finish[spec.step_id]
+            return None if spec.step_id in self.failing else self.finish[spec.step_id]
         if isinstance(spec, Group):
-            return max(self.run(item, at) for item in spec.items)
+            ends = [self.run(item, at) for item in spec.items]
+            return None if None in ends else max(e for e in ends if e is not None)
         if isinstance(spec, Chord):
-            return self.run(spec.body, self.run(spec.header, at))
+            header = self.run(spec.header, at)
+            return None if header is None else self.run(spec.body, header)
+        ended: float | None = at
         for item in spec.items:
-            at = self.run(item, at)
-        return at
+            if ended is None:
+                return None
+            ended = self.run(item, ended)
+        return ended
 
 
-def assert_exact(names: list[str], edges: Edges, durations: dict[str, float]) -> CompiledPlan:
-    compiled = compiled_for(names, edges)
-    sim = Simulation(compiled, durations)
+def assert_exact(
+    names: list[str], edges: Edges, durations: dict[str, float], skip: frozenset[str] = frozenset()
+) -> CompiledPlan:
+    """Every step runs once, exactly when its dependencies are done, whether its skip-policy steps all succeed or
+    all fail."""
+    compiled = compiled_for(names, edges, skip)
+    for failing in {frozenset(), skip}:
+        _assert_on_time(compiled, names, edges, durations, failing)
+    return compiled
+
+
+def _assert_on_time(
+    compiled: CompiledPlan, names: list[str], edges: Edges, durations: dict[str, float], failing: frozenset[str]
+) -> None:
+    sim = Simulation(compiled, durations, failing)
     deps: dict[str, list[str]] = {n: [] for n in names}
     for before, after in edges:
         deps[after].append(before)
@@ -99,7 +129,6 @@ def assert_exact(names: list[str], edges: Edges, durations: dict[str, float]) ->
     for name in names:
         ready = max((sim.finish[d] for d in deps[name]), default=0.0)
         assert sim.start[name] == ready, f"{name} starts at {sim.start[name]}, its dependencies are done at {ready}"
-    return compiled
 
 
 # -- shapes -----------------------------------------------------------------------------------------------
@@ -172,6 +201,7 @@ def test_every_step_signature_carries_queue_name_limits_priority_and_is_immutabl
         assert leaf["task"] == keys.TASK_RUN_STEP and leaf["immutable"] is True
         assert leaf["kwargs"] == {"run_id": "run-9", "step_id": step_id, "generation": 2}
         assert leaf["options"] == {
+            "kwargsrepr": f"{{'action': 'cmdb.ping', 'run_id': 'run-9', 'step_id': '{step_id}', 'generation': 2}}",
             "queue": keys.agent_queue("cmdb-agent"),
             "task_id": keys.step_task_id("run-9", step_id, 2),
             "priority": Priority.HIGH.broker_priority,
@@ -201,6 +231,37 @@ def test_the_dict_lowering_is_what_celery_itself_builds() -> None:
     sig = {leaf["kwargs"]["step_id"]: signature(leaf) for leaf in walk(compiled.canvas)}
     by_celery = _chain([sig["a"], chord(group([sig["b"], sig["c"]]), sig["d"]), group([sig["e"], sig["f"]])])
     assert json.loads(json.dumps(by_celery)) == json.loads(json.dumps(compiled.canvas))
+
+
+def test_flower_sees_ids_and_the_action_never_parameters() -> None:
+    params = {"ci_class": "cmdb_ci_server", "name": "web-01", "fields": {"password": "s3cret"}}
+    steps = [{"step_id": "open", "action": "cmdb.create", "parameters": params}]
+    definition = WorkflowDefinition.model_validate({"name": "t", "steps": steps})
+    compiled = compile_plan(plan(definition, {}), "run-7", generation=1)
+    shown = compiled.canvas.options["kwargsrepr"]
+    assert shown == "{'action': 'cmdb.create', 'run_id': 'run-7', 'step_id': 'open', 'generation': 1}"
+    assert "s3cret" not in json.dumps(compiled.canvas)
+
+
+# -- the skip policy: a failing step must not stop its dependents --------------------------------------------
+def test_a_skip_step_ends_its_canvas_and_its_dependents_start_from_a_trigger() -> None:
+    compiled = assert_exact(["a", "b", "c"], arrows("a>b b>c"), dict.fromkeys("abc", 1.0), frozenset("a"))
+    assert compiled.spec == Step("a")
+    assert list(compiled.triggers) == ["b"]
+    assert compiled.triggers["b"].waits_for == ("a",) and compiled.triggers["b"].spec == Chain((Step("b"), Step("c")))
+    assert compiled.trigger_index == {"a": ("b",)}
+
+
+def test_a_skip_step_in_a_fan_out_never_sits_in_a_chord_header() -> None:
+    names, edges = ["z", "x", "y", "j"], arrows("z>x z>y x>j y>j")
+    compiled = assert_exact(names, edges, dict.fromkeys(names, 1.0), frozenset("x"))
+    assert compiled.spec == Chain((Step("z"), Group((Step("x"), Step("y")))))
+    assert compiled.triggers["j"].waits_for == ("x", "y")
+
+
+def test_a_skip_step_that_nothing_depends_on_changes_nothing() -> None:
+    names, edges = ["z", "x", "y", "j"], arrows("z>x z>y x>j y>j")
+    assert compiled_for(names, edges, frozenset("j")).spec == compiled_for(names, edges).spec
 
 
 # -- triggers ---------------------------------------------------------------------------------------------
@@ -273,6 +334,16 @@ def test_random_dags_run_every_step_once_and_exactly_on_time(dag: tuple[list[str
     assert_exact(names, edges, durations)
 
 
+@settings(max_examples=300, deadline=None)
+@given(random_dags(), st.data())
+def test_skip_steps_that_fail_never_delay_or_drop_a_dependent(
+    dag: tuple[list[str], Edges, dict[str, float]], data: st.DataObject
+) -> None:
+    names, edges, durations = dag
+    skip = frozenset(data.draw(st.sets(st.sampled_from(names)), label="skip"))
+    assert_exact(names, edges, durations, skip)
+
+
 @pytest.mark.parametrize(("max_depth", "work", "slack"), [(3, 40, 1000), (40, 0, 0), (2, 0, 0)])
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(dag=random_dags(max_size=20))
@@ -288,6 +359,7 @@ def test_depth_cap_and_work_budget_fallbacks_stay_exact(
     monkeypatch.setattr(decompose_module, "WORK_SLACK", slack)
     names, edges, durations = dag
     assert_exact(names, edges, durations)
+    assert_exact(names, edges, durations, frozenset(names[::3]))
 
 
 @st.composite

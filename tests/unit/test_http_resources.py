@@ -353,7 +353,7 @@ def test_metrics_are_prometheus_text_behind_the_token(client: TestClient) -> Non
     assert 'route="/api/workflows/{run_id}",status="404"' in text
     assert "run-nope" not in text
     assert "orch_http_request_duration_seconds_bucket" in text
-    assert 'orch_runs_started_total{kind="workflow",source="http"}' in text
+    assert 'orch_runs_started_total{source="http",template="incident-response"} 1.0' in text
     assert "orch_active_runs 1.0" in text
     assert "orch_agents_online 0.0" in text
     assert "orch_dead_letters 0.0" in text

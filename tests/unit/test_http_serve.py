@@ -75,6 +75,9 @@ class FakePool:
     def start(self, agent_ids: Any, **_: Any) -> None:
         self.calls.append(f"start:{','.join(agent_ids)}")
 
+    def start_process(self, name: str, command: list[str], env: dict[str, str], **_: Any) -> None:
+        self.calls.append(f"process:{name}")
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         self.calls.append("ready")
         if self.fail_ready:
@@ -117,8 +120,8 @@ def test_up_starts_workers_serves_and_stops_everything_on_ctrl_c(stubs: dict[str
     assert result.exit_code == 0, result.output
     assert stubs["connect"]["allow_embedded"] is True
     (pool,) = stubs["pools"]
-    assert pool.calls == [f"start:{','.join(AGENT_IDS)}", "ready", "stop"]
-    assert stubs["supervise"] is True  # `up` restarts workers that die
+    assert pool.calls == [f"start:{','.join(AGENT_IDS)}", "ready", "process:beat", "stop"]
+    assert stubs["supervise"] is True  # `up` restarts workers and the beat when they die
     (served,) = stubs["served"]
     assert served[1:] == ("0.0.0.0", 9001)
     token = next(iter(served[0].auth.tokens))

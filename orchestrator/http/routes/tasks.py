@@ -9,7 +9,6 @@ from orchestrator.http.routes import API_PREFIX
 from orchestrator.http.routes.workflows import accepted
 from orchestrator.http.schemas import ExecuteTaskRequest, RunAccepted
 from orchestrator.mcp.views import wait_budget
-from orchestrator.metrics import RUNS_STARTED
 from orchestrator.models.run import RunView
 
 router = APIRouter(prefix=f"{API_PREFIX}/tasks", tags=["tasks"], dependencies=AUTHENTICATED)
@@ -32,8 +31,8 @@ def execute_task(
         priority=body.priority,
         timeout_seconds=body.timeout_seconds,
         idempotency_key=body.idempotency_key,
+        source="http",
     )
-    RUNS_STARTED.labels("http", "task").inc()
     if not body.wait:
         return accepted(response, view)
     response.status_code = status.HTTP_200_OK

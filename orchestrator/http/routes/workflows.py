@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Response, status
 from orchestrator.http.deps import AUTHENTICATED, PrincipalDep, ServiceDep
 from orchestrator.http.routes import API_PREFIX
 from orchestrator.http.schemas import RunAccepted, RunPage, StartWorkflowRequest
-from orchestrator.metrics import RUNS_STARTED
 from orchestrator.models.common import RunStatus
 from orchestrator.models.run import RunView
 
@@ -33,8 +32,8 @@ def start_workflow(
         parameters=body.parameters,
         priority=body.priority,
         idempotency_key=body.idempotency_key,
+        source="http",
     )
-    RUNS_STARTED.labels("http", "workflow").inc()
     return accepted(response, view)
 
 
