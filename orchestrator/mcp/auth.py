@@ -11,7 +11,7 @@ from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.dependencies import get_access_token
 
 from orchestrator.errors import AuthenticationError
-from orchestrator.principals import Principal, authenticate
+from orchestrator.security.principals import Principal, authenticate
 from orchestrator.settings import Settings
 
 
