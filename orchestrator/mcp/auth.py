@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.errors import AuthenticationError
 from orchestrator.models.common import iso_now
-from orchestrator.principals import Principal, authenticate
+from orchestrator.security.principals import Principal, authenticate
 from orchestrator.settings import Settings
 
 

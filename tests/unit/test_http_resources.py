@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator import deadletters, keys
+from orchestrator import keys
 from orchestrator.errors import WorkflowTimeoutError
 from orchestrator.http import create_app
 from orchestrator.service import Orchestrator
+from orchestrator.state import deadletters
 from tests.unit.test_http_fixtures import ADMIN, OPERATOR, VIEWER, fake_worker, service  # noqa: F401
 
 INCIDENT = {"template_id": "incident-response", "parameters": {"ci_id": "web-01"}}
