@@ -190,7 +190,8 @@ def test_bad_messages_are_refused(client: TestClient, body: dict[str, Any], stat
 def test_a_500_deep_message_payload_is_refused_at_the_door_and_never_sent(client: TestClient) -> None:
     """A payload no worker could read back would crash its consumer on every delivery: refused before sending."""
     deep = "[" * 500 + "1" + "]" * 500
-    body = '{"sender": "itom-auditor", "recipient": "cmdb-agent", "message_type": "x", "payload": {"v": %s}}' % deep
+    head = '{"sender": "itom-auditor", "recipient": "cmdb-agent", "message_type": "x", "payload": {"v": '
+    body = head + deep + "}}"
     response = client.post("/api/messages", headers={**OPERATOR, "Content-Type": "application/json"}, content=body)
     assert response.status_code == 400, response.text
     error = response.json()
