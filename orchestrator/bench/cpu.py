@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from orchestrator.redis_client import RedisClient
+from orchestrator.runtime.redis_client import RedisClient
 
 _PROC = Path("/proc")
 _T = TypeVar("_T")

@@ -15,9 +15,9 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
-from orchestrator.events import EventBus
 from orchestrator.models.events import Event
-from orchestrator.redis_client import get_redis
+from orchestrator.runtime.redis_client import get_redis
+from orchestrator.state.events import EventBus
 
 
 async def consume(url: str, run_id: str, after: str, expected: int, timeout: float) -> dict[str, Any]:

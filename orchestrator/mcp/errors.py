@@ -13,7 +13,7 @@ from fastmcp.exceptions import ToolError
 from pydantic import ValidationError
 
 from orchestrator.errors import InputInvalidError, OrchestratorError
-from orchestrator.metrics import MCP_TOOL_CALLS
+from orchestrator.metrics.prometheus import MCP_TOOL_CALLS
 
 
 def tool_error(error: OrchestratorError) -> ToolError:

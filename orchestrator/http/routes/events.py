@@ -15,10 +15,10 @@ from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from orchestrator.errors import InputInvalidError
-from orchestrator.events import event_json
 from orchestrator.http.deps import AUTHENTICATED, ServiceDep
 from orchestrator.http.routes import API_PREFIX
 from orchestrator.service import Orchestrator
+from orchestrator.state.events import event_json
 
 router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"], dependencies=AUTHENTICATED)
 PING_SECONDS = 15

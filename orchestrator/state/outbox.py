@@ -1,0 +1,118 @@
+"""The outbox: enqueues a state change implied, applied after the change committed and confirmed after.
+
+Why: Redis state and the broker are two systems; a crash between "the run is recorded" and "its canvas is on
+the broker" (or "a join was released" and "its canvas is on the broker") would leave a run that waits for
+nothing. The state scripts write the enqueue as an outbox entry in the same atomic step; whoever made the
+change drains it at once, and the reconciler drains what nobody confirmed. An entry is removed only after the
+broker took it, so a crash can only duplicate a message, never lose one; duplicates are harmless because a
+step refuses to run twice (its begin script checks status, generation and lease).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from celery import Celery
+
+from orchestrator import keys
+from orchestrator.runtime.canvas_results import drop_unused_results, map_priorities
+from orchestrator.runtime.celery_app import broker_priority
+from orchestrator.state.runs import RunStore
+from orchestrator.workflows.compiler import step_signature_dict
+
+log = logging.getLogger(__name__)
+
+
+def bind(app: Celery, canvas: Any) -> Any:
+    """Rebuild a canvas (or its JSON dict form) bound to ``app`` all the way down its nested signatures."""
+    plain = canvas if type(canvas) is dict else json.loads(json.dumps(canvas))
+    return app.signature(plain)
+
+
+class Outbox:
+    """Applies a run's unconfirmed outbox entries on a Celery app."""
+
+    def __init__(self, runs: RunStore, app: Celery) -> None:
+        self.runs = runs
+        self.app = app
+        self.broker_url = str(app.conf.broker_url or "")
+
+    def drain(self, run_id: str, only: list[str] | None = None) -> list[str]:
+        """Apply the run's entries (or just ``only``) and confirm them; returns the entries applied.
+
+        Entries of an older generation, or of a run that no longer runs, are confirmed without being applied.
+        A broker error stops the drain: what was not applied stays for the next attempt.
+        """
+        pipe = self.runs.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.run_outbox_key(run_id))
+        pipe.hmget(keys.run_key(run_id), ["generation", "status"])
+        entries, state = pipe.execute()
+        if only is not None:
+            entries = {name: value for name, value in entries.items() if name in only}
+        if not entries:
+            return []
+        generation, status = int(state[0] or 0), state[1]
+        canvases = self._canvases(run_id, entries, generation, status)
+        settled: list[str] = []
+        applied: list[str] = []
+        try:
+            for name in sorted(entries):
+                canvas = canvases.get(name)
+                if canvas is not None:
+                    bind(self.app, canvas).apply_async()
+                    applied.append(name)
+                settled.append(name)
+        finally:
+            self.runs.confirm_outbox(run_id, settled)
+        return applied
+
+    def _canvases(
+        self, run_id: str, entries: dict[str, str], generation: int, status: str | None
+    ) -> dict[str, dict[str, Any]]:
+        """Entry name -> the canvas to apply (entries left out settle without effect)."""
+        found: dict[str, dict[str, Any]] = {}
+        fires: dict[str, str] = {}
+        for name, value in entries.items():
+            kind, _, rest = name.partition(":")
+            entry_generation, _, trigger_id = rest.partition(":")
+            if status != "running" or not entry_generation.isdigit() or int(entry_generation) != generation:
+                log.info(
+                    "outbox entry %s of run %s settled without effect (run %s, gen %s)",
+                    name,
+                    run_id,
+                    status,
+                    generation,
+                )
+            elif kind == "start":
+                found[name] = json.loads(value)
+            elif kind == "fire":
+                fires[trigger_id] = name
+            else:
+                log.warning("unknown outbox entry %s of run %s dropped", name, run_id)
+        if fires:
+            for trigger_id, canvas in self._trigger_canvases(run_id, list(fires), generation).items():
+                found[fires[trigger_id]] = canvas
+        return found
+
+    def _trigger_canvases(self, run_id: str, trigger_ids: list[str], generation: int) -> dict[str, dict[str, Any]]:
+        """Stored canvases as they are; one-step triggers built from their step's spec, prepared as dispatch
+        prepares a start (no result write, the broker's priority order)."""
+        stored = self.runs.trigger_canvases(run_id, trigger_ids)
+        singles = [tid for tid, (canvas, _) in stored.items() if canvas is None]
+        specs = self.runs.step_specs(run_id, singles)
+        found: dict[str, dict[str, Any]] = {}
+        for trigger_id, (canvas, priority) in stored.items():
+            if canvas is not None:
+                found[trigger_id] = canvas
+            elif trigger_id in specs:
+                built = step_signature_dict(specs[trigger_id], run_id, generation, priority)
+                found[trigger_id] = prepare_canvas(built, self.broker_url)
+        return found
+
+
+def prepare_canvas(canvas: dict[str, Any], broker_url: str) -> dict[str, Any]:
+    """A compiled canvas ready for the broker: Celery result writes dropped wherever no chord reads them, and
+    priorities in the broker's own order (flipped for AMQP)."""
+    return map_priorities(drop_unused_results(canvas), lambda p: broker_priority(p, broker_url))
