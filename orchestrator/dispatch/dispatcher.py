@@ -125,7 +125,11 @@ class Dispatcher:
             source=source,
             created_at=created_at,
         )
-        self.drain(run_id)
+        if compiled.main_dict is not None:
+            try:  # the canvas is in hand: apply it and confirm, without reading the outbox back
+                self.outbox.apply_start(run_id, compiled.main_dict, generation=0)
+            except Exception:  # broker down: the outbox keeps the entry, the reconciler retries
+                log.warning("run %s: enqueue deferred to the reconciler (broker unavailable)", run_id, exc_info=True)
         return view
 
     def drain(self, run_id: str, only: list[str] | None = None) -> None:

@@ -45,16 +45,27 @@ class Outbox:
         Entries of an older generation, or of a run that no longer runs, are confirmed without being applied.
         A broker error stops the drain: what was not applied stays for the next attempt.
         """
+        # One round trip reads the entries, the run's generation and status and, for the triggers named in
+        # ``only`` (a worker drains what its finish released), their stored canvases and their steps' specs.
+        fired = [name.split(":", 2)[2] for name in only or () if name.startswith("fire:") and name.count(":") == 2]
         pipe = self.runs.redis.pipeline(transaction=False)
         pipe.hgetall(keys.run_outbox_key(run_id))
-        pipe.hmget(keys.run_key(run_id), ["generation", "status"])
-        entries, state = pipe.execute()
+        pipe.hmget(keys.run_key(run_id), ["generation", "status", *[f"p:{t}" for t in fired]])
+        if fired:
+            pipe.hmget(keys.run_triggers_key(run_id), ["prio", *[f"sig:{t}" for t in fired]])
+        entries, state, *stored = pipe.execute()
         if only is not None:
             entries = {name: value for name, value in entries.items() if name in only}
         if not entries:
             return []
         generation, status = int(state[0] or 0), state[1]
-        canvases = self._canvases(run_id, entries, generation, status)
+        known = None
+        if fired:
+            known = (
+                self.runs.parse_trigger_canvases(fired, stored[0]),
+                self.runs.parse_step_specs(run_id, fired, state[2:]),
+            )
+        canvases = self._canvases(run_id, entries, generation, status, known)
         settled: list[str] = []
         applied: list[str] = []
         try:
@@ -68,8 +79,17 @@ class Outbox:
             self.runs.confirm_outbox(run_id, settled)
         return applied
 
+    def apply_start(self, run_id: str, canvas: dict[str, Any], *, generation: int) -> None:
+        """Apply a start canvas its caller just recorded (``start:<generation>``) and confirm the entry.
+
+        The drain without its read: the caller holds the canvas and knows the run is running. A cancel that
+        lands in between only leaves steps that refuse to run (the cancel flag), as it would after a drain.
+        """
+        bind(self.app, canvas).apply_async()
+        self.runs.confirm_outbox(run_id, [f"start:{generation}"])
+
     def _canvases(
-        self, run_id: str, entries: dict[str, str], generation: int, status: str | None
+        self, run_id: str, entries: dict[str, str], generation: int, status: str | None, known: Any = None
     ) -> dict[str, dict[str, Any]]:
         """Entry name -> the canvas to apply (entries left out settle without effect)."""
         found: dict[str, dict[str, Any]] = {}
@@ -92,16 +112,21 @@ class Outbox:
             else:
                 log.warning("unknown outbox entry %s of run %s dropped", name, run_id)
         if fires:
-            for trigger_id, canvas in self._trigger_canvases(run_id, list(fires), generation).items():
+            for trigger_id, canvas in self._trigger_canvases(run_id, list(fires), generation, known).items():
                 found[fires[trigger_id]] = canvas
         return found
 
-    def _trigger_canvases(self, run_id: str, trigger_ids: list[str], generation: int) -> dict[str, dict[str, Any]]:
+    def _trigger_canvases(
+        self, run_id: str, trigger_ids: list[str], generation: int, known: Any = None
+    ) -> dict[str, dict[str, Any]]:
         """Stored canvases as they are; one-step triggers built from their step's spec, prepared as dispatch
-        prepares a start (no result write, the broker's priority order)."""
-        stored = self.runs.trigger_canvases(run_id, trigger_ids)
-        singles = [tid for tid, (canvas, _) in stored.items() if canvas is None]
-        specs = self.runs.step_specs(run_id, singles)
+        prepares a start (no result write, the broker's priority order). ``known``: what the drain's read
+        already fetched (stored canvases, specs) for these triggers."""
+        if known is not None and set(trigger_ids) <= set(known[0]) | set(known[1]):
+            stored, specs = known
+        else:
+            stored = self.runs.trigger_canvases(run_id, trigger_ids)
+            specs = self.runs.step_specs(run_id, [tid for tid, (canvas, _) in stored.items() if canvas is None])
         found: dict[str, dict[str, Any]] = {}
         for trigger_id, (canvas, priority) in stored.items():
             if canvas is not None:

@@ -311,7 +311,15 @@ class RunStore:
         if not trigger_ids:
             return {}
         triggers = keys.run_triggers_key(run_id)
-        raw = self.redis.hmget(triggers, ["prio", *[f"sig:{t}" for t in trigger_ids]])
+        return self.parse_trigger_canvases(
+            trigger_ids, self.redis.hmget(triggers, ["prio", *[f"sig:{t}" for t in trigger_ids]])
+        )
+
+    @staticmethod
+    def parse_trigger_canvases(
+        trigger_ids: list[str], raw: list[str | None]
+    ) -> dict[str, tuple[dict[str, Any] | None, int]]:
+        """``trigger_canvases`` from an HMGET of ``prio`` and each ``sig:<trigger>`` (read in a caller's pipeline)."""
         priority = int(raw[0] or 0)
         found: dict[str, tuple[dict[str, Any] | None, int]] = {}
         for trigger_id, canvas in zip(trigger_ids, raw[1:], strict=True):
@@ -323,7 +331,13 @@ class RunStore:
         """The planned specs of some steps of a run (one round trip); unknown steps are left out."""
         if not step_ids:
             return {}
-        raw = self.redis.hmget(keys.run_key(run_id), [f"p:{s}" for s in step_ids])
+        return self.parse_step_specs(
+            run_id, step_ids, self.redis.hmget(keys.run_key(run_id), [f"p:{s}" for s in step_ids])
+        )
+
+    @staticmethod
+    def parse_step_specs(run_id: str, step_ids: list[str], raw: list[str | None]) -> dict[str, PlannedStep]:
+        """``step_specs`` from an HMGET of each ``p:<step>`` (read in a caller's pipeline)."""
         return {sid: _spec(spec, run_id, sid) for sid, spec in zip(step_ids, raw, strict=True) if spec}
 
     def confirm_outbox(self, run_id: str, entries: list[str]) -> int:
