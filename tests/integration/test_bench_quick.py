@@ -96,9 +96,9 @@ def test_quick_bench_reports_every_shape_and_micro_figure(tmp_path: Path) -> Non
 def test_quick_bench_fails_when_a_shape_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The smoke test can fail: a shape whose orchestrated runs fail at the worker stops the bench non-zero."""
     _need_redis_server()
-    import orchestrator.cli_bench  # noqa: F401 - registers the command on the app
+    import orchestrator.cli.bench  # noqa: F401 - registers the command on the app
     from orchestrator.bench.shapes import ShapeRunner
-    from orchestrator.cli import app
+    from orchestrator.cli.app import app
 
     def failing_singles(self: ShapeRunner, count: int) -> object:
         start = self.orch.execute_task
