@@ -322,7 +322,7 @@ def lean(compiled: CompiledPlan, broker_url: str = "") -> CompiledPlan:
     main = compiled.main_dict
     canvas = None if main is None else prepare_canvas(main, broker_url)
     triggers = {
-        tid: t if t.canvas is None else replace(t, canvas=prepare_canvas(t.canvas, broker_url))
+        tid: t if t.canvas is None else t._replace(canvas=prepare_canvas(t.canvas, broker_url))
         for tid, t in compiled.triggers.items()
     }  # one-step triggers are built and prepared when they fire (``Outbox``)
     return replace(compiled, main_dict=canvas, triggers=triggers)

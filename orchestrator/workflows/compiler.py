@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import signature
 from celery.canvas import Signature
@@ -42,12 +42,13 @@ from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step
 HARD_LIMIT_GRACE_SECONDS = 5
 
 
-@dataclass(frozen=True, slots=True)
-class Trigger:
+class Trigger(NamedTuple):
     """A canvas applied once every step in ``waits_for`` is done.
 
     ``canvas`` is None for a one-step trigger (its canvas is the signature of its own step, ``trigger_id``,
-    built when it fires); multi-step triggers carry their canvas in Celery's dict form.
+    built when it fires); multi-step triggers carry their canvas in Celery's dict form. A named tuple: a
+    random 10,000-step DAG has thousands, and a tuple of strings, tuples and None stops being tracked by the
+    garbage collector at its first pass.
     """
 
     trigger_id: str
@@ -157,27 +158,27 @@ def first_step(spec: CanvasSpec) -> str:
     return spec.step_id
 
 
-def _dependency_positions(steps: list[PlannedStep], names: list[str]) -> list[list[int]]:
+def _dependency_positions(steps: list[PlannedStep], names: list[str]) -> list[tuple[int, ...]]:
     """Each step's distinct dependencies as plan positions; they must all be earlier steps (a topological
     order). Plans from ``plan()`` always pass: one C-level ``map`` per step and two cheap checks; anything
     else is walked step by step to name the culprit or drop repeats."""
     index = {name: i for i, name in enumerate(names)}
     position = index.__getitem__
-    try:
-        found = [list(map(position, step.depends_on)) for step in steps]
+    try:  # tuples: the garbage collector stops tracking them at its first pass
+        found = [tuple(map(position, step.depends_on)) for step in steps]
     except KeyError:  # an unknown dependency
         return _checked_positions(steps, index)
     return found if _earlier_and_distinct(found) else _checked_positions(steps, index)
 
 
-def _earlier_and_distinct(found: list[list[int]]) -> bool:
+def _earlier_and_distinct(found: list[tuple[int, ...]]) -> bool:
     """Every step's dependencies are earlier steps, none repeated (one pass: this runs on every compile)."""
     return all(not ds or (max(ds) < i and (len(ds) < 2 or len(set(ds)) == len(ds))) for i, ds in enumerate(found))
 
 
-def _checked_positions(steps: list[PlannedStep], index: dict[str, int]) -> list[list[int]]:
+def _checked_positions(steps: list[PlannedStep], index: dict[str, int]) -> list[tuple[int, ...]]:
     """The slow path of ``_dependency_positions``: repeats dropped, the first bad dependency named."""
-    found: list[list[int]] = []
+    found: list[tuple[int, ...]] = []
     for i, step in enumerate(steps):
         positions = [index.get(dep, i) for dep in dict.fromkeys(step.depends_on)]
         if positions and max(positions) >= i:
@@ -187,7 +188,7 @@ def _checked_positions(steps: list[PlannedStep], index: dict[str, int]) -> list[
                 "build plans with workflows.plan() (or subplan() for a resume)",
                 {"step_id": step.step_id, "depends_on": dep},
             )
-        found.append(positions)
+        found.append(tuple(positions))
     return found
 
 
