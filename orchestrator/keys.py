@@ -142,6 +142,7 @@ EVENT_INDEX_TTL_SECONDS = 8 * 24 * 3600  # refreshed on every event; outlives th
 def event_index_key(correlation_id: str) -> str:
     return f"{EVENT_INDEX_PREFIX}{correlation_id}"
 
+
 # Audit log
 AUDIT_STREAM = f"{PREFIX}:audit"
 AUDIT_HEAD = f"{PREFIX}:audit:head"

@@ -21,13 +21,9 @@ from orchestrator import keys, outcome_metrics
 
 DONE_STATES = "completed failed skipped"
 
-# Shared helpers. ``fill`` replaces a quoted placeholder token (e.g. "@@attempt@@") in pre-encoded JSON.
-_HELPERS = """
-local function fill(text, token, value)
-  local s, e = string.find(text, token, 1, true)
-  if not s then return text end
-  return string.sub(text, 1, s - 1) .. value .. string.sub(text, e + 1)
-end
+# ``emit``: append an event to the stream, index its stream id under its correlation id, publish it live.
+_EMIT = (
+    """
 local function emit(stream, channel, maxlen, event_json)
   if event_json == nil or event_json == '' then return end
   local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event_json)
@@ -39,6 +35,22 @@ local function emit(stream, channel, maxlen, event_json)
   end
   redis.call('PUBLISH', channel, event_json)
 end
+""".replace("@@EVIDX@@", keys.EVENT_INDEX_PREFIX)
+    .replace("@@EVMAX@@", str(keys.EVENT_INDEX_MAX))
+    .replace("@@EVTTL@@", str(keys.EVENT_INDEX_TTL_SECONDS))
+)
+
+# Publish one event from Python (``EventBus``): KEYS 1 events stream; ARGV 1 channel, 2 maxlen, 3 event JSON.
+EMIT_EVENT = _EMIT + "\nemit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
+
+# Shared helpers. ``fill`` replaces a quoted placeholder token (e.g. "@@attempt@@") in pre-encoded JSON.
+_HELPERS = """
+local function fill(text, token, value)
+  local s, e = string.find(text, token, 1, true)
+  if not s then return text end
+  return string.sub(text, 1, s - 1) .. value .. string.sub(text, e + 1)
+end
+@@EMIT@@
 local function reindex(run, old, new)
   if old == new then return end
   local rid = string.sub(run, @@RUNKEYLEN@@)
@@ -95,9 +107,7 @@ end
 """
 # Index key prefixes are spliced in from ``keys`` (one source of truth for every key name).
 _HELPERS = (
-    _HELPERS.replace("@@EVIDX@@", keys.EVENT_INDEX_PREFIX)
-    .replace("@@EVMAX@@", str(keys.EVENT_INDEX_MAX))
-    .replace("@@EVTTL@@", str(keys.EVENT_INDEX_TTL_SECONDS))
+    _HELPERS.replace("@@EMIT@@", _EMIT)
     .replace("@@BYST@@", keys.RUNS_BY_STATUS_PREFIX)
     .replace("@@BYTS@@", keys.RUNS_BY_TEMPLATE_STATUS_PREFIX)
     .replace("@@RUNKEYLEN@@", str(len(keys.run_key("")) + 1))

@@ -1,16 +1,12 @@
 """Waiting for a run from an MCP tool, with one progress notification per finished step.
 
-Why a thread: ``Orchestrator.wait_for_run`` blocks on the run's events (Redis pub/sub); it runs in a worker
-thread and hands each step event back to the event loop, where ``ctx.report_progress`` sends the MCP
-notification. Progress only ever increases, as the MCP spec requires.
+Why no thread: the wait is a coroutine on the process's event hub (``Orchestrator.wait_for_run_async``), so
+any number of waiting tool calls hold no worker thread; each step event arrives in the loop, where
+``ctx.report_progress`` sends the MCP notification. Progress only ever increases, as the MCP spec requires.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
-import anyio
-import anyio.from_thread
 import anyio.to_thread
 from fastmcp import Context
 
@@ -40,24 +36,22 @@ class ProgressReporter:
         self.last = len(self.done)
         await self.ctx.report_progress(progress=self.last, total=self.total, message=message)
 
-    def on_event(self, event: Event) -> None:
-        """Called in the waiting thread for each event of the run."""
+    async def on_event(self, event: Event) -> None:
+        """Called in the loop for each event of the run."""
         step = event.payload.get("step_id")
         if event.event_type not in DONE_EVENTS or not isinstance(step, str):
             return
         self.done.add(step)
         verb = event.event_type.rsplit(".", 1)[-1]
-        anyio.from_thread.run(self.report, f"step {step} {verb} ({len(self.done)}/{self.total})")
+        await self.report(f"step {step} {verb} ({len(self.done)}/{self.total})")
 
 
 async def wait_with_progress(service: Orchestrator, run_id: str, ctx: Context, *, timeout: float) -> RunView:
-    """Block (off the loop) until the run ends; report progress after each finished step."""
+    """Wait (without a thread) until the run ends; report progress after each finished step."""
     view = await anyio.to_thread.run_sync(service.get_run, run_id)
     reporter = ProgressReporter(ctx, view)
     await reporter.report(f"run {run_id} {view.status.value}")
-    final = await anyio.to_thread.run_sync(
-        partial(service.wait_for_run, run_id, timeout=timeout, on_event=reporter.on_event)
-    )
+    final = await service.wait_for_run_async(run_id, timeout=timeout, on_event=reporter.on_event)
     reporter.done |= finished_steps(final)
     await reporter.report(f"run {run_id} {final.status.value}")
     return final

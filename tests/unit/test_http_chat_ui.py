@@ -14,7 +14,7 @@ import fakeredis
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator import events as events_module
+from orchestrator import event_hub as event_hub_module
 from orchestrator import keys
 from orchestrator.agents import required_tools
 from orchestrator.errors import NoRouteFoundError
@@ -44,7 +44,7 @@ def _service(monkeypatch: pytest.MonkeyPatch, **auth: Any) -> Orchestrator:
     def fake_from_url(url: str, **kwargs: Any) -> Any:
         return fakeredis.FakeAsyncRedis(server=fake_server, **kwargs)
 
-    monkeypatch.setattr(events_module.aioredis.Redis, "from_url", fake_from_url)
+    monkeypatch.setattr(event_hub_module.aioredis.Redis, "from_url", fake_from_url)
     service = build_service(fake_server)
     if auth:
         service.settings.auth.anonymous = service.settings.auth.anonymous.model_copy(update=auth)

@@ -1,28 +1,30 @@
-"""Events: live Server-Sent Events (resumable with ``Last-Event-ID``) and the stored history.
+"""Events: live Server-Sent Events (resumable with ``Last-Event-ID``, a run's replayed from its start) and history.
 
-Why the stream and not pub/sub for SSE: each event's id is its Redis stream id, so a client that reconnects
-with ``Last-Event-ID`` gets exactly what it missed, then the live feed, with nothing lost in between.
+Why the stream ids: each SSE id is the event's Redis stream id, so a client that reconnects with
+``Last-Event-ID`` gets exactly what it missed, then the live feed, with nothing lost in between. Live events
+come from the process's one event reader (``orchestrator.event_hub``); a connection first subscribes, then
+catches up from the stream (after ``Last-Event-ID``) or from the run's event index (``run_id``), then
+follows the live feed, skipping what the catch-up already sent. A client too slow for its buffer gets an
+``overflow`` event whose ``id`` is the last event it received (reconnect with it) and is disconnected.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from orchestrator.errors import InputInvalidError
-from orchestrator.events import event_json
-from orchestrator.http.deps import AUTHENTICATED, ServiceDep
+from orchestrator import bounds, keys
+from orchestrator.event_hub import CLOSED, Delivery, EventHub, Subscription, with_id
+from orchestrator.events import event_json, stream_id_key, type_matches, type_of
+from orchestrator.http.deps import AUTHENTICATED, PrincipalDep, ServiceDep
 from orchestrator.http.routes import API_PREFIX
-from orchestrator.service import Orchestrator
 
 router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"], dependencies=AUTHENTICATED)
-PING_SECONDS = 15
-_STREAM_ID = re.compile(r"^\d+(-\d+)?$")
+CATCH_UP_BATCH = 500
 
 RunIdQuery = Annotated[str | None, Query(description="Only events of this run (correlation id)")]
 TypesQuery = Annotated[str | None, Query(description="Comma-separated event types; 'workflow.step.*' matches a prefix")]
@@ -33,42 +35,97 @@ def _types(raw: str | None) -> list[str] | None:
     return types or None
 
 
-def _stream_id(value: str | None, name: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not _STREAM_ID.match(value):
-        raise InputInvalidError(f"'{name}' must be an event id such as '1700000000000-0', got '{value}'", {name: value})
-    return value
+def _event(stream_id: str, raw: str) -> ServerSentEvent:
+    return ServerSentEvent(data=with_id(raw, stream_id), id=stream_id, event=type_of(raw))
+
+
+async def _catch_up(
+    hub: EventHub, run_id: str | None, types: list[str] | None, after: str | None, limit: int
+) -> AsyncIterator[tuple[str, str]]:
+    """Stored events after ``after`` (a run's from its event index when ``run_id`` is given), oldest first."""
+    client = hub.client()
+    if run_id:
+        ids: list[str] = await client.lrange(keys.event_index_key(run_id), -limit, -1)
+        floor = stream_id_key(after) if after else (-1, -1)
+        ids = [i for i in ids if stream_id_key(i) > floor]
+        for start in range(0, len(ids), CATCH_UP_BATCH):
+            pipe = client.pipeline(transaction=False)
+            for stream_id in ids[start : start + CATCH_UP_BATCH]:
+                pipe.xrange(keys.EVENTS_STREAM, min=stream_id, max=stream_id, count=1)
+            for entries in await pipe.execute():
+                for stream_id, fields in entries:
+                    yield stream_id, fields["e"]
+        return
+    if after is None:
+        return
+    cursor, sent = f"({after}", 0
+    while sent < limit:
+        batch = await client.xrange(keys.EVENTS_STREAM, min=cursor, max="+", count=CATCH_UP_BATCH)
+        if not batch:
+            return
+        for stream_id, fields in batch:
+            raw = fields["e"]
+            sent += 1
+            if not types or type_matches(type_of(raw), types):
+                yield stream_id, raw
+        cursor = f"({batch[-1][0]}"
 
 
 async def _feed(
-    service: Orchestrator, run_id: str | None, types: list[str] | None, after: str | None
+    hub: EventHub, sub: Subscription, run_id: str | None, types: list[str] | None, after: str | None, limit: int
 ) -> AsyncIterator[ServerSentEvent]:
-    async for event in service.events.stream(run_id=run_id, types=types, after=after, block_ms=PING_SECONDS * 1000):
-        if event is None:
-            continue  # idle: sse-starlette sends the keep-alive pings
-        yield ServerSentEvent(data=json.dumps(event_json(event)), id=event.stream_id, event=event.event_type)
+    last = after
+    try:
+        async for stream_id, raw in _catch_up(hub, run_id, types, after, limit):
+            if types and not type_matches(type_of(raw), types):
+                continue
+            last = stream_id
+            yield _event(stream_id, raw)
+        floor = stream_id_key(last) if last else (-1, -1)
+        while True:
+            item = await sub.queue.get()
+            if isinstance(item, Delivery):
+                if stream_id_key(item.stream_id) <= floor:
+                    continue  # already sent by the catch-up
+                last = item.stream_id
+                yield ServerSentEvent(data=item.data, id=item.stream_id, event=item.event_type)
+                continue
+            reason = "server shutting down" if item == CLOSED else "client too slow for its buffer"
+            data = {"reason": reason, "resume_after": last, "hint": "reconnect with Last-Event-ID = resume_after"}
+            yield ServerSentEvent(data=json.dumps(data), id=last, event="overflow" if item != CLOSED else "closed")
+            return
+    finally:
+        hub.unsubscribe(sub)
 
 
 @router.get(
     "",
     summary="Live events as Server-Sent Events (id = stream id, event = type, data = JSON envelope)",
     response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "The event stream"}
+    },
 )
-def stream_events(
+async def stream_events(
     service: ServiceDep,
-    run_id: RunIdQuery = None,
+    principal: PrincipalDep,
+    run_id: Annotated[
+        str | None, Query(description="Only events of this run, replayed from its start unless resuming")
+    ] = None,
     types: TypesQuery = None,
     last_event_id_query: Annotated[
         str | None, Query(alias="last_event_id", description="Resume after this event id")
     ] = None,
     last_event_id: Annotated[str | None, Header(description="Sent by EventSource on reconnect")] = None,
 ) -> EventSourceResponse:
-    after = _stream_id(last_event_id, "Last-Event-ID") or _stream_id(last_event_id_query, "last_event_id")
-    # Fix the starting point now, not when the body starts streaming: nothing published after the request
-    # arrived can be missed.
-    after = after or service.events.last_id()
-    return EventSourceResponse(_feed(service, run_id, _types(types), after), ping=PING_SECONDS)
+    after = bounds.stream_id(last_event_id, "Last-Event-ID") or bounds.stream_id(last_event_id_query, "last_event_id")
+    service.identifier(run_id, "run_id")
+    door = service.settings.frontdoor
+    type_list = _types(types)
+    sub = await service.hub.open(run_id=run_id, types=type_list, principal=principal.actor)
+    return EventSourceResponse(
+        _feed(service.hub, sub, run_id, type_list, after, door.replay_max_events), ping=door.stream_ping_seconds
+    )
 
 
 @router.get("/history", summary="Stored events, oldest first, strictly after the id 'after'")
@@ -79,9 +136,9 @@ def event_history(
     after: Annotated[str | None, Query(description="Only events after this event id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    events = service.event_history(run_id=run_id, types=_types(types), after=_stream_id(after, "after"), limit=limit)
+    events = service.event_history(run_id=run_id, types=_types(types), after=after, limit=limit)
     return {
         "events": [event_json(e) for e in events],
         "count": len(events),
-        "last_id": events[-1].stream_id if events else _stream_id(after, "after"),
+        "last_id": events[-1].stream_id if events else bounds.stream_id(after, "after"),
     }
