@@ -117,6 +117,7 @@ class EventHub:
         self.closed = False
         self.cursor = "$"
         self.delivered = 0
+        self.reads = 0  # XREAD calls that returned (an idle block counts too)
 
     # -- subscribing --------------------------------------------------------------------------------------------
     def subscribe(
@@ -232,6 +233,7 @@ class EventHub:
                     backoff = min(backoff * 2, 2.0)
                     continue
                 backoff = 0.05
+                self.reads += 1
                 for _stream, entries in batch or ():
                     for stream_id, fields in entries:
                         self.cursor = stream_id

@@ -76,6 +76,7 @@ def register_workflow_tools(mcp: FastMCP, service: Orchestrator, local: Principa
         """Start a workflow (from a template or a definition). Returns the run; with wait=true, the finished run."""
         principal = caller(local)
         with tool_errors("start_workflow"):
+            timeout = service.wait_seconds(timeout_seconds) if wait else 0.0  # ORCH_8003 above the cap
             view = await anyio.to_thread.run_sync(
                 lambda: service.start_workflow(
                     principal,
@@ -88,7 +89,6 @@ def register_workflow_tools(mcp: FastMCP, service: Orchestrator, local: Principa
                 )
             )
             if wait:
-                timeout = service.wait_seconds(timeout_seconds)  # ORCH_8003 above ORCH_FRONTDOOR__WAIT_MAX_SECONDS
                 view = await wait_with_progress(service, view.run_id, ctx, timeout=timeout)
             return run_json(view)
 
