@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerOperationalError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.bounds import clip
@@ -118,7 +118,13 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
+UNAVAILABLE_REPLIES = ("OOM", "LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN")
+
+
 async def _on_redis_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 ORCH_8009 when Redis is down or cannot serve now; any other reply error is a bug (ORCH_8010)."""
+    if isinstance(exc, ResponseError) and not str(exc).startswith(UNAVAILABLE_REPLIES):
+        return await _on_unexpected(request, exc)
     log.warning("Redis failed during %s %s: %s", request.method, request.url.path, type(exc).__name__)
     error = RedisUnavailableError(f"Redis did not answer ({type(exc).__name__}); nothing was changed, retry later")
     return error_response(error, request=request)
