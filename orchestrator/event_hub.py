@@ -31,6 +31,7 @@ from orchestrator.errors import RedisUnavailableError, TooManyStreamsError
 from orchestrator.events import correlation_of, type_matches, type_of
 
 log = logging.getLogger(__name__)
+SHORT_READS = 32  # concurrent short reads (run state, catch-up) on this process's async connection pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._client: Any = None
         self._ready: asyncio.Event | None = None
+        self._gate: asyncio.Semaphore | None = None
         self.closed = False
         self.cursor = "$"
         self.delivered = 0
@@ -198,9 +200,19 @@ class EventHub:
             self._streams.clear()
             self._loop, self._task, self._client = loop, None, None
             self._ready = asyncio.Event()
+            self._gate = asyncio.Semaphore(SHORT_READS)
             self.cursor = "$"
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._read(), name="orch-event-reader")
+
+    @property
+    def gate(self) -> asyncio.Semaphore:
+        """Hold it around each use of ``client()``: at most ``SHORT_READS`` connections, however many waits read
+        at once (the async pool refuses a request beyond its size instead of queueing it)."""
+        if self._gate is None:
+            self._ensure_reader()
+        assert self._gate is not None
+        return self._gate
 
     def client(self) -> Any:
         """This loop's async client for short reads (run state for waits); not the reader's connection."""

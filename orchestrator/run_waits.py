@@ -38,7 +38,8 @@ def settled(view: RunView) -> bool:
 
 
 async def read_run(hub: EventHub, run_id: str) -> RunView:
-    data = await hub.client().hgetall(keys.run_key(run_id))
+    async with hub.gate:
+        data = await hub.client().hgetall(keys.run_key(run_id))
     if not data:
         raise WorkflowNotFoundError(f"Run '{run_id}' not found (unknown id or expired)", {"run_id": run_id})
     return view_from_hash(data, run_id)

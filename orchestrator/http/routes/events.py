@@ -76,7 +76,9 @@ async def _feed(
 ) -> AsyncIterator[ServerSentEvent]:
     last = after
     try:
-        async for stream_id, raw in _catch_up(hub, run_id, types, after, limit):
+        async with hub.gate:  # the catch-up holds one pooled connection at most
+            caught_up = [entry async for entry in _catch_up(hub, run_id, types, after, limit)]
+        for stream_id, raw in caught_up:
             if types and not type_matches(type_of(raw), types):
                 continue
             last = stream_id
