@@ -197,7 +197,11 @@ def _list_latency(base: str, samples: int) -> dict[str, Any]:
     timings: dict[str, list[float]] = {"page": [], "by_status": []}
     with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
         for _ in range(samples):
-            for name, params in (("page", {"limit": 50}), ("by_status", {"limit": 50, "status": "pending"})):
+            pages: tuple[tuple[str, dict[str, str | int]], ...] = (
+                ("page", {"limit": 50}),
+                ("by_status", {"limit": 50, "status": "pending"}),
+            )
+            for name, params in pages:
                 started = time.perf_counter()
                 response = client.get("/api/workflows", params=params)
                 timings[name].append(time.perf_counter() - started)
