@@ -59,13 +59,21 @@ def check(value: Any, *, what: str, max_depth: int, max_bytes: int) -> None:
         )
 
 
-ECHO_CHARS = 200  # default of ORCH_FRONTDOOR__ERROR_ECHO_CHARS
+_echo = {"chars": 200}  # ORCH_FRONTDOOR__ERROR_ECHO_CHARS (set once per process by the service)
+
+
+def set_echo_chars(chars: int) -> None:
+    _echo["chars"] = chars
+
+
 MAX_STREAM_PART = 2**64 - 1  # Redis stream ids are two unsigned 64-bit numbers
 _STREAM_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
 
 
-def clip(text: str, limit: int = ECHO_CHARS) -> str:
-    """``text`` as safe to echo in an error: at most ``limit`` characters, lone surrogates escaped."""
+def clip(text: str, limit: int | None = None) -> str:
+    """``text`` as safe to echo in an error: at most ``limit`` (default: the setting) characters, lone surrogates
+    escaped."""
+    limit = limit or _echo["chars"]
     text = text.encode("utf-8", "backslashreplace").decode("utf-8") if not _encodable(text) else text
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 

@@ -8,8 +8,10 @@ a client that does not want it, and the SSE data (the envelope plus its ``id``) 
 once per client.
 
 A subscriber that cannot keep up (its queue is full) gets a final ``OVERFLOW`` item naming the last event it
-was given, and is dropped: one slow client never slows the reader or anyone else. ``close()`` (process
-shutdown) hands every subscriber ``CLOSED`` at once, so streams and waits end instead of holding the exit up.
+was given, and is dropped: one slow client never slows the reader or anyone else. After a batch the reader
+waits ``batch_ms`` before reading again, so under load each client gets one write per window, not per event.
+``close()`` (process shutdown) hands every subscriber ``CLOSED`` at once, so streams and waits end instead of
+holding the exit up.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -36,11 +38,25 @@ SHORT_READS = 32  # concurrent short reads (run state, catch-up) on this process
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One event as handed to subscribers: its stream id, type, and the SSE data (envelope JSON with ``id``)."""
+    """One event as handed to subscribers: its stream id, type, the envelope JSON with ``id``, and the whole SSE
+    frame, encoded once for every client that receives it."""
 
     stream_id: str
     event_type: str
     data: str
+    frame: bytes
+
+
+def sse_frame(stream_id: str | None, event_type: str, data: str) -> bytes:
+    """One Server-Sent Events message (``data`` is one line of JSON)."""
+    head = f"id: {stream_id}\n" if stream_id else ""
+    return f"{head}event: {event_type}\ndata: {data}\n\n".encode()
+
+
+def delivery(stream_id: str, raw: str, event_type: str | None = None) -> Delivery:
+    event_type = event_type if event_type is not None else type_of(raw)
+    data = with_id(raw, stream_id)
+    return Delivery(stream_id, event_type, data, sse_frame(stream_id, event_type, data))
 
 
 OVERFLOW = "overflow"
@@ -58,26 +74,35 @@ def with_id(raw: str, stream_id: str) -> str:
 
 
 class Subscription:
-    """A client's view of the bus: a bounded queue of ``Delivery`` items, then maybe ``OVERFLOW``/``CLOSED``."""
+    """A client's view of the bus: a bounded buffer of ``Delivery`` items, then maybe ``OVERFLOW``/``CLOSED``.
+
+    A deque and one wake-up flag rather than an ``asyncio.Queue``: the reader appends a whole batch of events
+    and wakes the consumer once, and the consumer takes everything waiting in one go (``drain``).
+    """
 
     def __init__(self, run_id: str | None, types: list[str] | None, size: int, principal: str | None) -> None:
         self.run_id = run_id
         self.types = types
         self.principal = principal
-        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=size + 1)  # +1: room for the final marker
+        self.items: deque[Item] = deque()
         self.size = size
         self.ended = False
+        self._wake = asyncio.Event()
 
     def wants(self, event_type: str) -> bool:
         return not self.types or type_matches(event_type, self.types)
 
-    def offer(self, item: Delivery) -> None:
-        if self.ended:
+    def offer_many(self, items: list[Delivery]) -> None:
+        """Append what this subscriber wants of a batch and wake it once (``OVERFLOW`` when it would not fit)."""
+        if self.types:
+            items = [item for item in items if type_matches(item.event_type, self.types)]
+        if self.ended or not items:
             return
-        if self.queue.qsize() >= self.size:
+        if len(self.items) + len(items) > self.size:
             self.end(OVERFLOW)
             return
-        self.queue.put_nowait(item)
+        self.items.extend(items)
+        self._wake.set()
 
     def end(self, marker: str) -> None:
         """Stop delivering; the consumer gets ``marker`` after what it already has (``CLOSED`` jumps the queue)."""
@@ -85,10 +110,21 @@ class Subscription:
             return
         self.ended = True
         if marker == CLOSED:
-            while not self.queue.empty():
-                self.queue.get_nowait()
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(marker)
+            self.items.clear()
+        self.items.append(marker)
+        self._wake.set()
+
+    async def drain(self, timeout: float) -> list[Item]:
+        """Everything waiting, oldest first, once there is something; ``[]`` after ``timeout`` seconds of nothing."""
+        if not self.items:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                return []
+        taken = list(self.items)
+        self.items.clear()
+        return taken
 
 
 class EventHub:
@@ -102,12 +138,14 @@ class EventHub:
         queue_events: int = 1000,
         max_streams_per_principal: int = 64,
         socket_timeout: float = 5.0,
+        batch_ms: int = 100,
     ) -> None:
         self.url = url
         self.block_ms = block_ms
         self.queue_events = queue_events
         self.max_streams = max_streams_per_principal
         self.socket_timeout = socket_timeout
+        self.batch_seconds = batch_ms / 1000
         self._by_run: dict[str, set[Subscription]] = defaultdict(set)
         self._all: set[Subscription] = set()
         self._streams: dict[str, int] = defaultdict(int)
@@ -118,7 +156,6 @@ class EventHub:
         self._gate: asyncio.Semaphore | None = None
         self.closed = False
         self.cursor = "$"
-        self.delivered = 0
         self.reads = 0  # XREAD calls that returned (an idle block counts too)
 
     # -- subscribing --------------------------------------------------------------------------------------------
@@ -247,27 +284,40 @@ class EventHub:
                 backoff = 0.05
                 self.reads += 1
                 for _stream, entries in batch or ():
-                    for stream_id, fields in entries:
-                        self.cursor = stream_id
-                        self._fan_out(stream_id, fields.get("e", ""))
+                    if entries:
+                        self.cursor = entries[-1][0]
+                        self._fan_out_batch([(stream_id, fields.get("e", "")) for stream_id, fields in entries])
+                if batch and self.batch_seconds:
+                    # A burst: let the next events gather, so each client gets one write per window rather than
+                    # one per event (the first event after a quiet period still goes out at once).
+                    await asyncio.sleep(self.batch_seconds)
         finally:
             with contextlib.suppress(Exception):
                 await reader.aclose()
 
     def _fan_out(self, stream_id: str, raw: str) -> None:
+        self._fan_out_batch([(stream_id, raw)])
+
+    def _fan_out_batch(self, entries: list[tuple[str, str]]) -> None:
+        """Hand one XREAD batch to every subscriber that wants some of it: one append of a list and one wake-up
+        per subscriber and batch; each event is encoded once, and only if somebody wants it."""
         if not self._all and not self._by_run:
             return
-        run_subs = self._by_run.get(correlation_of(raw) or "", ()) if self._by_run else ()
-        if not self._all and not run_subs:
-            return
-        event_type = type_of(raw)
-        item: Delivery | None = None
-        for sub in (*self._all, *run_subs):
-            if sub.wants(event_type):
-                if item is None:
-                    item = Delivery(stream_id, event_type, with_id(raw, stream_id))
-                sub.offer(item)
-                self.delivered += 1
+        by_run: dict[str, list[Delivery]] = defaultdict(list)
+        every: list[Delivery] = []
+        for stream_id, raw in entries:
+            run_id = correlation_of(raw) or ""
+            if not self._all and run_id not in self._by_run:
+                continue
+            item = delivery(stream_id, raw)
+            every.append(item)
+            if run_id in self._by_run:
+                by_run[run_id].append(item)
+        for sub in self._all:
+            sub.offer_many(every)
+        for run_id, items in by_run.items():
+            for sub in self._by_run.get(run_id, ()):
+                sub.offer_many(items)
 
     # -- shutdown -----------------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -65,24 +65,27 @@ async def wait_for_run(
                     f"Run '{run_id}' still {view.status.value} after {timeout:g}s (it keeps running)",
                     {"run_id": run_id, "status": view.status.value},
                 )
-            try:
-                item = await asyncio.wait_for(sub.queue.get(), min(remaining, RECHECK_SECONDS))
-            except TimeoutError:
+            items = await sub.drain(min(remaining, RECHECK_SECONDS))
+            if not items:
                 view = await read_run(hub, run_id)
                 continue
-            if item == CLOSED:
-                raise ShuttingDownError(
-                    f"The server is shutting down; run '{run_id}' keeps running (read it with GET "
-                    f"/api/workflows/{run_id})",
-                    {"run_id": run_id},
-                )
-            if not isinstance(item, Delivery):  # overflow: this wait fell behind; keep polling the run
-                hub.unsubscribe(sub)
-                sub = await hub.open(run_id=run_id)
-                continue
-            if on_event is not None:
-                await on_event(decode(item.data, item.stream_id))  # the extra "id" field is ignored
-            if item.event_type in RUN_CLOSING_EVENTS:
+            closing = False
+            for item in items:
+                if item == CLOSED:
+                    raise ShuttingDownError(
+                        f"The server is shutting down; run '{run_id}' keeps running (read it with GET "
+                        f"/api/workflows/{run_id})",
+                        {"run_id": run_id},
+                    )
+                if not isinstance(item, Delivery):  # overflow: this wait fell behind; follow the run afresh
+                    hub.unsubscribe(sub)
+                    sub = await hub.open(run_id=run_id)
+                    closing = True
+                    break
+                if on_event is not None:
+                    await on_event(decode(item.data, item.stream_id))  # the extra "id" field is ignored
+                closing = closing or item.event_type in RUN_CLOSING_EVENTS
+            if closing:
                 view = await read_run(hub, run_id)
                 if view.status.is_terminal:
                     return view

@@ -125,6 +125,7 @@ class Orchestrator:
         self.messenger = Messenger(self.redis, self.app, self.events, self.audit)
         self.chatdesk = ChatDesk(self)
         self.closing = threading.Event()  # set on shutdown: waits end at once
+        bounds.set_echo_chars(settings.frontdoor.error_echo_chars)
 
     # -- front-door plumbing: the process's event hub, waits, shutdown ----------------------------------------
     @cached_property
@@ -137,6 +138,7 @@ class Orchestrator:
             queue_events=door.stream_queue_events,
             max_streams_per_principal=door.max_streams_per_principal,
             socket_timeout=self.settings.redis.socket_timeout,
+            batch_ms=door.stream_batch_ms,
         )
 
     def shutdown(self) -> None:

@@ -157,6 +157,9 @@ class FrontDoorSettings(BaseModel):
     stream_queue_events: int = Field(default=1000, ge=10, le=1_000_000, description="Per-client buffer")
     stream_ping_seconds: float = Field(default=15.0, gt=0, le=300, description="Keep-alive comment interval")
     stream_block_ms: int = Field(default=5000, ge=10, le=60_000, description="XREAD BLOCK of the event reader")
+    stream_batch_ms: int = Field(
+        default=100, ge=0, le=1000, description="After a burst, gather events this long before fanning out again"
+    )
     replay_max_events: int = Field(default=10_000, ge=1, le=1_000_000, description="Catch-up on connect")
     wait_max_seconds: float = Field(default=300.0, gt=0, le=86_400, description="Longest wait=true / wait_for_run")
     max_blocking_waits: int = Field(default=64, ge=1, le=10_000, description="Chat requests waiting at once")

@@ -64,6 +64,15 @@ def _ms(values: list[float], q: float) -> float:
     return round(ordered[rank] * 1000, 2)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (where each phase's CPU went)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -121,7 +130,9 @@ def _sse_clients(base: str, count: int) -> Iterator[dict[str, Any]]:
         first = process.stdout.readline().strip()
         if first != "ready":
             raise BrokerUnavailableError(f"the SSE clients did not connect: {first or process.stdout.read()}")
+        outcome["pid"] = process.pid
         yield outcome
+        outcome["cpu_seconds"] = round(_cpu_seconds(process.pid), 2)
         process.stdin.close()
         outcome.update(json.loads(process.stdout.readline() or "{}"))
     finally:
@@ -226,10 +237,14 @@ def measure_frontdoor(config: FrontdoorConfig, progress: Callable[[str], None] =
         with _api(handle.url, data_dir, config.sse_clients) as (base, api):
             before = {"redis_mb": round(redis.info("memory")["used_memory"] / 2**20, 1), "api_rss_mb": _rss_mb(api.pid)}
             progress(f"{config.workflows} starts at concurrency {config.concurrency}, no SSE clients...")
+            cpu = _cpu_seconds(api.pid)
             without = asyncio.run(_start_load(base, config))
+            without["api_cpu_seconds"] = round(_cpu_seconds(api.pid) - cpu, 2)
             progress(f"the same with {config.sse_clients} SSE clients attached...")
             with _sse_clients(base, config.sse_clients) as sse:
+                cpu = _cpu_seconds(api.pid)
                 with_sse = asyncio.run(_start_load(base, config))
+                with_sse["api_cpu_seconds"] = round(_cpu_seconds(api.pid) - cpu, 2)
                 with_sse["api_rss_mb_with_clients"] = _rss_mb(api.pid)
             with_sse["sse"] = sse
             progress(f"filling the store to {config.list_runs} runs, then timing one page of the listing...")

@@ -30,14 +30,14 @@ async def consume(url: str, run_id: str, after: str, expected: int, timeout: flo
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            try:
-                item = await asyncio.wait_for(sub.queue.get(), remaining)
-            except TimeoutError:
+            items = await sub.drain(remaining)
+            if not items:
                 break
-            if not isinstance(item, Delivery):
-                break
-            received += 1
+            got = sum(1 for item in items if isinstance(item, Delivery))
+            received += got
             last_at = time.monotonic()
+            if got < len(items):
+                break
     finally:
         hub.unsubscribe(sub)
         hub.close()

@@ -139,12 +139,12 @@ def test_a_slow_subscriber_gets_overflow_and_is_dropped_and_close_ends_everyone(
         other = hub.subscribe(run_id="run-1")
         for n in range(3):
             hub._fan_out(f"1-{n}", f'{{"event_type":"x.y","correlation_id":"run-{n}"}}')
-        items = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
+        items = await slow.drain(1)
         assert [i.stream_id for i in items if isinstance(i, Delivery)] == ["1-0", "1-1"]
         assert items[-1] == OVERFLOW
-        assert [i.stream_id for i in [other.queue.get_nowait()] if isinstance(i, Delivery)] == ["1-1"]
+        assert [i.stream_id for i in await other.drain(1) if isinstance(i, Delivery)] == ["1-1"]
         hub.close()
-        assert other.queue.get_nowait() == CLOSED
+        assert await other.drain(1) == [CLOSED]
         hub.unsubscribe(slow)
         hub.unsubscribe(other)
         assert hub.subscribers == 0

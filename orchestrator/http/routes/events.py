@@ -6,6 +6,8 @@ come from the process's one event reader (``orchestrator.event_hub``); a connect
 catches up from the stream (after ``Last-Event-ID``) or from the run's event index (``run_id``), then
 follows the live feed, skipping what the catch-up already sent. A client too slow for its buffer gets an
 ``overflow`` event whose ``id`` is the last event it received (reconnect with it) and is disconnected.
+The body is written directly (not through an SSE library) so that one write carries every frame waiting for a
+client: fan-out to hundreds of clients costs one send per client per burst, not one per event.
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from fastapi.responses import StreamingResponse
 
 from orchestrator import bounds, keys
-from orchestrator.event_hub import CLOSED, Delivery, EventHub, Subscription, with_id
+from orchestrator.event_hub import CLOSED, OVERFLOW, Delivery, EventHub, Subscription, delivery, sse_frame
 from orchestrator.events import event_json, stream_id_key, type_matches, type_of
 from orchestrator.http.deps import AUTHENTICATED, PrincipalDep, ServiceDep
 from orchestrator.http.routes import API_PREFIX
 
 router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"], dependencies=AUTHENTICATED)
 CATCH_UP_BATCH = 500
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 RunIdQuery = Annotated[str | None, Query(description="Only events of this run (correlation id)")]
 TypesQuery = Annotated[str | None, Query(description="Comma-separated event types; 'workflow.step.*' matches a prefix")]
@@ -33,10 +36,6 @@ TypesQuery = Annotated[str | None, Query(description="Comma-separated event type
 def _types(raw: str | None) -> list[str] | None:
     types = [t.strip() for t in (raw or "").split(",") if t.strip()]
     return types or None
-
-
-def _event(stream_id: str, raw: str) -> ServerSentEvent:
-    return ServerSentEvent(data=with_id(raw, stream_id), id=stream_id, event=type_of(raw))
 
 
 async def _catch_up(
@@ -54,7 +53,8 @@ async def _catch_up(
                 pipe.xrange(keys.EVENTS_STREAM, min=stream_id, max=stream_id, count=1)
             for entries in await pipe.execute():
                 for stream_id, fields in entries:
-                    yield stream_id, fields["e"]
+                    if not types or type_matches(type_of(fields["e"]), types):
+                        yield stream_id, fields["e"]
         return
     if after is None:
         return
@@ -72,30 +72,47 @@ async def _catch_up(
 
 
 async def _feed(
-    hub: EventHub, sub: Subscription, run_id: str | None, types: list[str] | None, after: str | None, limit: int
-) -> AsyncIterator[ServerSentEvent]:
+    hub: EventHub,
+    sub: Subscription,
+    run_id: str | None,
+    types: list[str] | None,
+    after: str | None,
+    *,
+    limit: int,
+    ping_seconds: float,
+) -> AsyncIterator[bytes]:
+    """The SSE body. Each write carries every frame waiting in the client's queue: under load one send covers many
+    events (the frames themselves were encoded once per event by the hub, not once per client)."""
     last = after
     try:
+        yield b": connected\n\n"
         async with hub.gate:  # the catch-up holds one pooled connection at most
             caught_up = [entry async for entry in _catch_up(hub, run_id, types, after, limit)]
-        for stream_id, raw in caught_up:
-            if types and not type_matches(type_of(raw), types):
-                continue
-            last = stream_id
-            yield _event(stream_id, raw)
-        floor = stream_id_key(last) if last else (-1, -1)
+        if caught_up:
+            last = caught_up[-1][0]
+            yield b"".join(delivery(stream_id, raw).frame for stream_id, raw in caught_up)
+        floor: tuple[int, int] | None = stream_id_key(last) if last else None
         while True:
-            item = await sub.queue.get()
-            if isinstance(item, Delivery):
-                if stream_id_key(item.stream_id) <= floor:
-                    continue  # already sent by the catch-up
-                last = item.stream_id
-                yield ServerSentEvent(data=item.data, id=item.stream_id, event=item.event_type)
+            items = await sub.drain(ping_seconds)
+            if not items:
+                yield b": ping\n\n"
                 continue
-            reason = "server shutting down" if item == CLOSED else "client too slow for its buffer"
-            data = {"reason": reason, "resume_after": last, "hint": "reconnect with Last-Event-ID = resume_after"}
-            yield ServerSentEvent(data=json.dumps(data), id=last, event="overflow" if item != CLOSED else "closed")
-            return
+            marker = items.pop() if not isinstance(items[-1], Delivery) else None  # markers only come last
+            live: list[Delivery] = items  # type: ignore[assignment]
+            if floor is not None and live:  # until the live feed passes what the catch-up sent
+                live = [item for item in live if stream_id_key(item.stream_id) > floor]
+                floor = None if live else floor
+            if live:
+                last = live[-1].stream_id
+            frames = [item.frame for item in live]
+            if marker is not None:
+                reason = "server shutting down" if marker == CLOSED else "client too slow for its buffer"
+                data = {"reason": reason, "resume_after": last, "hint": "reconnect with Last-Event-ID"}
+                frames.append(sse_frame(last, "closed" if marker == CLOSED else OVERFLOW, json.dumps(data)))
+            if frames:
+                yield b"".join(frames)
+            if marker is not None:
+                return
     finally:
         hub.unsubscribe(sub)
 
@@ -103,7 +120,7 @@ async def _feed(
 @router.get(
     "",
     summary="Live events as Server-Sent Events (id = stream id, event = type, data = JSON envelope)",
-    response_class=EventSourceResponse,
+    response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "The event stream"}
     },
@@ -119,15 +136,16 @@ async def stream_events(
         str | None, Query(alias="last_event_id", description="Resume after this event id")
     ] = None,
     last_event_id: Annotated[str | None, Header(description="Sent by EventSource on reconnect")] = None,
-) -> EventSourceResponse:
+) -> StreamingResponse:
     after = bounds.stream_id(last_event_id, "Last-Event-ID") or bounds.stream_id(last_event_id_query, "last_event_id")
     service.identifier(run_id, "run_id")
     door = service.settings.frontdoor
     type_list = _types(types)
     sub = await service.hub.open(run_id=run_id, types=type_list, principal=principal.actor)
-    return EventSourceResponse(
-        _feed(service.hub, sub, run_id, type_list, after, door.replay_max_events), ping=door.stream_ping_seconds
+    feed = _feed(
+        service.hub, sub, run_id, type_list, after, limit=door.replay_max_events, ping_seconds=door.stream_ping_seconds
     )
+    return StreamingResponse(feed, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.get("/history", summary="Stored events, oldest first, strictly after the id 'after'")
