@@ -17,15 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
-from orchestrator import __version__, audit_anchor, bounds, keys, redis_client
-from orchestrator import events as ev
-from orchestrator.agents import AgentDirectory
-from orchestrator.audit import AuditLog
+from orchestrator import __version__, bounds, keys
 from orchestrator.catalog import get_action, get_agent, validate_params
-from orchestrator.celery_app import create_celery
-from orchestrator.chatdesk import ChatDesk
-from orchestrator.deadletters import DeadLetters
-from orchestrator.dispatch import Dispatcher
+from orchestrator.chat.desk import ChatDesk
+from orchestrator.chat.rules_file import RoutingRulesFile
+from orchestrator.dispatch.dispatcher import Dispatcher
+from orchestrator.dispatch.messaging import Messenger
+from orchestrator.dispatch.reconciler import Reconciler
 from orchestrator.errors import (
     InputInvalidError,
     OrchestratorError,
@@ -35,24 +33,28 @@ from orchestrator.errors import (
     WorkflowDefinitionInvalidError,
     WorkflowTimeoutError,
 )
-from orchestrator.event_hub import EventHub
-from orchestrator.events import EventBus
-from orchestrator.messaging import Messenger
 from orchestrator.models.chat import ChatRequest, ChatResponse, ClarificationResponse, ClarifyRequest
 from orchestrator.models.common import Priority, iso_now
 from orchestrator.models.events import AuditEntry, Event
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import Template, WorkflowDefinition, WorkflowStep
-from orchestrator.policy import PolicyGate, load_table
-from orchestrator.principals import Principal, require
-from orchestrator.reconciler import Reconciler
-from orchestrator.redis_client import RedisClient, get_redis
-from orchestrator.rules_file import RoutingRulesFile
-from orchestrator.runs import RunStore
+from orchestrator.runtime import redis_client
+from orchestrator.runtime.celery_app import create_celery
+from orchestrator.runtime.redis_client import RedisClient, get_redis
+from orchestrator.security.policy import PolicyGate, load_table
+from orchestrator.security.principals import Principal, require
 from orchestrator.settings import Settings
+from orchestrator.state import audit_anchor
+from orchestrator.state import events as ev
+from orchestrator.state.agents import AgentDirectory
+from orchestrator.state.audit import AuditLog
+from orchestrator.state.deadletters import DeadLetters
+from orchestrator.state.event_hub import EventHub
+from orchestrator.state.events import EventBus
+from orchestrator.state.runs import RunStore
+from orchestrator.state.worklog import build_worklog
 from orchestrator.workflows.dag import plan as plan_workflow
 from orchestrator.workflows.templates import TemplateRegistry
-from orchestrator.worklog import build_worklog
 
 if TYPE_CHECKING:
     from orchestrator.models.schedule import ScheduleSpec, ScheduleView
@@ -163,7 +165,7 @@ class Orchestrator:
         self, run_id: str, *, timeout: float, on_event: Callable[[Event], Awaitable[None]] | None = None
     ) -> RunView:
         """``wait_for_run`` for the event loop: no thread held, deadline kept whatever the bus carries."""
-        from orchestrator.run_waits import wait_for_run
+        from orchestrator.state.run_waits import wait_for_run
 
         if self.closing.is_set():
             raise ShuttingDownError("The server is shutting down; retry on another instance", {"run_id": run_id})
@@ -269,7 +271,7 @@ class Orchestrator:
         bounds.check(value or {}, what=what, max_depth=limits.max_param_depth, max_bytes=limits.max_param_bytes)
 
     def _reserve_key(self, key: str) -> str:
-        from orchestrator.dispatch import new_run_id
+        from orchestrator.dispatch.dispatcher import new_run_id
 
         run_id = new_run_id()
         if not self.redis.set(
@@ -636,7 +638,7 @@ class Orchestrator:
         limit: int = 50,
     ) -> tuple[list[RunView], int]:
         """Runs created in ``[since, until]``, newest first, paged (reads only that slice of the run index)."""
-        from orchestrator.run_listing import list_runs_between
+        from orchestrator.state.run_listing import list_runs_between
 
         return list_runs_between(
             self.redis, status=status, template_id=template_id, since=since, until=until, offset=offset, limit=limit

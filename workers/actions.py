@@ -24,7 +24,7 @@ from typing import Any
 from orchestrator import keys
 from orchestrator.catalog import ActionSpec, get_action, validate_params
 from orchestrator.errors import OrchestratorError, TaskInvalidError, TaskTimeoutError
-from orchestrator.redis_client import get_redis
+from orchestrator.runtime.redis_client import get_redis
 from orchestrator.settings import AgentSettings, get_settings
 from workers.context import ActionContext
 from workers.handlers import HANDLERS

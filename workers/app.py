@@ -11,7 +11,7 @@ from typing import Any
 
 from celery.signals import setup_logging, worker_process_shutdown, worker_ready, worker_shutdown
 
-from orchestrator.celery_app import create_celery
+from orchestrator.runtime.celery_app import create_celery
 from orchestrator.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def _json_logging(loglevel: Any = None, **_: Any) -> None:
     """
     import logging
 
-    from orchestrator.logging_config import configure_logging
+    from orchestrator.runtime.logging_config import configure_logging
 
     level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel
     configure_logging(str(level or get_settings().log_level))

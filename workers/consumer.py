@@ -16,11 +16,12 @@ from typing import Any
 from celery.worker.consumer import Consumer
 from vine import promise
 
-from orchestrator import events as ev
-from orchestrator import keys, outcome_metrics
+from orchestrator import keys
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import Event
-from orchestrator.redis_client import execute_pipeline
+from orchestrator.runtime.redis_client import execute_pipeline
+from orchestrator.state import events as ev
+from orchestrator.state import outcome_metrics
 
 log = logging.getLogger(__name__)
 

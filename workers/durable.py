@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from orchestrator.redis_client import TRANSIENT_ERRORS
+from orchestrator.runtime.redis_client import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from orchestrator import keys
 from orchestrator.models.common import iso_now
-from orchestrator.redis_client import get_redis
+from orchestrator.runtime.redis_client import get_redis
 from orchestrator.settings import get_settings
 from workers.instance import instance_id
 

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 
-from orchestrator.runs import Lease
+from orchestrator.state.runs import Lease
 
 _MAIN_PID = os.getpid()
 _HOST = socket.gethostname()

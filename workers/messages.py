@@ -8,10 +8,11 @@ from typing import Any
 from celery import shared_task
 from celery.signals import task_revoked
 
-from orchestrator import deadletters, keys, outcome_metrics
-from orchestrator import events as ev
+from orchestrator import keys
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import Event
+from orchestrator.state import deadletters, outcome_metrics
+from orchestrator.state import events as ev
 from workers.runtime import runtime
 
 INBOX_MAX = 10_000

@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator import events as ev
-from orchestrator import outcome_metrics
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import Event
-from orchestrator.redis_client import execute_pipeline
+from orchestrator.runtime.redis_client import execute_pipeline
+from orchestrator.state import events as ev
+from orchestrator.state import outcome_metrics
 from workers.runtime import WorkerRuntime
 
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,256}")

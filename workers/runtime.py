@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from orchestrator import redis_client
-from orchestrator.audit import AuditLog
-from orchestrator.events import EventBus
-from orchestrator.outbox import Outbox
-from orchestrator.policy import PolicyGate, load_table
-from orchestrator.redis_client import RedisClient, get_redis
-from orchestrator.runs import RunStore
+from orchestrator.runtime import redis_client
+from orchestrator.runtime.redis_client import RedisClient, get_redis
+from orchestrator.security.policy import PolicyGate, load_table
 from orchestrator.settings import Settings, get_settings
+from orchestrator.state.audit import AuditLog
+from orchestrator.state.events import EventBus
+from orchestrator.state.outbox import Outbox
+from orchestrator.state.runs import RunStore
 
 
 @dataclass

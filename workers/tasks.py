@@ -22,9 +22,7 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from celery import Task, shared_task
 from celery.exceptions import Reject, Retry
 
-from orchestrator import events as ev
 from orchestrator import keys
-from orchestrator import step_records as records
 from orchestrator.errors import (
     DeliveryLimitError,
     OrchestratorError,
@@ -34,12 +32,14 @@ from orchestrator.errors import (
     TaskExecutionError,
     TaskTimeoutError,
 )
-from orchestrator.logging_config import agent_name, correlation_id
 from orchestrator.models.common import Access, FailurePolicy, StepStatus
 from orchestrator.models.run import ErrorInfo
 from orchestrator.models.workflow import PlannedStep
-from orchestrator.runs import BeginResult, FinishResult, Lease, Records
-from orchestrator.step_records import run_error_for
+from orchestrator.runtime.logging_config import agent_name, correlation_id
+from orchestrator.state import events as ev
+from orchestrator.state import step_records as records
+from orchestrator.state.runs import BeginResult, FinishResult, Lease, Records
+from orchestrator.state.step_records import run_error_for
 from workers import faults, idempotency
 from workers.actions import execute_action
 from workers.celery_outcome import StepFailed, may_fail, step_failed

@@ -16,11 +16,11 @@ import time
 from typing import Any
 
 from orchestrator import keys
-from orchestrator import step_records as records
 from orchestrator.errors import TaskTimeoutError
 from orchestrator.models.common import FailurePolicy, StepStatus
 from orchestrator.models.run import ErrorInfo
-from orchestrator.step_records import run_error_for
+from orchestrator.state import step_records as records
+from orchestrator.state.step_records import run_error_for
 from workers.instance import lease_for
 from workers.messages_guard import StepMessage
 from workers.runtime import WorkerRuntime

@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.embedded import free_port, start_embedded
 from orchestrator.errors import AgentUnavailableError
+from orchestrator.runtime.embedded import free_port, start_embedded
 
-CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
+CLI = [sys.executable, "-c", "from orchestrator.cli.app import main; main()"]
 
 
 @dataclass(frozen=True)

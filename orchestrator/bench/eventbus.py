@@ -20,8 +20,8 @@ from typing import Any
 from uuid import uuid4
 
 from orchestrator.errors import EventDispatchError
-from orchestrator.events import EventBus
 from orchestrator.models.events import Event
+from orchestrator.state.events import EventBus
 
 EVENT_BATCH = 200  # events per publish_many call in the batched measurement
 

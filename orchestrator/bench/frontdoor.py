@@ -29,11 +29,11 @@ from uuid import uuid4
 import httpx2 as httpx
 
 from orchestrator.bench.orchestrated import AGENT_ID, chain_definition
-from orchestrator.embedded import free_port, start_embedded
 from orchestrator.errors import BrokerUnavailableError
-from orchestrator.procs import WorkerPool
-from orchestrator.redis_client import get_redis
-from orchestrator.runs import RunStore
+from orchestrator.runtime.embedded import free_port, start_embedded
+from orchestrator.runtime.procs import WorkerPool
+from orchestrator.runtime.redis_client import get_redis
+from orchestrator.state.runs import RunStore
 from orchestrator.workflows.dag import plan
 
 TOKEN = f"bench-{uuid4().hex}"  # a fresh token per bench run
@@ -95,7 +95,7 @@ def _api(url: str, data_dir: Path, streams: int) -> Iterator[tuple[str, subproce
         "ORCH_LOG_LEVEL": "WARNING",
         "ORCH_BROKER_URL": "",
     }
-    command = [sys.executable, "-c", "from orchestrator.cli import main; main()", "api", "--port", str(port)]
+    command = [sys.executable, "-c", "from orchestrator.cli.app import main; main()", "api", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -18,10 +18,10 @@ from celery import Celery
 
 from orchestrator.bench.config import BenchConfig
 from orchestrator.bench.orchestrated import AGENT_ID
-from orchestrator.embedded import RedisHandle, start_embedded
-from orchestrator.principals import Principal
-from orchestrator.procs import WorkerPool
-from orchestrator.redis_client import RedisClient, get_redis
+from orchestrator.runtime.embedded import RedisHandle, start_embedded
+from orchestrator.runtime.procs import WorkerPool
+from orchestrator.runtime.redis_client import RedisClient, get_redis
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
 from orchestrator.settings import RedisSettings, Settings
 

@@ -17,8 +17,8 @@ from orchestrator.bench.orchestrated import chain_definition
 from orchestrator.errors import StateWriteError
 from orchestrator.models.common import RunStatus, StepStatus
 from orchestrator.models.workflow import WorkflowPlan
-from orchestrator.redis_client import RedisClient
-from orchestrator.runs import RunStore
+from orchestrator.runtime.redis_client import RedisClient
+from orchestrator.state.runs import RunStore
 from orchestrator.workflows.dag import plan
 
 

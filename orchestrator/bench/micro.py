@@ -11,9 +11,9 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from orchestrator.audit import measure_append
 from orchestrator.models.workflow import WorkflowDefinition, WorkflowStep
-from orchestrator.redis_client import RedisClient
+from orchestrator.runtime.redis_client import RedisClient
+from orchestrator.state.audit import measure_append
 from orchestrator.workflows.compiler import compile_plan
 from orchestrator.workflows.dag import plan
 from policies import decide

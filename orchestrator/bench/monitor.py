@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
-from orchestrator.redis_client import RedisClient
+from orchestrator.runtime.redis_client import RedisClient
 
 
 @dataclass

@@ -23,12 +23,12 @@ from pathlib import Path
 from uuid import uuid4
 
 from orchestrator import keys
-from orchestrator.embedded import start_embedded
 from orchestrator.errors import WorkflowTimeoutError
 from orchestrator.models.workflow import WorkflowDefinition, WorkflowStep
-from orchestrator.principals import Principal
-from orchestrator.procs import WorkerPool
-from orchestrator.redis_client import get_redis
+from orchestrator.runtime.embedded import start_embedded
+from orchestrator.runtime.procs import WorkerPool
+from orchestrator.runtime.redis_client import get_redis
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
 from orchestrator.settings import RedisSettings, Settings
 

@@ -20,7 +20,7 @@ from orchestrator import __version__
 from orchestrator.bench.eventbus import EVENT_BATCH, EventBusFigure
 from orchestrator.bench.micro import DECISION_CASES
 from orchestrator.bench.stats import overhead_ratio, spread
-from orchestrator.redis_client import RedisClient
+from orchestrator.runtime.redis_client import RedisClient
 
 if TYPE_CHECKING:
     from orchestrator.bench.runner import BenchResults, ShapeResult

@@ -17,8 +17,8 @@ from orchestrator.bench.bare import BareCanvases
 from orchestrator.bench.config import BenchConfig
 from orchestrator.bench.waiting import celery_probe, run_probe, wait_all
 from orchestrator.models.workflow import WorkflowDefinition
-from orchestrator.principals import Principal
-from orchestrator.redis_client import RedisClient
+from orchestrator.runtime.redis_client import RedisClient
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from orchestrator.event_hub import Delivery, EventHub
+from orchestrator.state.event_hub import Delivery, EventHub
 
 
 async def consume(url: str, run_id: str, after: str, expected: int, timeout: float) -> dict[str, Any]:

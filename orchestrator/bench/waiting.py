@@ -16,7 +16,7 @@ from celery import Celery
 
 from orchestrator import keys
 from orchestrator.errors import TaskExecutionError, WorkflowStepFailedError, WorkflowTimeoutError
-from orchestrator.redis_client import RedisClient
+from orchestrator.runtime.redis_client import RedisClient
 
 # A probe says, for each id, whether it is done; it raises when one failed.
 Probe = Callable[[Sequence[str]], list[bool]]

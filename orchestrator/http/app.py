@@ -40,6 +40,7 @@ from orchestrator.http.routes import (
 from orchestrator.http.sessions import SessionStore
 from orchestrator.http.ui import install_ui
 from orchestrator.mcp import create_mcp
+from orchestrator.mcp.auth import ShapedAuthErrors
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings, get_settings
 
@@ -98,7 +99,7 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
         app.include_router(module.router)
     install_docs(app, f"{API_PREFIX}/openapi.json")
     install_ui(app)
-    app.mount(MCP_PATH, mcp_app)
+    app.mount(MCP_PATH, ShapedAuthErrors(mcp_app))
     app.add_middleware(InputLimitMiddleware, max_chars=settings.frontdoor.max_identifier_chars)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(

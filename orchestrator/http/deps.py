@@ -20,7 +20,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from orchestrator.http.sessions import COOKIE_NAME, CSRF_HEADER, SAFE_METHODS, SessionStore
-from orchestrator.principals import Principal, anonymous_principal, authenticate
+from orchestrator.security.principals import Principal, anonymous_principal, authenticate
 from orchestrator.service import Orchestrator
 
 bearer_scheme = HTTPBearer(auto_error=False, description="A token from ORCH_AUTH__TOKENS (or `itom-orch up`)")

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.errors import InputInvalidError, PayloadTooLargeError
 from orchestrator.http.errors import error_response
-from orchestrator.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from orchestrator.metrics.prometheus import HTTP_LATENCY, HTTP_REQUESTS
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:

@@ -22,8 +22,8 @@ from typing import Any
 
 from orchestrator import keys
 from orchestrator.errors import AuthenticationError
-from orchestrator.principals import Principal, authenticate
-from orchestrator.redis_client import RedisClient
+from orchestrator.runtime.redis_client import RedisClient
+from orchestrator.security.principals import Principal, authenticate
 from orchestrator.settings import Settings
 
 COOKIE_NAME = "orch_session"

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from orchestrator.bounds import clip
 from orchestrator.errors import BrokerUnavailableError, InputInvalidError, OrchestratorError, RedisUnavailableError
-from orchestrator.metrics import MCP_TOOL_CALLS
+from orchestrator.metrics.prometheus import MCP_TOOL_CALLS
 
 
 def tool_error(error: OrchestratorError) -> ToolError:

@@ -15,7 +15,7 @@ from orchestrator.mcp.auth import OrchestratorTokenVerifier
 from orchestrator.mcp.tools_registry import register_registry_tools
 from orchestrator.mcp.tools_schedules import register_schedule_tools
 from orchestrator.mcp.tools_workflows import register_workflow_tools
-from orchestrator.principals import Principal
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
 
 SERVER_NAME = "itom-orchestrator"

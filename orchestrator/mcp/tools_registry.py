@@ -15,7 +15,7 @@ from pydantic import Field
 from orchestrator.mcp import views
 from orchestrator.mcp.auth import caller
 from orchestrator.mcp.errors import tool_errors
-from orchestrator.principals import Principal
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
 
 AgentId = Annotated[str, Field(description="Agent id, e.g. 'cmdb-agent' (see get_agent_registry)")]

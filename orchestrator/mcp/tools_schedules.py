@@ -9,7 +9,7 @@ from pydantic import Field
 
 from orchestrator.mcp.auth import caller
 from orchestrator.mcp.errors import tool_errors
-from orchestrator.principals import Principal
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
 
 READ_ONLY = {"readOnlyHint": True, "openWorldHint": False}

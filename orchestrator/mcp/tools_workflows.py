@@ -12,7 +12,6 @@ import anyio.to_thread
 from fastmcp import Context, FastMCP
 from pydantic import Field
 
-from orchestrator.events import event_json
 from orchestrator.mcp.auth import caller
 from orchestrator.mcp.errors import tool_errors
 from orchestrator.mcp.progress import wait_with_progress
@@ -20,8 +19,9 @@ from orchestrator.mcp.views import wait_budget
 from orchestrator.models.common import RunStatus
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import WorkflowDefinition
-from orchestrator.principals import Principal
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
+from orchestrator.state.events import event_json
 
 RunId = Annotated[str, Field(description="A run id, as returned by start_workflow or execute_task")]
 Priority = Annotated[str, Field(description="critical, high, medium or low")]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.agents import STATUSES
 from orchestrator.catalog import DOMAINS
 from orchestrator.errors import InputInvalidError
 from orchestrator.models.common import iso_now
 from orchestrator.service import Orchestrator
+from orchestrator.state.agents import STATUSES
 
 
 def _check_filter(name: str, value: str | None, valid: tuple[str, ...]) -> None:

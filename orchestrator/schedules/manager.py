@@ -21,9 +21,9 @@ from orchestrator.errors import InputInvalidError, OrchestratorError, RoleViolat
 from orchestrator.models.common import utcnow
 from orchestrator.models.run import ErrorInfo, RunView
 from orchestrator.models.schedule import ScheduleSpec, ScheduleView
-from orchestrator.principals import Principal, require
 from orchestrator.schedules import cron
 from orchestrator.schedules.store import ScheduleStore, configure_redbeat
+from orchestrator.security.principals import Principal, require
 from orchestrator.workflows.dag import plan as plan_workflow
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from orchestrator import keys
 from orchestrator.errors import InputInvalidError, NotFoundError
 from orchestrator.models.common import iso_now, utcnow
 from orchestrator.models.schedule import ScheduleSpec, ScheduleView
-from orchestrator.redis_client import RedisClient
+from orchestrator.runtime.redis_client import RedisClient
 from orchestrator.schedules import cron
 
 STATUS_FIELD = "orch"

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.procs import WorkerPool
+from orchestrator.runtime.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from tests.integration.helpers import wait_until

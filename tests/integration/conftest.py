@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from orchestrator.procs import WorkerPool
+from orchestrator.runtime.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AGENT_IDS, Settings
 from tests.servers import check_empty, external_redis_url, need, private_redis

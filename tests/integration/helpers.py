@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestrator import keys
 from orchestrator.models.run import RunView
-from orchestrator.principals import Principal
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
 
 OPERATOR = Principal("tester", "operator")

@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator import keys
 from orchestrator.models.common import RunStatus
-from orchestrator.procs import WorkerPool
+from orchestrator.runtime.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from tests.integration.helpers import (
     ADMIN,

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 
 def test_quick_frontdoor_bench_reports_every_figure(tmp_path: Path) -> None:
     _need_redis_server()
-    import orchestrator.cli_bench  # noqa: F401 - registers the command on the app
-    from orchestrator.cli import app
+    import orchestrator.cli.bench  # noqa: F401 - registers the command on the app
+    from orchestrator.cli.app import app
 
     out = tmp_path / "frontdoor.json"
     result = CliRunner().invoke(app, ["bench", "frontdoor", "--quick", "--json", str(out)])

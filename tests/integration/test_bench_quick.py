@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from orchestrator.bench.config import BenchConfig
 from orchestrator.bench.stats import overhead_ratio
 from orchestrator.bench.waiting import wait_all
-from orchestrator.embedded import redis_server_binary
 from orchestrator.errors import InputInvalidError, WorkflowTimeoutError
+from orchestrator.runtime.embedded import redis_server_binary
 
 SHAPES = {"chain", "fan_in", "diamonds", "singles"}
 
@@ -36,8 +36,8 @@ def _positive(value: object) -> bool:
 @pytest.mark.integration
 def test_quick_bench_reports_every_shape_and_micro_figure(tmp_path: Path) -> None:
     _need_redis_server()
-    import orchestrator.cli_bench  # noqa: F401 - registers the command on the app
-    from orchestrator.cli import app
+    import orchestrator.cli.bench  # noqa: F401 - registers the command on the app
+    from orchestrator.cli.app import app
 
     out = tmp_path / "figures" / "bench.json"
     result = CliRunner().invoke(app, ["bench", "--quick", "--json", str(out)])
@@ -94,8 +94,8 @@ def test_waiting_gives_up_at_its_deadline_naming_what_is_pending() -> None:
 @pytest.mark.integration
 def test_recovery_drill_reports_its_figure(tmp_path: Path) -> None:
     _need_redis_server()
-    import orchestrator.cli_bench  # noqa: F401 - registers the command on the app
-    from orchestrator.cli import app
+    import orchestrator.cli.bench  # noqa: F401 - registers the command on the app
+    from orchestrator.cli.app import app
 
     out = tmp_path / "recovery.json"
     result = CliRunner().invoke(app, ["bench", "--recovery", "--repeat", "1", "--json", str(out)])

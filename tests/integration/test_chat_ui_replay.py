@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
 from orchestrator.http import create_app
-from orchestrator.procs import WorkerPool
+from orchestrator.runtime.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AnonymousSettings, Settings
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.embedded import redis_server_binary
+from orchestrator.runtime.embedded import redis_server_binary
 from tests.integration.conftest import DB_DEMO, _redis_or_skip, db_url
 
 pytestmark = pytest.mark.integration
 
-DEMO = [sys.executable, "-c", "from orchestrator.cli import main; main()", "demo"]
+DEMO = [sys.executable, "-c", "from orchestrator.cli.app import main; main()", "demo"]
 
 
 def _run_demo(env_extra: dict[str, str], data_dir: Path) -> subprocess.CompletedProcess[str]:

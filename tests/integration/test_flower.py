@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 from orchestrator import keys
-from orchestrator.embedded import free_port
-from orchestrator.procs import WorkerPool
+from orchestrator.runtime.embedded import free_port
+from orchestrator.runtime.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AGENT_IDS, Settings
 from tests.integration.helpers import OPERATOR, definition, inject, release, step, uid, wait_until
@@ -103,7 +103,7 @@ def flower(redis_url: str, service: Orchestrator, data_dir: Path) -> Iterator[Fl
         }
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", "from orchestrator.cli import main; main()", "flower", "--port", str(port)],
+        [sys.executable, "-c", "from orchestrator.cli.app import main; main()", "flower", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

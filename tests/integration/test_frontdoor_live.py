@@ -15,11 +15,11 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from orchestrator import run_listing
 from orchestrator.http import create_app
 from orchestrator.models.workflow import WorkflowDefinition
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AuthSettings, Settings, TokenGrant
+from orchestrator.state import run_listing
 from orchestrator.workflows.dag import plan as plan_workflow
 from tests.integration.conftest import DB_FRONTDOOR, _redis_or_skip, db_url
 from tests.integration.helpers import definition, step, uid, wait_until

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from orchestrator import keys
-from orchestrator.dispatch import new_run_id
+from orchestrator.dispatch.dispatcher import new_run_id
 from orchestrator.errors import RoleViolationError
 from orchestrator.models.common import RunStatus, StepStatus
 from orchestrator.models.workflow import WorkflowDefinition, WorkflowStep
@@ -98,7 +98,7 @@ def test_message_with_extra_fields_is_refused(orch: Orchestrator) -> None:
 
 
 def test_viewer_can_read_but_not_start(orch: Orchestrator) -> None:
-    from orchestrator.principals import Principal
+    from orchestrator.security.principals import Principal
 
     viewer = Principal("val", "viewer")
     with pytest.raises(RoleViolationError):

@@ -10,7 +10,7 @@ import pytest
 from kombu import Connection
 
 from orchestrator.models.common import RunStatus
-from orchestrator.procs import WorkerPool
+from orchestrator.runtime.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AGENT_IDS, Settings
 from tests.integration.conftest import DB_RABBIT, _redis_or_skip, db_url

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.agents import required_tools
 from orchestrator.catalog import ACTIONS
 from orchestrator.errors import RetryableTaskError, TaskExecutionError, TaskInvalidError
 from orchestrator.settings import reset_settings
+from orchestrator.state.agents import required_tools
 from tests.siblings import AGENT_SERVERS, SERVER_FACTORIES, Recorder, SiblingHTTP
 from tests.unit.test_sibling_calls import CALLS, EARLIER
 from workers import bridge

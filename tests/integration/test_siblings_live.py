@@ -14,7 +14,7 @@ import pytest
 from fastmcp import FastMCP
 
 from orchestrator.models.common import RunStatus
-from orchestrator.procs import WorkerPool
+from orchestrator.runtime.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from tests.integration.conftest import DB_SIBLINGS, WORKER_ENV, _redis_or_skip, db_url

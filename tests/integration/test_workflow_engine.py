@@ -31,7 +31,7 @@ def _ci_name(orch: Orchestrator) -> str:
         timeout=30,
     )
     assert found.status == RunStatus.COMPLETED, found.error
-    from orchestrator.demo import first_ci_name
+    from orchestrator.cli.demo import first_ci_name
 
     name = first_ci_name(found.steps[0].result)
     assert name

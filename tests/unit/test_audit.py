@@ -12,11 +12,11 @@ from typing import Any
 import fakeredis
 import pytest
 
-from orchestrator import audit as audit_module
 from orchestrator import keys
-from orchestrator.audit import AuditLog, canonical_json, chain_hash, entry_body, measure_append, verify_entries
 from orchestrator.errors import AuditWriteError, InputInvalidError, StateCorruptedError, StateReadError
 from orchestrator.models.events import AuditEntry
+from orchestrator.state import audit as audit_module
+from orchestrator.state.audit import AuditLog, canonical_json, chain_hash, entry_body, measure_append, verify_entries
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import keys
-from orchestrator.audit import AuditLog
-from orchestrator.audit_anchor import check, default_path, load, save, save_now, take
-from orchestrator.principals import Principal
+from orchestrator.security.principals import Principal
+from orchestrator.state.audit import AuditLog
+from orchestrator.state.audit_anchor import check, default_path, load, save, save_now, take
 from tests.unit.test_http_fixtures import build_service
 
 URL = "redis://127.0.0.1:6390/0"

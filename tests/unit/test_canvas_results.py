@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import chain, chord, group, signature
 
-from orchestrator.canvas_results import drop_unused_results, map_priorities
+from orchestrator.runtime.canvas_results import drop_unused_results, map_priorities
 
 
 def sig(name: str) -> Any:

@@ -16,7 +16,9 @@ from pydantic import ValidationError
 
 from orchestrator import keys
 from orchestrator.catalog import ACTIONS, AGENTS, validate_params
-from orchestrator.chat import (
+from orchestrator.chat.clarify import ClarificationStore
+from orchestrator.chat.routing import resolve_clarification, route
+from orchestrator.chat.turn import (
     MAX_TABLE_ROWS,
     choose_action,
     expand_slash_command,
@@ -25,7 +27,6 @@ from orchestrator.chat import (
     render_result,
     suggest_actions,
 )
-from orchestrator.clarify import ClarificationStore
 from orchestrator.errors import (
     AgentNotFoundError,
     StateCorruptedError,
@@ -43,7 +44,6 @@ from orchestrator.models.chat import (
     RouteRequest,
     RoutingSummary,
 )
-from orchestrator.routing import resolve_clarification, route
 
 # ---- contracts -------------------------------------------------------------------------------------------------
 

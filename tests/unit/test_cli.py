@@ -8,8 +8,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from orchestrator import cli
-from orchestrator.cli import app, main, parse_params
+from orchestrator.cli import app as cli
+from orchestrator.cli.app import app, main, parse_params
 from orchestrator.settings import Settings
 
 runner = CliRunner()
@@ -51,8 +51,8 @@ def test_an_unreachable_redis_is_one_line_not_a_traceback(
 
 
 def test_a_bad_dead_letter_id_is_a_clear_error() -> None:
-    from orchestrator.deadletters import check_id
     from orchestrator.errors import InputInvalidError
+    from orchestrator.state.deadletters import check_id
 
     check_id("1732951234567-0")
     for bad in ("abc", "18446744073709551616-0", "1-2-3", "-1", "1" * 500):
@@ -61,7 +61,7 @@ def test_a_bad_dead_letter_id_is_a_clear_error() -> None:
 
 
 def test_passwords_never_show_in_printed_redis_urls() -> None:
-    from orchestrator.redis_client import masked
+    from orchestrator.runtime.redis_client import masked
 
     assert masked("redis://:s3cret@db.example:6379/0") == "redis://***@db.example:6379/0"
     assert masked("redis://user:s3cret@db.example:6379/0") == "redis://***@db.example:6379/0"

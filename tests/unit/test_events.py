@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from orchestrator.events import EventBus, event_json
 from orchestrator.models.events import Event
+from orchestrator.state.events import EventBus, event_json
 
 
 def test_publish_appends_history_and_filters(fake_redis: Any) -> None:

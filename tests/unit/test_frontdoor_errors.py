@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
-from orchestrator.event_hub import CLOSED, OVERFLOW, Delivery, EventHub
 from orchestrator.http import create_app
 from orchestrator.mcp import create_mcp
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
+from orchestrator.state.event_hub import CLOSED, OVERFLOW, Delivery, EventHub
 from tests.servers import free_port
 from tests.unit.test_http_fixtures import ADMIN, OPERATOR, TOKENS, VIEWER, service  # noqa: F401
 
@@ -175,6 +175,6 @@ def test_waits_end_at_once_on_shutdown(service: Orchestrator) -> None:  # noqa: 
 
 
 def service_principal() -> Any:
-    from orchestrator.principals import Principal
+    from orchestrator.security.principals import Principal
 
     return Principal("ada", "admin")

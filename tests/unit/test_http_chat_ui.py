@@ -14,13 +14,13 @@ import fakeredis
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator import event_hub as event_hub_module
 from orchestrator import keys
-from orchestrator.agents import required_tools
 from orchestrator.errors import NoRouteFoundError
 from orchestrator.http import create_app
-from orchestrator.principals import Principal
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
+from orchestrator.state import event_hub as event_hub_module
+from orchestrator.state.agents import required_tools
 from tests.unit.conftest import make_fake_server
 from tests.unit.test_http_fixtures import OPERATOR, VIEWER, bearer, build_service, fake_worker
 

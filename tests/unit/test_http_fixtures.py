@@ -14,13 +14,13 @@ from typing import Any
 import fakeredis
 import pytest
 
-from orchestrator import event_hub as event_hub_module
 from orchestrator import keys
-from orchestrator.celery_app import create_celery
-from orchestrator.events import STEP_COMPLETED, WORKFLOW_COMPLETED
 from orchestrator.models.common import StepStatus
+from orchestrator.runtime.celery_app import create_celery
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
+from orchestrator.state import event_hub as event_hub_module
+from orchestrator.state.events import STEP_COMPLETED, WORKFLOW_COMPLETED
 from tests.unit.conftest import make_fake_server
 
 ADMIN_TOKEN = "tok-admin"

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator import deadletters, keys
+from orchestrator import keys
 from orchestrator.errors import WorkflowTimeoutError
 from orchestrator.http import create_app
 from orchestrator.service import Orchestrator
+from orchestrator.state import deadletters
 from tests.unit.test_http_fixtures import ADMIN, OPERATOR, VIEWER, fake_worker, service  # noqa: F401
 
 INCIDENT = {"template_id": "incident-response", "parameters": {"ci_id": "web-01"}}
@@ -184,6 +185,19 @@ def test_send_message_is_accepted(client: TestClient) -> None:
 def test_bad_messages_are_refused(client: TestClient, body: dict[str, Any], status: int, code: str) -> None:
     response = client.post("/api/messages", headers=OPERATOR, json=body)
     assert (response.status_code, response.json()["error_code"]) == (status, code)
+
+
+def test_a_500_deep_message_payload_is_refused_at_the_door_and_never_sent(client: TestClient) -> None:
+    """A payload no worker could read back would crash its consumer on every delivery: refused before sending."""
+    deep = "[" * 500 + "1" + "]" * 500
+    head = '{"sender": "itom-auditor", "recipient": "cmdb-agent", "message_type": "x", "payload": {"v": '
+    body = head + deep + "}}"
+    response = client.post("/api/messages", headers={**OPERATOR, "Content-Type": "application/json"}, content=body)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["error_code"] == "ORCH_8003"
+    assert "deep" in error["error_message"] or "levels" in error["error_message"]
+    assert client.get("/api/messages/cmdb-agent", headers=VIEWER).json()["messages"] == []
 
 
 def test_inbox_lists_delivered_messages_newest_first(client: TestClient, service: Orchestrator) -> None:  # noqa: F811

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator import cli_serve
-from orchestrator.cli import app
+from orchestrator.cli import serve as cli_serve
+from orchestrator.cli.app import app
 from orchestrator.errors import AgentUnavailableError
+from orchestrator.security.tokens import ensure_api_token, token_path
 from orchestrator.settings import AGENT_IDS, Settings
-from orchestrator.tokens import ensure_api_token, token_path
 from tests.unit.test_http_fixtures import build_service
 
 runner = CliRunner()
@@ -110,7 +110,7 @@ def stubs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(cli_serve, "connect", fake_connect)
     monkeypatch.setattr(cli_serve, "serve_http", fake_serve)
-    monkeypatch.setattr("orchestrator.procs.WorkerPool", fake_pool)
+    monkeypatch.setattr("orchestrator.runtime.procs.WorkerPool", fake_pool)
     return recorded
 
 

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from orchestrator.logging_config import configure_logging, correlation_id, redact
+from orchestrator.runtime.logging_config import configure_logging, correlation_id, redact
 
 
 def test_redact_is_recursive_and_case_insensitive() -> None:

@@ -14,7 +14,7 @@ from fastmcp.exceptions import ToolError
 from orchestrator.mcp import auth as mcp_auth
 from orchestrator.mcp import create_mcp
 from orchestrator.mcp.auth import OrchestratorTokenVerifier
-from orchestrator.principals import Principal
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
 from tests.unit.test_http_fixtures import TOKENS, fake_worker, service  # noqa: F401
 

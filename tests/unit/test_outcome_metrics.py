@@ -13,14 +13,16 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator import keys, metrics, outcome_metrics
-from orchestrator import step_records as records
-from orchestrator.broker import BrokerProbe
+from orchestrator import keys
 from orchestrator.errors import RetryableTaskError, RoleViolationError, TaskExecutionError
+from orchestrator.metrics import prometheus as metrics
 from orchestrator.models.common import StepStatus
 from orchestrator.models.run import ErrorInfo
-from orchestrator.principals import Principal
+from orchestrator.runtime.broker import BrokerProbe
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
+from orchestrator.state import outcome_metrics
+from orchestrator.state import step_records as records
 from tests.unit.test_http_fixtures import service  # noqa: F401 - the fixture
 
 OPS = Principal("otto", "operator")

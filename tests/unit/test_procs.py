@@ -8,8 +8,8 @@ import os
 import signal
 import sys
 
-from orchestrator import procs
-from orchestrator.procs import WorkerPool
+from orchestrator.runtime import procs
+from orchestrator.runtime.procs import WorkerPool
 from orchestrator.schedules.process import BEAT, beat_command, beat_env
 from tests.integration.helpers import wait_until
 

@@ -15,9 +15,9 @@ import pytest
 from orchestrator import keys
 from orchestrator.models.common import RunStatus, StepStatus
 from orchestrator.models.workflow import WorkflowDefinition
-from orchestrator.principals import Principal
-from orchestrator.runs import Lease
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
+from orchestrator.state.runs import Lease
 from tests.unit.test_http_fixtures import build_service
 
 OPERATOR = Principal("otto", "operator")
@@ -121,7 +121,7 @@ def test_a_run_that_can_no_longer_progress_fails_saying_why(service: Orchestrato
 
 
 def test_only_the_leader_reconciles(service: Orchestrator) -> None:
-    from orchestrator.leader import LeaderLock
+    from orchestrator.runtime.leader import LeaderLock
 
     first = LeaderLock(service.redis, keys.RECONCILER_LEADER, ttl_seconds=5)
     second = LeaderLock(service.redis, keys.RECONCILER_LEADER, ttl_seconds=5)

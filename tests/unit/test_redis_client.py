@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import redis
 
-from orchestrator.redis_client import execute_pipeline, script_sha
+from orchestrator.runtime.redis_client import execute_pipeline, script_sha
 
 SCRIPT = "redis.call('INCR', KEYS[1]); return redis.call('GET', KEYS[1])"
 

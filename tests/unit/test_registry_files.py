@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from orchestrator.catalog import AGENTS
+from orchestrator.chat.routing import DEFAULT_RULES, route
+from orchestrator.chat.rules_file import RoutingRulesFile, parse_rules
 from orchestrator.errors import (
     AgentAlreadyRegisteredError,
     AgentNotFoundError,
@@ -21,11 +23,9 @@ from orchestrator.errors import (
     RoutingRulesLoadError,
 )
 from orchestrator.models.chat import RouteRequest
-from orchestrator.registry import AgentRegistry, parse_registry
-from orchestrator.routing import DEFAULT_RULES, route
-from orchestrator.rules_file import RoutingRulesFile, parse_rules
 from orchestrator.settings import Settings
-from orchestrator.watched import packaged_default
+from orchestrator.state.registry import AgentRegistry, parse_registry
+from orchestrator.state.watched import packaged_default
 
 
 def write(path: Path, data: Any) -> None:

@@ -10,15 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.catalog import AGENTS, DOMAINS
-from orchestrator.errors import (
-    AgentUnavailableError,
-    AmbiguousRouteError,
-    InputInvalidError,
-    NoRouteFoundError,
-    OrchestratorError,
-)
-from orchestrator.models.chat import ChatRequest, Clarification, RouteRequest, RoutingDecision
-from orchestrator.routing import (
+from orchestrator.chat.routing import (
     AGENT_ALIASES,
     DEFAULT_RULES,
     build_clarification,
@@ -28,6 +20,14 @@ from orchestrator.routing import (
     rule,
     sort_rules,
 )
+from orchestrator.errors import (
+    AgentUnavailableError,
+    AmbiguousRouteError,
+    InputInvalidError,
+    NoRouteFoundError,
+    OrchestratorError,
+)
+from orchestrator.models.chat import ChatRequest, Clarification, RouteRequest, RoutingDecision
 
 CMDB_AUDIT_Q = (
     "Are you looking for CMDB data quality details (duplicates, stale CIs, health metrics), "

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from orchestrator import keys, run_listing
-from orchestrator.principals import Principal
+from orchestrator import keys
+from orchestrator.security.principals import Principal
+from orchestrator.state import run_listing
 from tests.unit.test_http_fixtures import build_service, complete_run
 
 ADA = Principal("ada", "admin")

@@ -11,7 +11,7 @@ from orchestrator.errors import InvalidStateTransitionError, WorkflowNotFoundErr
 from orchestrator.models.common import Access, FailurePolicy, Priority, RunStatus, StepStatus
 from orchestrator.models.run import ErrorInfo
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
-from orchestrator.runs import Records, RunStore, cap_result
+from orchestrator.state.runs import Records, RunStore, cap_result
 
 
 def planned(step_id: str, deps: list[str] | None = None) -> PlannedStep:
@@ -185,7 +185,7 @@ def test_two_resumes_of_one_generation_cannot_both_win(store: RunStore) -> None:
 
 
 def test_resume_waits_while_a_live_worker_still_runs_an_old_step(store: RunStore, fake_redis: Any) -> None:
-    from orchestrator.runs import Lease
+    from orchestrator.state.runs import Lease
 
     run_id = started(store, "a")
     fake_redis.zadd(keys.WORKERS, {"w1@h:1": 9e12})
@@ -214,8 +214,8 @@ def test_list_filters_pages_and_prunes_expired(store: RunStore, fake_redis: Any)
 
 
 def test_begin_and_finish_emit_their_events_in_the_same_round_trip(store: RunStore, fake_redis: Any) -> None:
-    from orchestrator.events import EventBus, encode
     from orchestrator.models.events import Event
+    from orchestrator.state.events import EventBus, encode
 
     run_id = started(store, "a")
     bus = EventBus(fake_redis)
@@ -261,7 +261,7 @@ def test_the_run_index_forgets_runs_older_than_retention(store: RunStore, fake_r
 
 
 def test_a_live_holder_keeps_its_step_and_a_dead_one_loses_it(store: RunStore, fake_redis: Any) -> None:
-    from orchestrator.runs import Lease
+    from orchestrator.state.runs import Lease
 
     run_id = started(store, "a")
     fake_redis.zadd(keys.WORKERS, {"w1@h:1": 9e12, "w2@h:2": 9e12})
@@ -279,7 +279,7 @@ def test_a_live_holder_keeps_its_step_and_a_dead_one_loses_it(store: RunStore, f
 
 
 def test_a_step_that_never_finishes_is_poison_after_the_delivery_cap(store: RunStore) -> None:
-    from orchestrator.runs import Lease
+    from orchestrator.state.runs import Lease
 
     run_id = started(store, "a")
     verdicts = [store.begin_step(run_id, "a", lease=Lease(f"w{i}@h:{i}", i), max_deliveries=3) for i in range(4)]
@@ -311,7 +311,7 @@ def test_a_hash_without_its_plan_reads_as_a_clear_error(store: RunStore, fake_re
 
 
 def test_the_closing_audit_entry_written_by_the_script_verifies(store: RunStore, fake_redis: Any) -> None:
-    from orchestrator.audit import AuditLog, audit_body
+    from orchestrator.state.audit import AuditLog, audit_body
 
     audit = AuditLog(fake_redis, max_entries=1000)
     run_id = started(store, "a", "b")
@@ -335,10 +335,10 @@ def test_the_closing_audit_entry_written_by_the_script_verifies(store: RunStore,
 
 
 def test_a_failing_run_gets_its_closing_records_with_the_summary_filled_in(store: RunStore, fake_redis: Any) -> None:
-    from orchestrator import step_records
-    from orchestrator.audit import AuditLog
     from orchestrator.errors import TaskExecutionError
-    from orchestrator.events import EventBus
+    from orchestrator.state import step_records
+    from orchestrator.state.audit import AuditLog
+    from orchestrator.state.events import EventBus
 
     run_id = started(store, "a", "b")
     spec = store.plan(run_id).steps[0]

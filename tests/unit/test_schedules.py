@@ -20,10 +20,10 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.http import create_app
 from orchestrator.mcp import create_mcp
 from orchestrator.models.common import utcnow
-from orchestrator.principals import Principal
 from orchestrator.schedules import cron
 from orchestrator.schedules.beat import OrchestratorScheduler
 from orchestrator.schedules.manager import SCHEDULE_FAILED, SCHEDULE_FIRED
+from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
 from tests.unit.test_http_fixtures import OPERATOR, VIEWER, service  # noqa: F401
 

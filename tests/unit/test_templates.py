@@ -250,7 +250,7 @@ def test_broken_files_are_listed_with_file_line_and_error(tmp_path: Path) -> Non
 
 
 def test_the_cli_draws_parallel_steps_side_by_side() -> None:
-    from orchestrator.cli_render import stages
+    from orchestrator.cli.render import stages
     from orchestrator.models.workflow import WorkflowStep
 
     def s(step_id: str, *deps: str) -> WorkflowStep:

@@ -2,7 +2,7 @@
 
 Why the stream ids: each SSE id is the event's Redis stream id, so a client that reconnects with
 ``Last-Event-ID`` gets exactly what it missed, then the live feed, with nothing lost in between. Live events
-come from the process's one event reader (``orchestrator.event_hub``); a connection first subscribes, then
+come from the process's one event reader (``orchestrator.state.event_hub``); a connection first subscribes, then
 catches up from the stream (after ``Last-Event-ID``) or from the run's event index (``run_id``), then
 follows the live feed, skipping what the catch-up already sent. A client too slow for its buffer gets an
 ``overflow`` event whose ``id`` is the last event it received (reconnect with it) and is disconnected.
@@ -20,10 +20,10 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from orchestrator import bounds, keys
-from orchestrator.event_hub import CLOSED, OVERFLOW, Delivery, EventHub, Subscription, delivery, sse_frame
-from orchestrator.events import event_json, stream_id_key, type_matches, type_of
 from orchestrator.http.deps import AUTHENTICATED, PrincipalDep, ServiceDep
 from orchestrator.http.routes import API_PREFIX
+from orchestrator.state.event_hub import CLOSED, OVERFLOW, Delivery, EventHub, Subscription, delivery, sse_frame
+from orchestrator.state.events import event_json, stream_id_key, type_matches, type_of
 
 router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"], dependencies=AUTHENTICATED)
 CATCH_UP_BATCH = 500

@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from orchestrator import metrics
 from orchestrator.http.deps import AUTHENTICATED, ServiceDep
+from orchestrator.metrics import prometheus as metrics
 
 router = APIRouter(tags=["system"], dependencies=AUTHENTICATED)
 

@@ -1,0 +1,1 @@
+"""The chat path: free-text routing, clarifications, and the chat desk that runs a turn as a one-step run."""

@@ -1,0 +1,1 @@
+"""The ``itom-orch`` command line: one module per command group."""

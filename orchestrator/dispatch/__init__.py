@@ -1,0 +1,1 @@
+"""Putting work on the broker: starts, agent messages and the reconciler's repairs."""

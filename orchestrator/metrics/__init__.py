@@ -1,0 +1,1 @@
+"""Prometheus metrics for ``GET /metrics``: process counters and the outcome collector."""

@@ -1,0 +1,1 @@
+"""Processes and infrastructure: Redis connections, the Celery app, the broker, supervised processes."""

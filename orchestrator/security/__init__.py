@@ -1,0 +1,1 @@
+"""Who may do what: principals from bearer tokens, the first-run token, the role-policy gate."""

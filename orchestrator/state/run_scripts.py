@@ -1,0 +1,473 @@
+"""Lua scripts that move run state atomically (one round trip each, safe across many workers and repairs).
+
+Why Lua: a state change and everything that must follow from it (its audit entry, its event, its dead letter,
+the lease it takes or frees, the outbox entry that will enqueue what it released) commit together or not at
+all. A crash between two writes cannot leave a run that no repair can read.
+
+Per-step fields in the run hash ``orch:run:<id>``: ``p:<s>`` planned spec (JSON), ``dp:<s>`` dependencies
+(comma list), ``st:<s>`` status, ``at:<s>`` attempts, ``t0:<s>`` first start, ``r:<s>`` outcome JSON,
+``ow:<s>`` lease owner (``<worker instance>/<pid>/<delivery tag>``), ``dv:<s>`` deliveries since the last
+recorded outcome. Run fields: ``status``, ``meta`` (JSON), ``total``, ``done``, ``generation``,
+``started_at``, ``finished_at``, ``error`` (JSON), ``cancelled_by``, ``touched`` (epoch of the last progress),
+``regen`` (repairs by re-dispatch). Statuses are plain strings so Lua never round-trips JSON on the hot path.
+
+Members of the lease, retry and touched sorted sets are ``<run>|<step>|<generation>`` or ``<run>``; step ids
+are restricted to ``[A-Za-z0-9_.-]``, so they need no escaping anywhere (JSON lists are built by hand).
+"""
+
+from __future__ import annotations
+
+from orchestrator import keys
+from orchestrator.state import outcome_metrics
+
+DONE_STATES = "completed failed skipped"
+
+# ``emit``: append an event to the stream, index its stream id under its correlation id, publish it live.
+_EMIT = (
+    """
+local function emit(stream, channel, maxlen, event_json)
+  if event_json == nil or event_json == '' then return end
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event_json)
+  local cid = string.match(event_json, '"correlation_id":"([^"]*)"')
+  if cid and cid ~= '' then
+    local idx = '@@EVIDX@@' .. cid
+    if redis.call('RPUSH', idx, id) > @@EVMAX@@ then redis.call('LTRIM', idx, -@@EVMAX@@, -1) end
+    redis.call('EXPIRE', idx, @@EVTTL@@)
+  end
+  redis.call('PUBLISH', channel, event_json)
+end
+""".replace("@@EVIDX@@", keys.EVENT_INDEX_PREFIX)
+    .replace("@@EVMAX@@", str(keys.EVENT_INDEX_MAX))
+    .replace("@@EVTTL@@", str(keys.EVENT_INDEX_TTL_SECONDS))
+)
+
+# Publish one event from Python (``EventBus``): KEYS 1 events stream; ARGV 1 channel, 2 maxlen, 3 event JSON.
+EMIT_EVENT = _EMIT + "\nemit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
+
+# Shared helpers. ``fill`` replaces a quoted placeholder token (e.g. "@@attempt@@") in pre-encoded JSON.
+_HELPERS = """
+local function fill(text, token, value)
+  local s, e = string.find(text, token, 1, true)
+  if not s then return text end
+  return string.sub(text, 1, s - 1) .. value .. string.sub(text, e + 1)
+end
+@@EMIT@@
+local function reindex(run, old, new)
+  if old == new then return end
+  local rid = string.sub(run, @@RUNKEYLEN@@)
+  local ct = redis.call('HGET', run, 'ct')
+  if not ct then return end
+  local tpl = redis.call('HGET', run, 'tpl') or ''
+  if old and old ~= '' then redis.call('ZREM', '@@BYST@@' .. old, rid) end
+  redis.call('ZADD', '@@BYST@@' .. new, ct, rid)
+  if tpl ~= '' then
+    if old and old ~= '' then redis.call('ZREM', '@@BYTS@@' .. old .. ':' .. tpl, rid) end
+    redis.call('ZADD', '@@BYTS@@' .. new .. ':' .. tpl, ct, rid)
+  end
+end
+local function audit(stream, head, maxlen, body)
+  if body == nil or body == '' then return end
+  local prev = redis.call('GET', head) or ''
+  local digest = redis.sha1hex(prev .. '\\n' .. body)
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'entry', body, 'prev_hash', prev, 'hash', digest)
+  redis.call('SET', head, digest)
+end
+local function dead_letter(stream, maxlen, entry)
+  if entry == nil or entry == '' then return end
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'd', entry)
+end
+local function json_list(items)
+  if #items == 0 then return '[]' end
+  return '["' .. table.concat(items, '","') .. '"]'
+end
+local function is_done(st)
+  return st == 'completed' or st == 'failed' or st == 'skipped' or st == 'denied'
+end
+local function alive(workers, owner, now, ttl)
+  if not owner or owner == '' then return false end
+  local inst = string.match(owner, '^[^/]+')
+  local beat = redis.call('ZSCORE', workers, inst)
+  return beat ~= false and beat ~= nil and tonumber(beat) > now - ttl
+end
+local function summary_lists(run)
+  local order = cjson.decode(redis.call('HGET', run, 'meta'))['order']
+  local completed, failed, remaining = {}, {}, {}
+  for _, id in ipairs(order) do
+    local st = redis.call('HGET', run, 'st:' .. id)
+    if st == 'completed' then table.insert(completed, id)
+    elseif st == 'failed' then table.insert(failed, id)
+    elseif st ~= 'skipped' then table.insert(remaining, id) end
+  end
+  return json_list(completed), json_list(failed), json_list(remaining)
+end
+local function fill_summary(text, c, f, r)
+  text = fill(text, '"@@steps_completed@@"', c)
+  text = fill(text, '"@@steps_failed@@"', f)
+  return fill(text, '"@@steps_remaining@@"', r)
+end
+"""
+# Index key prefixes are spliced in from ``keys`` (one source of truth for every key name).
+_HELPERS = (
+    _HELPERS.replace("@@EMIT@@", _EMIT)
+    .replace("@@BYST@@", keys.RUNS_BY_STATUS_PREFIX)
+    .replace("@@BYTS@@", keys.RUNS_BY_TEMPLATE_STATUS_PREFIX)
+    .replace("@@RUNKEYLEN@@", str(len(keys.run_key("")) + 1))
+)
+_HELPERS += outcome_metrics.LUA  # count(...) and friends: scripts that count pass keys.METRICS as their LAST key
+
+# KEYS: run, cancel, events, workers, own-leases, leases, retries, outbox, touched
+# ARGV: 1 step, 2 now_iso, 3 started-event (with "@@attempt@@"), 4 events-maxlen, 5 channel, 6 generation,
+#       7 owner token, 8 now_epoch, 9 lease ttl, 10 max deliveries, 11 own instance, 12 deadline epoch,
+#       13 run id, 14 owner a takeover is allowed to replace ('' for none)
+# returns {verdict, spec, attempt, detail, outbox-pending}
+BEGIN_STEP = (
+    _HELPERS
+    + """
+local run, sid = KEYS[1], ARGV[1]
+local spec = redis.call('HGET', run, 'p:' .. sid)
+if not spec then return {'missing', '', '0', '', '0'} end
+local pending = tostring(redis.call('HLEN', KEYS[8]))
+local gen = redis.call('HGET', run, 'generation') or '0'
+if gen ~= ARGV[6] then return {'stale', spec, '0', gen, pending} end
+local cur = redis.call('HGET', run, 'st:' .. sid)
+if is_done(cur) then return {'done', spec, '0', cur, pending} end
+if cur == 'cancelled' then return {'cancelled', spec, '0', '', pending} end
+if redis.call('EXISTS', KEYS[2]) == 1 and cur ~= 'running' then
+  redis.call('HSET', run, 'st:' .. sid, 'cancelled')
+  return {'cancelled', spec, '0', '', pending}
+end
+local status = redis.call('HGET', run, 'status')
+if status ~= 'running' then return {status, spec, '0', '', pending} end
+local deps = redis.call('HGET', run, 'dp:' .. sid)
+if deps and deps ~= '' then
+  for dep in string.gmatch(deps, '[^,]+') do
+    local ds = redis.call('HGET', run, 'st:' .. dep)
+    if not (ds == 'completed' or ds == 'failed' or ds == 'skipped') then return {'early', spec, '0', dep, pending} end
+  end
+end
+local owner = redis.call('HGET', run, 'ow:' .. sid)
+if owner == ARGV[7] then
+  return {'run', spec, redis.call('HGET', run, 'at:' .. sid) or '1', '', pending}
+end
+local now = tonumber(ARGV[8])
+local held = owner and owner ~= '' and owner ~= ARGV[14]
+if cur == 'running' and held and alive(KEYS[4], owner, now, tonumber(ARGV[9])) then
+  if string.match(owner, '^[^/]+') == ARGV[11] then return {'mine', spec, '0', owner, pending} end
+  return {'busy', spec, '0', owner, pending}
+end
+local deliveries = 1
+if cur == 'running' then
+  deliveries = redis.call('HINCRBY', run, 'dv:' .. sid, 1)
+  if deliveries > tonumber(ARGV[10]) then return {'poison', spec, '0', tostring(deliveries), pending} end
+else
+  redis.call('HSET', run, 'dv:' .. sid, 1)
+end
+local member = ARGV[13] .. '|' .. sid .. '|' .. gen
+local attempt = redis.call('HINCRBY', run, 'at:' .. sid, 1)
+redis.call('HSET', run, 'st:' .. sid, 'running', 'ow:' .. sid, ARGV[7], 'touched', ARGV[8])
+redis.call('HSETNX', run, 't0:' .. sid, ARGV[2])
+redis.call('SADD', KEYS[5], member)
+redis.call('ZADD', KEYS[6], ARGV[12], member)
+redis.call('ZREM', KEYS[7], member)
+redis.call('ZADD', KEYS[9], ARGV[8], ARGV[13])
+emit(KEYS[3], ARGV[5], ARGV[4], fill(ARGV[3], '"@@attempt@@"', tostring(attempt)))
+return {'run', spec, tostring(attempt), tostring(deliveries), pending}
+"""
+)
+
+# KEYS: 1 run, 2 triggers, 3 active, 4 events, 5 own-leases, 6 leases, 7 audit, 8 audit-head, 9 dlq,
+#       10 outbox, 11 outbox-index, 12 retries, 13 touched, last: metrics
+# ARGV: 1 step, 2 step status, 3 outcome json, 4 effect (done|stop|none|retry), 5 now_iso, 6 run error json,
+#       7 ttl, 8 run id, 9 step event, 10 events-maxlen, 11 channel, 12 step audit body, 13 dead letter json,
+#       14 closing audit template (stop), 15 closing event template (stop), 16 audit-maxlen, 17 dlq-maxlen,
+#       18 now_epoch, 19 generation, 20 retry-at epoch, 21 actor, 22 closing id seed
+# effect: 'done' counts toward completion and releases gated joins; 'stop' fails the run; 'retry' records a
+# failed attempt that will run again; 'none' only records.
+# returns {'ok'|'dup'|'missing'|'stale', ended-status-or-'', summary-json-or-'', fired trigger ids...}
+FINISH_STEP = (
+    _HELPERS
+    + """
+local run, sid = KEYS[1], ARGV[1]
+if redis.call('HEXISTS', run, 'p:' .. sid) == 0 then return {'missing', '', ''} end
+local gen = redis.call('HGET', run, 'generation') or '0'
+if gen ~= ARGV[19] then return {'stale', '', ''} end
+local cur = redis.call('HGET', run, 'st:' .. sid)
+if is_done(cur) or cur == 'cancelled' then return {'dup', '', ''} end
+local member = ARGV[8] .. '|' .. sid .. '|' .. gen
+redis.call('SREM', KEYS[5], member)
+redis.call('ZREM', KEYS[6], member)
+redis.call('HDEL', run, 'ow:' .. sid, 'dv:' .. sid)
+redis.call('HSET', run, 'r:' .. sid, ARGV[3], 'touched', ARGV[18])
+local effect = ARGV[4]
+if effect == 'retry' then
+  redis.call('HSET', run, 'st:' .. sid, 'retrying')
+  redis.call('ZADD', KEYS[12], ARGV[20], member)
+else
+  redis.call('HSET', run, 'st:' .. sid, ARGV[2])
+end
+emit(KEYS[4], ARGV[11], ARGV[10], ARGV[9])
+audit(KEYS[7], KEYS[8], ARGV[16], ARGV[12])
+dead_letter(KEYS[9], ARGV[17], ARGV[13])
+count_step(run, sid, ARGV[2], effect, ARGV[3], ARGV[13])
+local status = redis.call('HGET', run, 'status')
+local out = {'ok', '', ''}
+if status == 'running' then redis.call('ZADD', KEYS[13], ARGV[18], ARGV[8]) end
+if effect == 'stop' then
+  if status == 'running' then
+    redis.call('HSET', run, 'status', 'failed', 'finished_at', ARGV[5], 'error', ARGV[6])
+    reindex(run, status, 'failed')
+    out[2] = 'failed'
+  end
+elseif effect == 'done' then
+  local done = redis.call('HINCRBY', run, 'done', 1)
+  local total = tonumber(redis.call('HGET', run, 'total'))
+  if status == 'running' then
+    if done >= total then
+      redis.call('HSET', run, 'status', 'completed', 'finished_at', ARGV[5])
+      reindex(run, status, 'completed')
+      out[2] = 'completed'
+    end
+    local idx = redis.call('HGET', KEYS[2], 'idx:' .. sid)
+    if idx then
+      for tid in string.gmatch(idx, '[^,]+') do
+        if redis.call('HINCRBY', KEYS[2], 'wait:' .. tid, -1) == 0 then
+          redis.call('HSET', KEYS[10], 'fire:' .. gen .. ':' .. tid, '1')
+          table.insert(out, tid)
+        end
+      end
+      if #out > 3 then redis.call('ZADD', KEYS[11], 'NX', ARGV[18], ARGV[8]) end
+    end
+  end
+end
+if out[2] ~= '' then
+  count('runs_finished|' .. run_labels(run) .. '|' .. out[2])
+  local c, f, r = summary_lists(run)
+  out[3] = '{"steps_completed":' .. c .. ',"steps_remaining":' .. r .. ',"steps_failed":' .. f .. '}'
+  if out[2] == 'completed' then
+    local entry_id = redis.sha1hex(ARGV[22] .. ':closing')
+    local details = '{"status":"completed","steps_completed":' .. c .. ',"steps_failed":' .. f
+      .. ',"steps_remaining":' .. r .. '}'
+    audit(KEYS[7], KEYS[8], ARGV[16], '{"actor":"' .. ARGV[21] .. '","details":' .. details .. ',"entry_id":"'
+      .. entry_id .. '","event_type":"workflow_completed","result":"success","target":"' .. ARGV[8]
+      .. '","timestamp":"' .. ARGV[5] .. '"}')
+    emit(KEYS[4], ARGV[11], ARGV[10], '{"event_id":"' .. string.sub(redis.sha1hex(entry_id), 1, 32)
+      .. '","event_type":"workflow.completed","source":"' .. ARGV[21] .. '","correlation_id":"' .. ARGV[8]
+      .. '","payload":' .. details .. ',"timestamp":"' .. ARGV[5] .. '"}')
+  else
+    audit(KEYS[7], KEYS[8], ARGV[16], fill_summary(ARGV[14], c, f, r))
+    emit(KEYS[4], ARGV[11], ARGV[10], fill_summary(ARGV[15], c, f, r))
+  end
+  local ttl = tonumber(ARGV[7])
+  redis.call('EXPIRE', run, ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('SREM', KEYS[3], ARGV[8])
+  redis.call('ZREM', KEYS[13], ARGV[8])
+end
+return out
+"""
+)
+
+# KEYS: 1 run, 2 cancel flag, 3 active, 4 events, 5 audit, 6 audit-head, 7 retries, 8 touched, 9 triggers,
+#       last: metrics
+# ARGV: 1 now_iso, 2 actor, 3 audit template, 4 event template, 5 ttl, 6 events-maxlen, 7 channel,
+#       8 audit-maxlen, 9 run id
+# Tokens in the templates: "@@steps_cancelled@@" and "@@steps_running@@".
+# returns {'ok', previous-status, cancelled-json, running-json} | {'missing'} | {'illegal', status}
+CANCEL_RUN = (
+    _HELPERS
+    + """
+local run = KEYS[1]
+local status = redis.call('HGET', run, 'status')
+if not status then return {'missing', '', '[]', '[]'} end
+if status ~= 'pending' and status ~= 'running' then return {'illegal', status, '[]', '[]'} end
+local ttl = tonumber(ARGV[5])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)
+redis.call('HSET', run, 'status', 'cancelled', 'finished_at', ARGV[1], 'cancelled_by', ARGV[2])
+reindex(run, status, 'cancelled')
+redis.call('HDEL', run, 'error')
+count('runs_finished|' .. run_labels(run) .. '|cancelled')
+local gen = redis.call('HGET', run, 'generation') or '0'
+local order = cjson.decode(redis.call('HGET', run, 'meta'))['order']
+local cancelled, running = {}, {}
+for _, id in ipairs(order) do
+  local st = redis.call('HGET', run, 'st:' .. id)
+  if st == 'running' then
+    table.insert(running, id)
+  elseif st == 'pending' or st == 'retrying' or not st then
+    redis.call('HSET', run, 'st:' .. id, 'cancelled')
+    redis.call('ZREM', KEYS[7], ARGV[9] .. '|' .. id .. '|' .. gen)
+    table.insert(cancelled, id)
+  end
+end
+local c, r = json_list(cancelled), json_list(running)
+audit(KEYS[5], KEYS[6], ARGV[8], fill(fill(ARGV[3], '"@@steps_cancelled@@"', c), '"@@steps_running@@"', r))
+emit(KEYS[4], ARGV[7], ARGV[6], fill(fill(ARGV[4], '"@@steps_cancelled@@"', c), '"@@steps_running@@"', r))
+redis.call('EXPIRE', run, ttl)
+redis.call('EXPIRE', KEYS[9], ttl)
+redis.call('SREM', KEYS[3], ARGV[9])
+redis.call('ZREM', KEYS[8], ARGV[9])
+return {'ok', status, c, r}
+"""
+)
+
+# Take a running step's lease away (its worker is gone: the next delivery takes it over; its deadline stays in
+# force), or end it as ARGV[3] (its execution was terminated); only if it is still running under the expected
+# owner ('' = any owner).
+# KEYS: 1 run, 2 leases, 3 events, last: metrics
+# ARGV: 1 step, 2 expected owner, 3 new status, 4 outcome json, 5 run id, 6 event json, 7 events-maxlen, 8 channel
+RELEASE_STEP = (
+    _HELPERS
+    + """
+local run, sid = KEYS[1], ARGV[1]
+local st = redis.call('HGET', run, 'st:' .. sid)
+if st ~= 'running' then return {'skip', st or ''} end
+local owner = redis.call('HGET', run, 'ow:' .. sid) or ''
+if ARGV[2] ~= '' and owner ~= ARGV[2] then return {'moved', owner} end
+local gen = redis.call('HGET', run, 'generation') or '0'
+redis.call('HDEL', run, 'ow:' .. sid)
+if ARGV[3] ~= 'running' then
+  redis.call('ZREM', KEYS[2], ARGV[5] .. '|' .. sid .. '|' .. gen)
+  redis.call('HSET', run, 'st:' .. sid, ARGV[3])
+  if ARGV[4] ~= '' then redis.call('HSET', run, 'r:' .. sid, ARGV[4]) end
+  count('step_attempts|' .. step_labels(run, sid) .. '|' .. ARGV[3])
+end
+emit(KEYS[3], ARGV[8], ARGV[7], ARGV[6])
+return {'ok', owner}
+"""
+)
+
+# Resume (from failed or cancelled) or repair (a running run whose messages were lost) as generation N+1.
+# One compare-and-set: the expected generation, a legal status, and no step of the old generation still held
+# by a live worker. New triggers are staged first under KEYS[3] and moved into place here.
+# KEYS: 1 run, 2 triggers, 3 staged triggers, 4 cancel flag, 5 active, 6 outbox, 7 outbox-index, 8 events,
+#       9 audit, 10 audit-head, 11 workers, 12 leases, 13 retries, 14 touched, last: metrics
+# ARGV: 1 mode (resume|repair), 2 expected generation, 3 now_iso, 4 now_epoch, 5 lease ttl, 6 canvas json,
+#       7 audit body, 8 event json, 9 events-maxlen, 10 channel, 11 audit-maxlen, 12 run id, 13.. steps to redo
+# returns {'ok', new-generation, reset-count} | {'missing'} | {'illegal', status} | {'moved', generation}
+#       | {'busy', step, owner}
+REDISPATCH = (
+    _HELPERS
+    + """
+local run = KEYS[1]
+local status = redis.call('HGET', run, 'status')
+if not status then return {'missing', '', ''} end
+local mode = ARGV[1]
+if mode == 'resume' and status ~= 'failed' and status ~= 'cancelled' then return {'illegal', status, ''} end
+if mode == 'repair' and status ~= 'running' then return {'illegal', status, ''} end
+local gen = redis.call('HGET', run, 'generation') or '0'
+if gen ~= ARGV[2] then return {'moved', gen, ''} end
+local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+for i = 13, #ARGV do
+  local sid = ARGV[i]
+  if redis.call('HGET', run, 'st:' .. sid) == 'running' then
+    local owner = redis.call('HGET', run, 'ow:' .. sid)
+    if alive(KEYS[11], owner, now, ttl) then return {'busy', sid, owner} end
+  end
+end
+local new_gen = redis.call('HINCRBY', run, 'generation', 1)
+local reset = 0
+for i = 13, #ARGV do
+  local sid = ARGV[i]
+  local st = redis.call('HGET', run, 'st:' .. sid)
+  if st ~= 'completed' and st ~= nil then
+    local old = ARGV[12] .. '|' .. sid .. '|' .. gen
+    redis.call('ZREM', KEYS[12], old)
+    redis.call('ZREM', KEYS[13], old)
+    redis.call('HSET', run, 'st:' .. sid, 'pending')
+    redis.call('HDEL', run, 'r:' .. sid, 'ow:' .. sid, 'dv:' .. sid)
+    reset = reset + 1
+  end
+end
+redis.call('HSET', run, 'done', tonumber(redis.call('HGET', run, 'total')) - reset, 'status', 'running',
+  'touched', ARGV[4])
+reindex(run, status, 'running')
+redis.call('HSETNX', run, 'started_at', ARGV[3])
+redis.call('HDEL', run, 'finished_at', 'error', 'cancelled_by')
+if mode == 'repair' then redis.call('HINCRBY', run, 'regen', 1) else count('runs_resumed|' .. run_labels(run)) end
+redis.call('DEL', KEYS[4])
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('RENAME', KEYS[3], KEYS[2]) else redis.call('DEL', KEYS[2]) end
+redis.call('PERSIST', run)
+redis.call('SADD', KEYS[5], ARGV[12])
+redis.call('ZADD', KEYS[14], ARGV[4], ARGV[12])
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[6], 'start:' .. new_gen, ARGV[6])
+  redis.call('ZADD', KEYS[7], 'NX', ARGV[4], ARGV[12])
+end
+audit(KEYS[9], KEYS[10], ARGV[11], ARGV[7])
+emit(KEYS[8], ARGV[10], ARGV[9], ARGV[8])
+return {'ok', tostring(new_gen), tostring(reset)}
+"""
+)
+
+# The tail of run creation, queued with EVAL (never EVALSHA) inside the creating MULTI: announces the run once
+# even if the transaction is sent again after a lost reply.
+# KEYS: 1 run, 2 audit, 3 audit-head, 4 events, last: metrics ; ARGV: 1 audit-maxlen, 2 events-maxlen, 3 channel,
+#       4 event json, 5.. audit bodies
+ANNOUNCE_RUN = (
+    _HELPERS
+    + """
+if redis.call('HSETNX', KEYS[1], 'announced', '1') == 0 then return 'dup' end
+count('runs_started|' .. run_labels(KEYS[1]))
+for i = 5, #ARGV do audit(KEYS[2], KEYS[3], ARGV[1], ARGV[i]) end
+emit(KEYS[4], ARGV[3], ARGV[2], ARGV[4])
+return 'ok'
+"""
+)
+
+# Fail a running run that can no longer progress (the reconciler's last resort), with its closing records.
+# KEYS: 1 run, 2 active, 3 events, 4 audit, 5 audit-head, 6 touched, 7 triggers, last: metrics
+# ARGV: 1 now_iso, 2 error json, 3 audit template, 4 event template, 5 ttl, 6 events-maxlen, 7 channel,
+#       8 audit-maxlen, 9 run id
+FAIL_RUN = (
+    _HELPERS
+    + """
+local run = KEYS[1]
+local status = redis.call('HGET', run, 'status')
+if status ~= 'running' then return {'illegal', status or ''} end
+redis.call('HSET', run, 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[2])
+reindex(run, status, 'failed')
+count('runs_finished|' .. run_labels(run) .. '|failed')
+local c, f, r = summary_lists(run)
+audit(KEYS[4], KEYS[5], ARGV[8], fill_summary(ARGV[3], c, f, r))
+emit(KEYS[3], ARGV[7], ARGV[6], fill_summary(ARGV[4], c, f, r))
+local ttl = tonumber(ARGV[5])
+redis.call('EXPIRE', run, ttl)
+redis.call('EXPIRE', KEYS[7], ttl)
+redis.call('SREM', KEYS[2], ARGV[9])
+redis.call('ZREM', KEYS[6], ARGV[9])
+return {'ok', status}
+"""
+)
+
+# Remove outbox entries that took effect; forget the run in the outbox index once nothing is left.
+# KEYS: 1 outbox, 2 outbox-index ; ARGV: 1 run id, 2.. entry names
+CONFIRM_OUTBOX = """
+for i = 2, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return redis.call('HLEN', KEYS[1])
+"""
+
+# A status move outside the step scripts (kept for the rare direct transitions; ORCH_3002 on illegal moves).
+# KEYS: run   ARGV: to, now, error_json_or_empty, from1, from2, ...
+TRANSITION = (
+    _HELPERS
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing', ''} end
+for i = 4, #ARGV do
+  if status == ARGV[i] then
+    redis.call('HSET', KEYS[1], 'status', ARGV[1])
+    reindex(KEYS[1], status, ARGV[1])
+    if ARGV[1] == 'running' then
+      redis.call('HSETNX', KEYS[1], 'started_at', ARGV[2])
+      redis.call('HDEL', KEYS[1], 'finished_at', 'error')
+    else
+      redis.call('HSET', KEYS[1], 'finished_at', ARGV[2])
+      if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
+    end
+    return {'ok', status}
+  end
+end
+return {'illegal', status}
+"""
+)

@@ -1,0 +1,701 @@
+"""Run state in Redis: the status machine, per-step status/attempts/timings/results, leases, bounded retention.
+
+Why Lua for the moves (``run_scripts``): many workers finish steps of the same run at once, and a crash may
+come between any two writes; a script reads and writes in one atomic round trip, so "the last step completes
+the run", "a join fires once" and "a state change and its audit entry, event and outbox entry commit
+together" hold without locks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator import keys
+from orchestrator.errors import InvalidStateTransitionError, StateCorruptedError, WorkflowNotFoundError
+from orchestrator.models.common import Priority, RunStatus, StepStatus, iso_now
+from orchestrator.models.run import ErrorInfo, RunView, StepState
+from orchestrator.models.workflow import PlannedStep, WorkflowPlan
+from orchestrator.runtime.redis_client import RedisClient, queue_script
+from orchestrator.state import run_listing, run_scripts
+
+# Which statuses a run may move to from which (completed/failed via steps are handled by FINISH_STEP).
+LEGAL_FROM: dict[RunStatus, tuple[RunStatus, ...]] = {
+    RunStatus.RUNNING: (RunStatus.PENDING, RunStatus.FAILED, RunStatus.CANCELLED),
+    RunStatus.CANCELLED: (RunStatus.PENDING, RunStatus.RUNNING),
+    RunStatus.FAILED: (RunStatus.PENDING, RunStatus.RUNNING),
+    RunStatus.COMPLETED: (RunStatus.RUNNING,),
+}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who runs a step: a worker instance, the pool process inside it, and the broker delivery it works on."""
+
+    instance: str
+    pid: int
+    delivery_tag: str = ""
+
+    @property
+    def token(self) -> str:
+        return f"{self.instance}/{self.pid}/{self.delivery_tag}"
+
+    @classmethod
+    def parse(cls, token: str) -> Lease:
+        instance, _, rest = token.partition("/")
+        pid, _, tag = rest.partition("/")
+        return cls(instance, int(pid or 0), tag)
+
+
+@dataclass(frozen=True)
+class BeginResult:
+    """What the worker learned when it tried to start a step.
+
+    ``verdict``: ``run``; ``done`` / ``cancelled`` / ``stale`` / ``early`` / ``missing`` / a run status (do not
+    run it); ``busy`` / ``mine`` (another live delivery holds the lease, ``detail`` names it); ``poison`` (the
+    step was delivered more than the cap allows without ever finishing, ``detail`` says how often).
+    """
+
+    verdict: str
+    spec: PlannedStep | None
+    attempt: int = 0
+    detail: str = ""
+    outbox_pending: bool = False
+
+
+@dataclass(frozen=True)
+class FinishResult:
+    duplicate: bool
+    run_ended: RunStatus | None
+    fired: list[str] = field(default_factory=list)  # trigger ids released (their outbox entries are written)
+    summary: dict[str, list[str]] = field(default_factory=dict)  # step lists when the run ended
+    verdict: str = "ok"
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    previous: RunStatus
+    cancelled: list[str]
+    running: list[str]
+
+
+@dataclass(frozen=True)
+class Records:
+    """What must be written together with a step's outcome (pre-encoded; empty means nothing)."""
+
+    event: str = ""
+    audit: str = ""
+    dead_letter: str = ""
+    closing_audit: str = ""  # template for a run that fails with this outcome (summary tokens filled by Lua)
+    closing_event: str = ""
+
+
+def cap_result(result: Any, max_bytes: int) -> Any:
+    """Keep stored results bounded: oversize results become a truncated preview."""
+    text = json.dumps(result, default=str, separators=(",", ":"))
+    if len(text) <= max_bytes:
+        return result
+    return {"truncated": True, "size_bytes": len(text), "preview": text[: max_bytes // 2]}
+
+
+class RunStore:
+    """Reads and moves run state; the only module that knows the run hash layout."""
+
+    def __init__(
+        self,
+        client: RedisClient,
+        *,
+        ttl_seconds: int = 7 * 24 * 3600,
+        result_max_bytes: int = 65536,
+        events_max: int = 100_000,
+        audit_max: int = 1_000_000,
+        dlq_max: int = 10_000,
+    ) -> None:
+        self.redis = client
+        self.events_max = events_max
+        self.audit_max = audit_max
+        self.dlq_max = dlq_max
+        self.ttl = ttl_seconds
+        self.result_max_bytes = result_max_bytes
+        self._begin = client.register_script(run_scripts.BEGIN_STEP)
+        self._finish = client.register_script(run_scripts.FINISH_STEP)
+        self._cancel = client.register_script(run_scripts.CANCEL_RUN)
+        self._release = client.register_script(run_scripts.RELEASE_STEP)
+        self._redispatch = client.register_script(run_scripts.REDISPATCH)
+        self._confirm = client.register_script(run_scripts.CONFIRM_OUTBOX)
+        self._fail_run = client.register_script(run_scripts.FAIL_RUN)
+        self._transition = client.register_script(run_scripts.TRANSITION)
+
+    # -- creation -------------------------------------------------------------------------------------
+    def create(
+        self,
+        run_id: str,
+        plan: WorkflowPlan,
+        *,
+        created_by: str,
+        triggers: dict[str, Any] | None = None,
+        trigger_index: dict[str, tuple[str, ...]] | None = None,
+        start: bool = False,
+        canvas: dict[str, Any] | None = None,
+        audit_bodies: list[str] | None = None,
+        started_event: str = "",
+        source: str = "api",
+        created_at: str | None = None,
+    ) -> RunView:
+        """Record a run durably in one transaction (before anything is enqueued); returns it as written.
+
+        ``start`` records it running; ``canvas`` (what must be enqueued) goes to the run's outbox in the same
+        transaction, so a crash before the broker has it leaves an entry the reconciler applies. The audit
+        entries and the started event are written once, by a script queued with EVAL (no NOSCRIPT inside MULTI).
+        """
+        now = created_at or iso_now()
+        epoch = time.time()
+        meta = {
+            "run_id": run_id,
+            "template_id": plan.template_id,
+            "name": plan.name,
+            "priority": plan.priority.value,
+            "parameters": plan.parameters,
+            "created_by": created_by,
+            "created_at": now,
+            "source": source,
+            "order": [s.step_id for s in plan.steps],
+        }
+        status = RunStatus.RUNNING if start else RunStatus.PENDING
+        mapping: dict[str, Any] = {
+            "status": status.value,
+            "meta": json.dumps(meta),
+            "total": len(plan.steps),
+            "done": 0,
+            "generation": 0,
+            "touched": epoch,
+            "ct": epoch,  # creation epoch: the score of the listing indexes the status scripts keep
+            "tpl": plan.template_id or "",
+        }
+        if start:
+            mapping["started_at"] = now
+        for step in plan.steps:
+            mapping[f"p:{step.step_id}"] = step.model_dump_json()
+            mapping[f"st:{step.step_id}"] = StepStatus.PENDING.value
+            if step.depends_on:
+                mapping[f"dp:{step.step_id}"] = ",".join(step.depends_on)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(keys.run_key(run_id), mapping=mapping)
+        self._write_triggers(pipe, keys.run_triggers_key(run_id), triggers or {}, trigger_index or {})
+        run_listing.index_new(pipe, run_id, status.value, plan.template_id, epoch, cutoff=epoch - self.ttl - 86400)
+        pipe.sadd(keys.ACTIVE_RUNS, run_id)
+        if start:
+            pipe.zadd(keys.RUNS_TOUCHED, {run_id: epoch})
+        if canvas is not None:
+            pipe.hset(keys.run_outbox_key(run_id), "start:0", json.dumps(canvas))
+            pipe.zadd(keys.OUTBOX_INDEX, {run_id: epoch}, nx=True)
+        if audit_bodies or started_event:
+            queue_script(
+                pipe,
+                run_scripts.ANNOUNCE_RUN,
+                [keys.run_key(run_id), keys.AUDIT_STREAM, keys.AUDIT_HEAD, keys.EVENTS_STREAM, keys.METRICS],
+                [self.audit_max, self.events_max, keys.EVENTS_CHANNEL, started_event, *(audit_bodies or [])],
+            )
+        pipe.execute()
+        return RunView(
+            run_id=run_id,
+            template_id=plan.template_id,
+            name=plan.name,
+            status=status,
+            priority=plan.priority,
+            steps=[
+                StepState(step_id=s.step_id, agent_id=s.agent_id, action=s.action, depends_on=s.depends_on)
+                for s in plan.steps
+            ],
+            steps_completed=[],
+            steps_remaining=[s.step_id for s in plan.steps],
+            parameters=plan.parameters,
+            created_by=created_by,
+            created_at=now,
+            started_at=now if start else None,
+        )
+
+    @staticmethod
+    def _write_triggers(
+        pipe: Any, key: str, triggers: dict[str, Any], trigger_index: dict[str, tuple[str, ...]]
+    ) -> None:
+        pipe.delete(key)
+        if not triggers:
+            return
+        mapping: dict[str, Any] = {}
+        for trigger_id, trig in triggers.items():
+            mapping[f"wait:{trigger_id}"] = len(trig.waits_for)
+            mapping[f"sig:{trigger_id}"] = json.dumps(trig.canvas)
+        for step_id, trigger_ids in trigger_index.items():
+            mapping[f"idx:{step_id}"] = ",".join(trigger_ids)
+        pipe.hset(key, mapping=mapping)
+
+    def redispatch(
+        self,
+        run_id: str,
+        *,
+        mode: str,
+        expected_generation: int,
+        redo: list[str],
+        canvas: dict[str, Any] | None,
+        triggers: dict[str, Any],
+        trigger_index: dict[str, tuple[str, ...]],
+        audit_body: str,
+        event: str,
+        lease_ttl: float,
+    ) -> tuple[str, str, str]:
+        """Resume (``mode="resume"``) or repair (``"repair"``) as generation N+1, in one compare-and-set.
+
+        Returns the script's verdict: ``("ok", new_generation, reset)``, ``("busy", step, owner)`` while a step of
+        the old generation still runs on a live worker, ``("illegal", status, "")``, ``("moved", generation, "")``
+        or ``("missing", "", "")``.
+        """
+        staged = keys.run_staged_triggers_key(run_id)
+        pipe = self.redis.pipeline(transaction=False)
+        self._write_triggers(pipe, staged, triggers, trigger_index)
+        pipe.expire(staged, 3600)
+        pipe.execute()
+        reply = self._redispatch(
+            keys=[
+                keys.run_key(run_id),
+                keys.run_triggers_key(run_id),
+                staged,
+                keys.run_cancel_key(run_id),
+                keys.ACTIVE_RUNS,
+                keys.run_outbox_key(run_id),
+                keys.OUTBOX_INDEX,
+                keys.EVENTS_STREAM,
+                keys.AUDIT_STREAM,
+                keys.AUDIT_HEAD,
+                keys.WORKERS,
+                keys.LEASES,
+                keys.RETRIES,
+                keys.RUNS_TOUCHED,
+                keys.METRICS,
+            ],
+            args=[
+                mode,
+                expected_generation,
+                iso_now(),
+                time.time(),
+                lease_ttl,
+                json.dumps(canvas) if canvas is not None else "",
+                audit_body,
+                event,
+                self.events_max,
+                keys.EVENTS_CHANNEL,
+                self.audit_max,
+                run_id,
+                *redo,
+            ],
+        )
+        if reply[0] != "ok":
+            self.redis.delete(staged)
+        return str(reply[0]), str(reply[1]), str(reply[2])
+
+    # -- the outbox -----------------------------------------------------------------------------------
+    def outbox(self, run_id: str) -> dict[str, str]:
+        """Unconfirmed effects of this run: ``start:<gen>`` -> canvas JSON, ``fire:<gen>:<trigger>`` -> "1"."""
+        entries: dict[str, str] = self.redis.hgetall(keys.run_outbox_key(run_id))
+        return entries
+
+    def trigger_canvas(self, run_id: str, trigger_id: str) -> dict[str, Any] | None:
+        raw = self.redis.hget(keys.run_triggers_key(run_id), f"sig:{trigger_id}")
+        return json.loads(raw) if raw else None
+
+    def confirm_outbox(self, run_id: str, entries: list[str]) -> int:
+        """Remove entries that took effect; returns how many are left."""
+        if not entries:
+            return -1
+        left = self._confirm(keys=[keys.run_outbox_key(run_id), keys.OUTBOX_INDEX], args=[run_id, *entries])
+        return int(left)
+
+    def outbox_due(self, older_than: float, limit: int = 100) -> list[str]:
+        """Runs with outbox entries unconfirmed since before ``older_than`` (epoch)."""
+        due: list[str] = self.redis.zrangebyscore(keys.OUTBOX_INDEX, "-inf", older_than, start=0, num=limit)
+        return due
+
+    # -- status machine -------------------------------------------------------------------------------
+    def transition(self, run_id: str, to: RunStatus, error: ErrorInfo | None = None) -> RunStatus:
+        """Move the run to ``to`` or raise ORCH_3002 naming the current status. Returns the previous status."""
+        allowed = [s.value for s in LEGAL_FROM[to]]
+        err = error.model_dump_json() if error else ""
+        verdict, previous = self._transition(keys=[keys.run_key(run_id)], args=[to.value, iso_now(), err, *allowed])
+        if verdict == "missing":
+            raise WorkflowNotFoundError(f"Run '{run_id}' not found (unknown id or expired)", {"run_id": run_id})
+        if verdict == "illegal":
+            raise InvalidStateTransitionError(
+                f"Run '{run_id}' is {previous}; it cannot become {to.value}",
+                {"run_id": run_id, "status": previous, "requested": to.value},
+            )
+        if to.is_terminal:
+            self._expire(run_id)
+        elif to == RunStatus.RUNNING:
+            self.redis.zadd(keys.RUNS_TOUCHED, {run_id: time.time()})
+        return RunStatus(previous)
+
+    def _expire(self, run_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.expire(keys.run_key(run_id), self.ttl)
+        pipe.expire(keys.run_triggers_key(run_id), self.ttl)
+        pipe.expire(keys.run_cancel_key(run_id), self.ttl)
+        pipe.srem(keys.ACTIVE_RUNS, run_id)
+        pipe.zrem(keys.RUNS_TOUCHED, run_id)
+        pipe.execute()
+
+    def cancel(self, run_id: str, *, actor: str, audit_template: str, event_template: str) -> CancelResult:
+        """Cancel in one script: flag, status, waiting steps, audit entry and event; returns what was running."""
+        verdict, previous, cancelled, running = self._cancel(
+            keys=[
+                keys.run_key(run_id),
+                keys.run_cancel_key(run_id),
+                keys.ACTIVE_RUNS,
+                keys.EVENTS_STREAM,
+                keys.AUDIT_STREAM,
+                keys.AUDIT_HEAD,
+                keys.RETRIES,
+                keys.RUNS_TOUCHED,
+                keys.run_triggers_key(run_id),
+                keys.METRICS,
+            ],
+            args=[
+                iso_now(),
+                actor,
+                audit_template,
+                event_template,
+                self.ttl,
+                self.events_max,
+                keys.EVENTS_CHANNEL,
+                self.audit_max,
+                run_id,
+            ],
+        )
+        if verdict == "missing":
+            raise WorkflowNotFoundError(f"Run '{run_id}' not found (unknown id or expired)", {"run_id": run_id})
+        if verdict == "illegal":
+            raise InvalidStateTransitionError(
+                f"Run '{run_id}' is already {previous}; only pending or running runs can be cancelled",
+                {"run_id": run_id, "status": previous},
+            )
+        return CancelResult(RunStatus(previous), json.loads(cancelled), json.loads(running))
+
+    def fail_run(self, run_id: str, error: ErrorInfo, *, audit_template: str, event_template: str) -> bool:
+        """Fail a running run with its closing records (summary tokens filled in); False if it was not running."""
+        verdict = self._fail_run(
+            keys=[
+                keys.run_key(run_id),
+                keys.ACTIVE_RUNS,
+                keys.EVENTS_STREAM,
+                keys.AUDIT_STREAM,
+                keys.AUDIT_HEAD,
+                keys.RUNS_TOUCHED,
+                keys.run_triggers_key(run_id),
+                keys.METRICS,
+            ],
+            args=[
+                iso_now(),
+                error.model_dump_json(),
+                audit_template,
+                event_template,
+                self.ttl,
+                self.events_max,
+                keys.EVENTS_CHANNEL,
+                self.audit_max,
+                run_id,
+            ],
+        )[0]
+        return str(verdict) == "ok"
+
+    def release_step(
+        self,
+        run_id: str,
+        step_id: str,
+        *,
+        expected_owner: str = "",
+        status: StepStatus = StepStatus.RUNNING,
+        outcome: dict[str, Any] | None = None,
+        event: str = "",
+    ) -> tuple[str, str]:
+        """Drop a running step's lease (optionally only from ``expected_owner``), optionally ending it as
+        ``status``. Returns ``("ok", old_owner)``, ``("moved", owner)`` or ``("skip", status)``."""
+        verdict, detail = self._release(
+            keys=[keys.run_key(run_id), keys.LEASES, keys.EVENTS_STREAM, keys.METRICS],
+            args=[
+                step_id,
+                expected_owner,
+                status.value,
+                json.dumps(outcome, default=str) if outcome is not None else "",
+                run_id,
+                event,
+                self.events_max,
+                keys.EVENTS_CHANNEL,
+            ],
+        )
+        return str(verdict), str(detail)
+
+    # -- worker side ----------------------------------------------------------------------------------
+    def begin_step(
+        self,
+        run_id: str,
+        step_id: str,
+        started_event: str = "",
+        *,
+        generation: int = 0,
+        lease: Lease | None = None,
+        deadline: float | None = None,
+        lease_ttl: float = 10.0,
+        max_deliveries: int = 3,
+        takeover: str = "",
+    ) -> BeginResult:
+        """Start a step if its run is running and nobody alive holds it; takes the lease, emits the event."""
+        lease = lease or Lease("local", 0)
+        now = time.time()
+        reply = self._begin(
+            keys=[
+                keys.run_key(run_id),
+                keys.run_cancel_key(run_id),
+                keys.EVENTS_STREAM,
+                keys.WORKERS,
+                keys.worker_leases_key(lease.instance),
+                keys.LEASES,
+                keys.RETRIES,
+                keys.run_outbox_key(run_id),
+                keys.RUNS_TOUCHED,
+            ],
+            args=[
+                step_id,
+                iso_now(),
+                started_event,
+                self.events_max,
+                keys.EVENTS_CHANNEL,
+                generation,
+                lease.token,
+                now,
+                lease_ttl,
+                max_deliveries,
+                lease.instance,
+                deadline if deadline is not None else now + 24 * 3600,
+                run_id,
+                takeover,
+            ],
+        )
+        verdict = str(reply[0])
+        spec = _spec(reply[1], run_id, step_id) if reply[1] else None
+        return BeginResult(verdict, spec, int(reply[2] or 0), str(reply[3]), reply[4] not in ("0", 0))
+
+    def finish_step(
+        self,
+        run_id: str,
+        step_id: str,
+        status: StepStatus,
+        *,
+        effect: str,
+        started: float | None,
+        result: Any = None,
+        error: ErrorInfo | None = None,
+        run_error: ErrorInfo | None = None,
+        event: str = "",
+        records: Records | None = None,
+        queue: str | None = None,
+        generation: int = 0,
+        lease: Lease | None = None,
+        retry_at: float | None = None,
+        actor: str = "worker",
+        extra: dict[str, Any] | None = None,
+    ) -> FinishResult:
+        """Record a step's outcome and everything that follows from it in one script.
+
+        ``effect``: ``done`` (counts toward completion, releases gated joins into the outbox), ``stop`` (fails
+        the run), ``retry`` (a failed attempt that runs again at ``retry_at``), ``none`` (only records).
+        ``records`` are written atomically with it; a run that completes gets its closing audit entry and event
+        from the script itself, a run that fails gets them from ``records.closing_*``.
+        """
+        records = records or Records(event=event)
+        lease = lease or Lease("local", 0)
+        now_iso = iso_now()
+        now = time.time()
+        outcome = {
+            "finished_at": now_iso,
+            "duration_ms": None if started is None else round((now - started) * 1000, 3),
+            "result": cap_result(result, self.result_max_bytes) if result is not None else None,
+            "error": error.model_dump() if error else None,
+            "queue": queue,
+            **(extra or {}),
+        }
+        reply = self._finish(
+            keys=[
+                keys.run_key(run_id),
+                keys.run_triggers_key(run_id),
+                keys.ACTIVE_RUNS,
+                keys.EVENTS_STREAM,
+                keys.worker_leases_key(lease.instance),
+                keys.LEASES,
+                keys.AUDIT_STREAM,
+                keys.AUDIT_HEAD,
+                keys.DLQ_STREAM,
+                keys.run_outbox_key(run_id),
+                keys.OUTBOX_INDEX,
+                keys.RETRIES,
+                keys.RUNS_TOUCHED,
+                keys.METRICS,
+            ],
+            args=[
+                step_id,
+                status.value,
+                json.dumps(outcome, default=str),
+                effect,
+                now_iso,
+                run_error.model_dump_json() if run_error else "",
+                self.ttl,
+                run_id,
+                records.event,
+                self.events_max,
+                keys.EVENTS_CHANNEL,
+                records.audit,
+                records.dead_letter,
+                records.closing_audit,
+                records.closing_event,
+                self.audit_max,
+                self.dlq_max,
+                now,
+                generation,
+                retry_at if retry_at is not None else now,
+                actor,
+                f"{run_id}:{generation}:{step_id}:{now}",
+            ],
+        )
+        verdict = str(reply[0])
+        if verdict != "ok":
+            return FinishResult(True, None, verdict=verdict)
+        ended = RunStatus(reply[1]) if reply[1] else None
+        summary = json.loads(reply[2]) if reply[2] else {}
+        return FinishResult(False, ended, [str(t) for t in reply[3:]], summary)
+
+    # -- reading --------------------------------------------------------------------------------------
+    def exists(self, run_id: str) -> bool:
+        return bool(self.redis.exists(keys.run_key(run_id)))
+
+    def raw(self, run_id: str) -> dict[str, str]:
+        data: dict[str, str] = self.redis.hgetall(keys.run_key(run_id))
+        if not data:
+            raise WorkflowNotFoundError(f"Run '{run_id}' not found (unknown id or expired)", {"run_id": run_id})
+        return data
+
+    def get(self, run_id: str) -> RunView:
+        return view_from_hash(self.raw(run_id), run_id)
+
+    def plan(self, run_id: str) -> WorkflowPlan:
+        data = self.raw(run_id)
+        meta = _meta(data, run_id)
+        steps = [_spec(data[f"p:{sid}"], run_id, sid) for sid in meta["order"]]
+        return WorkflowPlan(
+            template_id=meta["template_id"],
+            name=meta["name"],
+            parameters=meta["parameters"],
+            priority=Priority(meta["priority"]),
+            steps=steps,
+        )
+
+    def results(self, run_id: str) -> dict[str, Any]:
+        """``{step_id: result}`` of completed steps (for handlers that build on earlier steps)."""
+        data = self.raw(run_id)
+        out: dict[str, Any] = {}
+        for name, value in data.items():
+            if name.startswith("st:") and value == StepStatus.COMPLETED.value:
+                outcome = data.get(f"r:{name[3:]}")
+                if outcome:
+                    out[name[3:]] = json.loads(outcome).get("result")
+        return out
+
+    def list(
+        self, *, status: str | None = None, template_id: str | None = None, offset: int = 0, limit: int = 50
+    ) -> tuple[list[RunView], int]:
+        """Newest first, one page read from the listing indexes (see ``run_listing``)."""
+        return run_listing.list_runs(self.redis, status=status, template_id=template_id, offset=offset, limit=limit)
+
+    def active_count(self) -> int:
+        return int(self.redis.scard(keys.ACTIVE_RUNS))
+
+
+def _meta(data: dict[str, str], run_id: str) -> dict[str, Any]:
+    raw = data.get("meta")
+    if raw is None:
+        raise StateCorruptedError(
+            f"Run '{run_id}' has state but no record of its plan (a partial write); it cannot be read. "
+            "The reconciler fails such runs; inspect it with the audit log",
+            {"run_id": run_id},
+        )
+    meta: dict[str, Any] = json.loads(raw)
+    return meta
+
+
+def _spec(raw: str, run_id: str, step_id: str) -> PlannedStep:
+    try:
+        return PlannedStep.model_validate_json(raw)
+    except ValueError as exc:
+        raise StateCorruptedError(
+            f"Step '{step_id}' of run '{run_id}' cannot be read back ({type(exc).__name__}); it is refused",
+            {"run_id": run_id, "step_id": step_id},
+        ) from exc
+
+
+def _after_cancel(data: dict[str, str], outcome: dict[str, Any]) -> bool:
+    """A step that finished (for real) after its run was cancelled: its effect happened, the run had stopped."""
+    finished, cancelled_at = outcome.get("finished_at"), data.get("finished_at")
+    return bool(
+        data.get("status") == RunStatus.CANCELLED.value
+        and finished
+        and cancelled_at
+        and not outcome.get("stopped")
+        and finished > cancelled_at
+    )
+
+
+def view_from_hash(data: dict[str, str], run_id: str = "?") -> RunView:
+    """Assemble the public run shape from the hash fields."""
+    meta = _meta(data, run_id)
+    steps: list[StepState] = []
+    for step_id in meta["order"]:
+        spec = json.loads(data[f"p:{step_id}"])
+        outcome = json.loads(data[f"r:{step_id}"]) if f"r:{step_id}" in data else {}
+        error = outcome.get("error")
+        steps.append(
+            StepState(
+                step_id=step_id,
+                agent_id=spec["agent_id"],
+                action=spec["action"],
+                status=StepStatus(data.get(f"st:{step_id}", "pending")),
+                attempts=int(data.get(f"at:{step_id}", 0)),
+                started_at=data.get(f"t0:{step_id}"),
+                finished_at=outcome.get("finished_at"),
+                duration_ms=outcome.get("duration_ms"),
+                result=outcome.get("result"),
+                error=ErrorInfo(**error) if error else None,
+                queue=outcome.get("queue"),
+                depends_on=spec["depends_on"],
+                stopped=outcome.get("stopped"),
+                after_cancel=_after_cancel(data, outcome),
+            )
+        )
+    error_raw = data.get("error")
+    return RunView(
+        run_id=meta["run_id"],
+        template_id=meta["template_id"],
+        name=meta["name"],
+        status=RunStatus(data["status"]),
+        priority=Priority(meta["priority"]),
+        steps=steps,
+        steps_completed=[s.step_id for s in steps if s.status == StepStatus.COMPLETED],
+        steps_remaining=[s.step_id for s in steps if not s.status.is_done],
+        error=ErrorInfo.model_validate_json(error_raw) if error_raw else None,
+        parameters=meta["parameters"],
+        created_by=meta["created_by"],
+        created_at=meta["created_at"],
+        started_at=data.get("started_at"),
+        finished_at=data.get("finished_at"),
+        generation=int(data.get("generation", 0)),
+        cancelled_by=data.get("cancelled_by"),
+        repairs=int(data.get("regen", 0)),
+    )
