@@ -162,7 +162,12 @@ class Orchestrator:
         return min(seconds, cap)
 
     async def wait_for_run_async(
-        self, run_id: str, *, timeout: float, on_event: Callable[[Event], Awaitable[None]] | None = None
+        self,
+        run_id: str,
+        *,
+        timeout: float,
+        on_event: Callable[[Event], Awaitable[None]] | None = None,
+        on_start: Callable[[RunView], Awaitable[None]] | None = None,
     ) -> RunView:
         """``wait_for_run`` for the event loop: no thread held, deadline kept whatever the bus carries."""
         from orchestrator.state.run_waits import wait_for_run
@@ -170,7 +175,11 @@ class Orchestrator:
         if self.closing.is_set():
             raise ShuttingDownError("The server is shutting down; retry on another instance", {"run_id": run_id})
         return await wait_for_run(
-            self.hub, run_id, timeout=min(timeout, self.settings.frontdoor.wait_max_seconds), on_event=on_event
+            self.hub,
+            run_id,
+            timeout=min(timeout, self.settings.frontdoor.wait_max_seconds),
+            on_event=on_event,
+            on_start=on_start,
         )
 
     def identifier(self, value: str | None, what: str) -> None:

@@ -51,13 +51,19 @@ async def wait_for_run(
     *,
     timeout: float,
     on_event: Callable[[Event], Awaitable[None]] | None = None,
+    on_start: Callable[[RunView], Awaitable[None]] | None = None,
 ) -> RunView:
-    """The run once it ended (and its closing event is out); ORCH_3004 at the deadline, ORCH_8007 on shutdown."""
+    """The run once it ended (and its closing event is out); ORCH_3004 at the deadline, ORCH_8007 on shutdown.
+
+    ``on_start`` sees the run as first read, after the subscription: what it misses, ``on_event`` gets.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     sub = await hub.open(run_id=run_id)
     try:
         view = await read_run(hub, run_id)
+        if on_start is not None:
+            await on_start(view)
         while not settled(view):
             remaining = deadline - loop.time()
             if remaining <= 0:
