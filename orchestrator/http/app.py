@@ -7,13 +7,18 @@ limit; so even a 413 is counted and carries CORS headers.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator import __version__
 from orchestrator.http.docs import install_docs
 from orchestrator.http.errors import install_error_handlers
-from orchestrator.http.middleware import BodyLimitMiddleware, MetricsMiddleware
+from orchestrator.http.middleware import BodyLimitMiddleware, InputLimitMiddleware, MetricsMiddleware
+from orchestrator.http.openapi import install_openapi
 from orchestrator.http.routes import (
     API_PREFIX,
     agents,
@@ -49,9 +54,24 @@ authenticated by that cookie that change state must also send `X-CSRF-Token` (th
 Opt-in (`ORCH_AUTH__ANONYMOUS__ENABLED`): requests without an Authorization header to the chat, clarify,
 agent-status and worklog routes are served as a configured anonymous principal (for itom-chat-ui, which sends
 no token).
-Errors always have the body `{error_code, error_message, timestamp}`. The MCP server (streamable HTTP, same
+Errors always have the body `{error_code, error_message, timestamp}` with an ORCH code (a 422 adds `errors`;
+the chat routes add `detail`, the same object, for itom-chat-ui). The MCP server (streamable HTTP, same
 tokens) is at `/mcp/`.
 """
+
+
+def _lifespan(service: Orchestrator, mcp_app: Any) -> Any:
+    """The MCP session manager's lifespan (it must run, or /mcp/ fails), then ending waits and streams on exit."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with mcp_app.lifespan(app):
+            try:
+                yield
+            finally:
+                service.shutdown()
+
+    return lifespan
 
 
 def create_app(service: Orchestrator | None = None, settings: Settings | None = None) -> FastAPI:
@@ -68,17 +88,19 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
         docs_url=None,  # served from a package by install_docs: works offline
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        lifespan=mcp_app.lifespan,  # the MCP session manager must run, or /mcp/ fails (dependency-notes 5)
+        lifespan=_lifespan(service, mcp_app),
     )
     app.state.service = service
     app.state.sessions = SessionStore(service.redis, settings)
     install_error_handlers(app)
+    install_openapi(app)
     routers = (health, session, agents, templates, workflows, tasks, events, audit, dlq, messages, chat, worklog)
     for module in (*routers, history, schedules, metrics):
         app.include_router(module.router)
     install_docs(app, f"{API_PREFIX}/openapi.json")
     install_ui(app)
     app.mount(MCP_PATH, ShapedAuthErrors(mcp_app))
+    app.add_middleware(InputLimitMiddleware, max_chars=settings.frontdoor.max_identifier_chars)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         CORSMiddleware,

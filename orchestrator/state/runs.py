@@ -19,7 +19,7 @@ from orchestrator.models.common import Priority, RunStatus, StepStatus, iso_now
 from orchestrator.models.run import ErrorInfo, RunView, StepState
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.runtime.redis_client import RedisClient, queue_script
-from orchestrator.state import run_scripts
+from orchestrator.state import run_listing, run_scripts
 
 # Which statuses a run may move to from which (completed/failed via steps are handled by FINISH_STEP).
 LEGAL_FROM: dict[RunStatus, tuple[RunStatus, ...]] = {
@@ -171,6 +171,8 @@ class RunStore:
             "done": 0,
             "generation": 0,
             "touched": epoch,
+            "ct": epoch,  # creation epoch: the score of the listing indexes the status scripts keep
+            "tpl": plan.template_id or "",
         }
         if start:
             mapping["started_at"] = now
@@ -184,8 +186,7 @@ class RunStore:
         self._write_triggers(
             pipe, keys.run_triggers_key(run_id), triggers or {}, trigger_index or {}, plan.priority.broker_priority
         )
-        pipe.zadd(keys.RUNS_INDEX, {run_id: epoch})
-        pipe.zremrangebyscore(keys.RUNS_INDEX, "-inf", epoch - self.ttl - 86400)  # index stays bounded too
+        run_listing.index_new(pipe, run_id, status.value, plan.template_id, epoch, cutoff=epoch - self.ttl - 86400)
         pipe.sadd(keys.ACTIVE_RUNS, run_id)
         if start:
             pipe.zadd(keys.RUNS_TOUCHED, {run_id: epoch})
@@ -647,29 +648,8 @@ class RunStore:
     def list(
         self, *, status: str | None = None, template_id: str | None = None, offset: int = 0, limit: int = 50
     ) -> tuple[list[RunView], int]:
-        """Newest first; prunes index entries whose runs expired."""
-        ids = self.redis.zrevrange(keys.RUNS_INDEX, 0, -1)
-        views: list[RunView] = []
-        stale: list[str] = []
-        matched = 0
-        pipe = self.redis.pipeline(transaction=False)
-        for run_id in ids:
-            pipe.hgetall(keys.run_key(run_id))
-        for run_id, data in zip(ids, pipe.execute(), strict=True):
-            if not data or "meta" not in data:
-                stale.append(run_id)
-                continue
-            if status and data.get("status") != status:
-                continue
-            view = view_from_hash(data, run_id)
-            if template_id and view.template_id != template_id:
-                continue
-            if offset <= matched < offset + limit:
-                views.append(view)
-            matched += 1
-        if stale:
-            self.redis.zrem(keys.RUNS_INDEX, *stale)
-        return views, matched
+        """Newest first, one page read from the listing indexes (see ``run_listing``)."""
+        return run_listing.list_runs(self.redis, status=status, template_id=template_id, offset=offset, limit=limit)
 
     def active_count(self) -> int:
         return int(self.redis.scard(keys.ACTIVE_RUNS))
