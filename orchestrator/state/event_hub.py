@@ -34,6 +34,7 @@ from orchestrator.state.events import correlation_of, type_matches, type_of
 
 log = logging.getLogger(__name__)
 SHORT_READS = 32  # concurrent short reads (run state, catch-up) on this process's async connection pool
+READ_COUNT = 1000  # events per XREAD; a full read is followed at once by the next
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +276,7 @@ class EventHub:
                         self.cursor = str(newest[0][0]) if newest else "0-0"
                     if self._ready is not None:
                         self._ready.set()
-                    batch = await reader.xread({keys.EVENTS_STREAM: self.cursor}, count=1000, block=self.block_ms)
+                    batch = await reader.xread({keys.EVENTS_STREAM: self.cursor}, count=READ_COUNT, block=self.block_ms)
                 except (RedisError, OSError) as exc:
                     log.warning("event reader: %s; retrying in %.1fs", type(exc).__name__, backoff)
                     await asyncio.sleep(backoff)
@@ -283,13 +284,17 @@ class EventHub:
                     continue
                 backoff = 0.05
                 self.reads += 1
+                full = False
                 for _stream, entries in batch or ():
+                    full = full or len(entries) >= READ_COUNT
                     if entries:
                         self.cursor = entries[-1][0]
                         self._fan_out_batch([(stream_id, fields.get("e", "")) for stream_id, fields in entries])
-                if batch and self.batch_seconds:
+                if batch and self.batch_seconds and not full:
                     # A burst: let the next events gather, so each client gets one write per window rather than
-                    # one per event (the first event after a quiet period still goes out at once).
+                    # one per event (the first event after a quiet period still goes out at once). A full read
+                    # means more is already waiting: read it at once, or the window would cap the rate at
+                    # READ_COUNT events per window.
                     await asyncio.sleep(self.batch_seconds)
         finally:
             with contextlib.suppress(Exception):
