@@ -36,8 +36,7 @@ def _positive(value: object) -> bool:
 @pytest.mark.integration
 def test_quick_bench_reports_every_shape_and_micro_figure(tmp_path: Path) -> None:
     _need_redis_server()
-    import orchestrator.cli.bench  # noqa: F401 - registers the command on the app
-    from orchestrator.cli.app import app
+    from orchestrator.cli.main import app
 
     out = tmp_path / "figures" / "bench.json"
     result = CliRunner().invoke(app, ["bench", "--quick", "--json", str(out)])
@@ -94,8 +93,7 @@ def test_waiting_gives_up_at_its_deadline_naming_what_is_pending() -> None:
 @pytest.mark.integration
 def test_recovery_drill_reports_its_figure(tmp_path: Path) -> None:
     _need_redis_server()
-    import orchestrator.cli.bench  # noqa: F401 - registers the command on the app
-    from orchestrator.cli.app import app
+    from orchestrator.cli.main import app
 
     out = tmp_path / "recovery.json"
     result = CliRunner().invoke(app, ["bench", "--recovery", "--repeat", "1", "--json", str(out)])

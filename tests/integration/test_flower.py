@@ -103,7 +103,7 @@ def flower(redis_url: str, service: Orchestrator, data_dir: Path) -> Iterator[Fl
         }
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", "from orchestrator.cli.app import main; main()", "flower", "--port", str(port)],
+        [sys.executable, "-c", "from orchestrator.cli.main import main; main()", "flower", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
