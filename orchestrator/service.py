@@ -120,7 +120,16 @@ class Orchestrator:
         self.routing_rules = RoutingRulesFile(settings.data_dir)
         self.deadletters = DeadLetters(self.redis)
         self.messenger = Messenger(self.redis, self.app, self.events, self.audit)
-        self.chatdesk = ChatDesk(self)
+        self.chatdesk = ChatDesk(
+            redis=self.redis,
+            settings=settings,
+            agents=self.agents,
+            routing_rules=self.routing_rules,
+            audit=self.audit,
+            events=self.events,
+            start_and_wait=self._start_and_wait,
+            health=self.health,
+        )
 
     # -- system ---------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -271,6 +280,23 @@ class Orchestrator:
     def resume_run(self, principal: Principal, run_id: str) -> RunView:
         require(principal, "resume")
         return self.dispatcher.resume(run_id, actor=principal.actor)
+
+    def _start_and_wait(
+        self,
+        principal: Principal,
+        *,
+        action: str,
+        parameters: dict[str, Any],
+        agent_id: str,
+        timeout: float,
+        on_started: Callable[[str], None],
+    ) -> RunView:
+        """The chat desk's one way to start work: a one-step run through the gate, waited for."""
+        started = self.execute_task(
+            principal, action=action, parameters=parameters, agent_id=agent_id, timeout_seconds=timeout, source="chat"
+        )
+        on_started(started.run_id)
+        return self.wait_for_run(started.run_id, timeout=timeout + 5)
 
     def wait_for_run(
         self, run_id: str, *, timeout: float = 60.0, on_event: Callable[[Event], None] | None = None
@@ -517,7 +543,16 @@ class Orchestrator:
         """Schedules (celery-redbeat entries in Redis), built on first use."""
         from orchestrator.schedules.manager import Scheduling
 
-        return Scheduling(self)
+        return Scheduling(
+            app=self.app,
+            redis=self.redis,
+            settings=self.settings,
+            audit=self.audit,
+            events=self.events,
+            templates=self.templates,
+            gate=self.gate,
+            start_workflow=self.start_workflow,
+        )
 
     def add_schedule(self, principal: Principal, spec: ScheduleSpec | dict[str, Any]) -> ScheduleView:
         """Validate (cron, template, parameters, policy) and store a schedule; its first run is the next match."""
