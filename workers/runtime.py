@@ -36,9 +36,10 @@ class WorkerRuntime:
 
     @property
     def outbox(self) -> Outbox:
-        from workers.app import app  # the worker's app (imported lazily: app imports the tasks that use this)
+        """The outbox on the app running this worker (Celery's current app: the tasks' own app in a worker)."""
+        from celery import current_app
 
-        return Outbox(self.runs, app)
+        return Outbox(self.runs, current_app._get_current_object())
 
     def outbox_drain(self, run_id: str, only: list[str] | None = None) -> None:
         """Apply outbox entries now; a broker error leaves them to the reconciler instead of failing the step."""

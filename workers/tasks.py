@@ -77,7 +77,9 @@ class StepTask(Task):  # type: ignore[misc]
             if message is not None:
                 from workers.timeouts import record_hard_timeout
 
-                record_hard_timeout(runtime(), message, exc)
+                record_hard_timeout(
+                    runtime(), message, exc, record_finish=record_finish, backoff_seconds=backoff_seconds
+                )
 
 
 @shared_task(

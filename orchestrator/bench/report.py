@@ -23,7 +23,7 @@ from orchestrator.bench.stats import overhead_ratio, spread
 from orchestrator.runtime.redis_client import RedisClient
 
 if TYPE_CHECKING:
-    from orchestrator.bench.runner import BenchResults, ShapeResult
+    from orchestrator.bench.results import BenchResults, ShapeResult
 
 SCHEMA_VERSION = 1
 SHAPE_RATIO_MAX = 1.15
