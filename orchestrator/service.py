@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +25,6 @@ from orchestrator.dispatch.messaging import Messenger
 from orchestrator.dispatch.reconciler import Reconciler
 from orchestrator.errors import (
     InputInvalidError,
-    OrchestratorError,
     TaskInvalidError,
     WorkflowDefinitionInvalidError,
     WorkflowTimeoutError,
@@ -36,12 +35,13 @@ from orchestrator.models.events import AuditEntry, Event
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import Template, WorkflowDefinition, WorkflowStep
 from orchestrator.runtime import redis_client
+from orchestrator.runtime.broker import BrokerProbe
 from orchestrator.runtime.celery_app import create_celery
 from orchestrator.runtime.redis_client import RedisClient, get_redis
 from orchestrator.security.policy import PolicyGate, load_table
 from orchestrator.security.principals import Principal, require
-from orchestrator.settings import Settings
-from orchestrator.state import audit_anchor
+from orchestrator.settings import AGENT_IDS, Settings
+from orchestrator.state import agent_views, audit_anchor
 from orchestrator.state import events as ev
 from orchestrator.state.agents import AgentDirectory
 from orchestrator.state.audit import AuditLog
@@ -61,6 +61,17 @@ _STARTED = time.time()
 
 RUN_CLOSING_EVENTS = frozenset({ev.WORKFLOW_COMPLETED, ev.WORKFLOW_FAILED, ev.WORKFLOW_CANCELLED})
 CLOSING_GRACE_SECONDS = 1.0
+
+
+DEFAULT_WAIT_SECONDS = 300.0
+WAIT_GRACE_SECONDS = 10.0
+
+
+def wait_budget(step_timeout_seconds: float | None) -> float:
+    """How long a front door waits for a one-step run: its step limit plus queueing grace, else 300 s."""
+    if step_timeout_seconds:
+        return step_timeout_seconds + WAIT_GRACE_SECONDS
+    return DEFAULT_WAIT_SECONDS
 
 
 def _settled(view: RunView) -> bool:
@@ -533,9 +544,59 @@ class Orchestrator:
         require(principal, "read")
         return build_worklog(self.redis, self.runs, limit)
 
-    # -- helpers for front doors ----------------------------------------------------------------------
-    def error_body(self, error: OrchestratorError) -> dict[str, Any]:
-        return {"error_code": error.code, "error_message": error.message, "timestamp": iso_now()}
+    # -- agents (read) --------------------------------------------------------------------------------
+    def agent_registry(
+        self, *, domain: str | None = None, status: str | None = None, capability: str | None = None
+    ) -> dict[str, Any]:
+        """Registered agents with one filter (capability > domain > status) and the count of all registered."""
+        return agent_views.agent_registry(self.agents, domain=domain, status=status, capability=capability)
+
+    def agent_details(self, agent_id: str) -> dict[str, Any]:
+        return agent_views.agent_details(self.agents, agent_id)
+
+    def check_all_agents(self, *, force_check: bool = False) -> dict[str, Any]:
+        return agent_views.check_all_agents(self.agents, force_check=force_check)
+
+    def agents_summary(self, *, force: bool = False) -> dict[str, Any]:
+        """Every agent's status and the status counts (``force`` also pings the workers over Celery)."""
+        return self.agents.summary(force=force)
+
+    def agent_health(self, agent_id: str, *, force: bool = False) -> dict[str, Any]:
+        return self.agents.health_view(agent_id, force=force)
+
+    def list_agents(self) -> list[dict[str, Any]]:
+        return self.agents.list()
+
+    def agent_statuses(self) -> dict[str, str]:
+        return self.agents.statuses()
+
+    # -- live events and metrics (read) ---------------------------------------------------------------
+    def event_stream(
+        self, *, run_id: str | None = None, types: list[str] | None = None, after: str | None = None, block_ms: int
+    ) -> AsyncIterator[Event | None]:
+        """Events after ``after`` as they come (``None`` when idle for ``block_ms``)."""
+        return self.events.stream(run_id=run_id, types=types, after=after, block_ms=block_ms)
+
+    def last_event_id(self) -> str:
+        """The newest event's stream id (``0-0`` when none): a live listener starts after it."""
+        return self.events.last_id()
+
+    def gauges(self) -> dict[str, int]:
+        """Shared state the ``/metrics`` gauges report: active runs, agents online, dead letters."""
+        return {
+            "active_runs": self.runs.active_count(),
+            "agents_online": self.agents.connected_count(),
+            "dead_letters": self.deadletters.count(),
+        }
+
+    def outcome_counts(self) -> dict[str, str]:
+        """The outcome counters every process writes where state changes (one hash: field -> count)."""
+        counts: dict[str, str] = self.redis.hgetall(keys.METRICS)
+        return counts
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages waiting in each agent queue, all priorities (raises when the broker is unreachable)."""
+        return BrokerProbe(self.app).queue_depths([keys.agent_queue(agent) for agent in AGENT_IDS])
 
     # -- operators' additions (issue 14): schedules, run listing by time, a run's audit tail, broken templates --
     @cached_property

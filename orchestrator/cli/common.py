@@ -147,7 +147,7 @@ def follow(svc: Any, run_id: str, timeout: float) -> Any:
 
 def warn_offline(svc: Any, agent_ids: set[str]) -> None:
     """Say so when no live worker serves an agent a run needs: the run waits in that queue until one starts."""
-    statuses = svc.agents.statuses()
+    statuses = svc.agent_statuses()
     for agent_id in sorted(agent_ids):
         if statuses.get(agent_id) not in ("online", "degraded"):
             err_console.print(

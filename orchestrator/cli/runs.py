@@ -46,7 +46,7 @@ def agents() -> None:
     """Agents, their queues, live status and actions."""
     svc = service()
     table = Table("agent", "domain", "status", "mode", "actions")
-    for record in svc.agents.list():
+    for record in svc.list_agents():
         table.add_row(
             record["agent_id"],
             record["domain"],

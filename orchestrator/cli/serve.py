@@ -52,7 +52,7 @@ def serve_http(settings: Settings, host: str | None, port: int | None) -> None:
     """Build the service once, then serve HTTP + MCP with uvicorn until Ctrl-C."""
     import uvicorn
 
-    from orchestrator.http import create_app
+    from orchestrator.asgi import create_app
     from orchestrator.service import Orchestrator
 
     bind_host = host or settings.http_host

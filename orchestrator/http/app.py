@@ -1,4 +1,4 @@
-"""The FastAPI app factory: every route under ``/api``, the MCP server mounted at ``/mcp``, ``/metrics``.
+"""The FastAPI app factory: every route under ``/api``, ``/metrics``, and the MCP app it is given at ``/mcp``.
 
 Why a factory that takes the service: one process builds the Orchestrator once and hands the same instance to
 HTTP and MCP (and tests hand in one on fakeredis). Middleware order, outermost first: metrics, CORS, body
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.applications import Starlette
 
 from orchestrator import __version__
 from orchestrator.http.docs import install_docs
@@ -34,7 +35,6 @@ from orchestrator.http.routes import (
 )
 from orchestrator.http.sessions import SessionStore
 from orchestrator.http.ui import install_ui
-from orchestrator.mcp import create_mcp
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings, get_settings
 
@@ -53,13 +53,18 @@ tokens) is at `/mcp/`.
 """
 
 
-def create_app(service: Orchestrator | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    service: Orchestrator | None = None,
+    settings: Settings | None = None,
+    *,
+    mcp_app: Starlette | None = None,
+) -> FastAPI:
     """The HTTP front door over ``service``; ``settings`` (default ``get_settings()``) only build a service when
-    none is given. The MCP server mounted at ``/mcp`` shares the same service instance."""
+    none is given. ``mcp_app`` (built over the same service by ``orchestrator.asgi``) is mounted at ``/mcp``:
+    this package never imports the MCP door."""
     if service is None:
         service = Orchestrator(settings or get_settings())
     settings = service.settings
-    mcp_app = create_mcp(service).http_app(path="/")
     app = FastAPI(
         title="itom-orchestrator",
         version=__version__,
@@ -67,7 +72,8 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
         docs_url=None,  # served from a package by install_docs: works offline
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        lifespan=mcp_app.lifespan,  # the MCP session manager must run, or /mcp/ fails (dependency-notes 5)
+        # the MCP session manager must run, or /mcp/ fails (dependency-notes 5)
+        lifespan=mcp_app.router.lifespan_context if mcp_app is not None else None,
     )
     app.state.service = service
     app.state.sessions = SessionStore(service.redis, settings)
@@ -77,7 +83,8 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
         app.include_router(module.router)
     install_docs(app, f"{API_PREFIX}/openapi.json")
     install_ui(app)
-    app.mount(MCP_PATH, mcp_app)
+    if mcp_app is not None:
+        app.mount(MCP_PATH, mcp_app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         CORSMiddleware,

@@ -25,7 +25,7 @@ from fastmcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator import keys
-from orchestrator.http import create_app
+from orchestrator.asgi import create_app
 from orchestrator.runtime.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AGENT_IDS, AuthSettings, Settings, TokenGrant

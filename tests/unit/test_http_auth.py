@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator import keys
-from orchestrator.http import create_app
+from orchestrator.asgi import create_app
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AGENT_IDS
 from tests.unit.test_http_fixtures import ADMIN, OPERATOR, VIEWER, bearer, service  # noqa: F401

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.http import create_app
+from orchestrator.asgi import create_app
 from orchestrator.service import Orchestrator
 from tests.unit.test_http_fixtures import service  # noqa: F401
 

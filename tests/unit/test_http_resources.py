@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator import keys
+from orchestrator.asgi import create_app
 from orchestrator.errors import WorkflowTimeoutError
-from orchestrator.http import create_app
 from orchestrator.service import Orchestrator
 from orchestrator.state import deadletters
 from tests.unit.test_http_fixtures import ADMIN, OPERATOR, VIEWER, fake_worker, service  # noqa: F401

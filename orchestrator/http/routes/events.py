@@ -44,7 +44,7 @@ def _stream_id(value: str | None, name: str) -> str | None:
 async def _feed(
     service: Orchestrator, run_id: str | None, types: list[str] | None, after: str | None
 ) -> AsyncIterator[ServerSentEvent]:
-    async for event in service.events.stream(run_id=run_id, types=types, after=after, block_ms=PING_SECONDS * 1000):
+    async for event in service.event_stream(run_id=run_id, types=types, after=after, block_ms=PING_SECONDS * 1000):
         if event is None:
             continue  # idle: sse-starlette sends the keep-alive pings
         yield ServerSentEvent(data=json.dumps(event_json(event)), id=event.stream_id, event=event.event_type)
@@ -67,7 +67,7 @@ def stream_events(
     after = _stream_id(last_event_id, "Last-Event-ID") or _stream_id(last_event_id_query, "last_event_id")
     # Fix the starting point now, not when the body starts streaming: nothing published after the request
     # arrived can be missed.
-    after = after or service.events.last_id()
+    after = after or service.last_event_id()
     return EventSourceResponse(_feed(service, run_id, _types(types), after), ping=PING_SECONDS)
 
 
