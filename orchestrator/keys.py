@@ -62,11 +62,8 @@ RETRIES = f"{PREFIX}:retries"  # sorted set "<run>|<step>|<generation>" -> when 
 REPAIRS = f"{PREFIX}:repairs"  # sorted set run_id -> epoch: runs whose messages were lost, to re-dispatch
 
 
-def lease_member(run_id: str, step_id: str, generation: int | str) -> str:
-    return f"{run_id}|{step_id}|{generation}"
-
-
 def parse_lease_member(member: str) -> tuple[str, str, int]:
+    """``<run>|<step>|<generation>``, as the run scripts write lease members."""
     run_id, step_id, generation = member.split("|")
     return run_id, step_id, int(generation)
 
@@ -112,6 +109,13 @@ def fault_key(step_id: str) -> str:
     return f"{PREFIX}:fault:{step_id}"
 
 
+def fault_mark_key(step_id: str, mark: str) -> str:
+    """What a fault-injected step leaves for its test: ``pid`` (the process running it), ``deliveries`` (a count),
+    ``after`` (its effect happened), ``crashed`` (it crashed once), and ``release`` (set by the test to let a held
+    step go on)."""
+    return f"{fault_key(step_id)}:{mark}"
+
+
 # Event bus
 EVENTS_CHANNEL = f"{PREFIX}:events"
 EVENTS_STREAM = f"{PREFIX}:events:stream"
@@ -120,12 +124,15 @@ EVENTS_STREAM = f"{PREFIX}:events:stream"
 AUDIT_STREAM = f"{PREFIX}:audit"
 AUDIT_HEAD = f"{PREFIX}:audit:head"
 
+
+def audit_scratch_stream(token: str) -> str:
+    """A throw-away audit stream the bench appends to (never the real log)."""
+    return f"{AUDIT_STREAM}:bench:{token}"
+
+
 # Dead letters and agent messaging
 DLQ_STREAM = f"{PREFIX}:dlq"
-
-
-def message_key(message_id: str) -> str:
-    return f"{PREFIX}:msg:{message_id}"
+DLQ_REDRIVEN = f"{DLQ_STREAM}:redriven"  # hash: dead-letter id -> who re-drove it, when, and the outcome
 
 
 def inbox_key(agent_id: str) -> str:
@@ -138,12 +145,7 @@ def clarification_key(token: str) -> str:
     return f"{PREFIX}:clarify:{token}"
 
 
-def session_key(session_id: str) -> str:
-    return f"{PREFIX}:session:{session_id}"
-
-
 ROUTING_HISTORY = f"{PREFIX}:routing:history"
-EXECUTION_HISTORY = f"{PREFIX}:exec:history"
 
 
 # Agents
@@ -151,8 +153,9 @@ def agent_health_key(agent_id: str) -> str:
     return f"{PREFIX}:agent:{agent_id}:health"
 
 
-# Sample instance (the built-in handlers' ServiceNow-like data)
-SAMPLE_PREFIX = f"{PREFIX}:sample"
+def agent_health_history_key(agent_id: str) -> str:
+    """The agent's recent health checks, newest first (a capped list)."""
+    return f"{agent_health_key(agent_id)}:history"
 
 
 # Browser sessions of the workflow view (/ui): a bearer token exchanged for an HttpOnly cookie
@@ -163,6 +166,14 @@ def ui_session_key(digest: str) -> str:
 
 # Schedules (Celery beat through celery-redbeat): entries live under this prefix, one hash per schedule
 SCHEDULE_PREFIX = f"{PREFIX}:schedule:"
+SCHEDULE_INDEX = f"{SCHEDULE_PREFIX}:schedule"  # redbeat's sorted set of entries by next due time
+
+
+def schedule_key(schedule_id: str) -> str:
+    """One schedule's redbeat entry (a hash)."""
+    return f"{SCHEDULE_PREFIX}{schedule_id}"
+
+
 TASK_SCHEDULED_START = "orch.scheduled_start"  # names beat entries; the beat starts runs itself, nothing consumes it
 
 
