@@ -5,6 +5,8 @@ Why one module: a key typo between a writer and a reader is a silent bug; here b
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 PREFIX = "orch"
 
 # Celery queues and task names
@@ -99,9 +101,9 @@ def idempotency_key(run_id: str, step_id: str) -> str:
     return f"{PREFIX}:idem:{run_id}:{step_id}"
 
 
-def start_idempotency_key(key: str) -> str:
-    """Maps a caller's idempotency key for ``start_workflow`` to its run id."""
-    return f"{PREFIX}:startkey:{key}"
+def start_idempotency_key(actor: str, key: str) -> str:
+    """Maps one caller's idempotency key for ``start_workflow`` to its run id (each caller has its own keys)."""
+    return f"{PREFIX}:startkey:{quote(actor, safe='')}:{key}"
 
 
 def fault_key(step_id: str) -> str:

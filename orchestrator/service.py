@@ -20,7 +20,7 @@ from orchestrator import __version__, bounds, keys
 from orchestrator.catalog import get_action, get_agent, validate_params
 from orchestrator.chat.desk import ChatDesk
 from orchestrator.chat.rules_file import RoutingRulesFile
-from orchestrator.dispatch.dispatcher import Dispatcher
+from orchestrator.dispatch.dispatcher import Dispatcher, new_run_id
 from orchestrator.dispatch.messaging import Messenger
 from orchestrator.dispatch.reconciler import Reconciler
 from orchestrator.errors import (
@@ -197,7 +197,7 @@ class Orchestrator:
         if (template_id is None) == (definition is None):
             raise InputInvalidError("Give exactly one of template_id or definition")
         if idempotency_key is not None:
-            existing = self._run_for_key(idempotency_key)
+            existing = self.runs.run_for_start_key(principal.actor, idempotency_key)
             if existing is not None:
                 return existing
         if template_id is not None:
@@ -214,32 +214,21 @@ class Orchestrator:
         plan = plan_workflow(origin, parameters or {}, template_id=template_id, priority=_priority(priority))
         for step in plan.steps:
             self._bounded(step.parameters, f"parameters of step '{step.step_id}'")
-        return self.dispatcher.start(
-            plan,
-            actor=principal.actor,
-            run_id=self._reserve_key(idempotency_key) if idempotency_key else None,
-            source=source,
-        )
+        if idempotency_key is None:
+            return self.dispatcher.start(plan, actor=principal.actor, source=source)
+        run_id = new_run_id()
+        if not self.runs.claim_start_key(principal.actor, idempotency_key, run_id):
+            raise InputInvalidError(f"Idempotency key '{idempotency_key}' is being used by a concurrent request; retry")
+        try:
+            return self.dispatcher.start(plan, actor=principal.actor, run_id=run_id, source=source)
+        except BaseException:
+            if not self.runs.exists(run_id):  # refused before it was recorded: a retry may use the key again
+                self.runs.release_start_key(principal.actor, idempotency_key, run_id)
+            raise
 
     def _bounded(self, value: Any, what: str) -> None:
         limits = self.settings.reliability
         bounds.check(value or {}, what=what, max_depth=limits.max_param_depth, max_bytes=limits.max_param_bytes)
-
-    def _reserve_key(self, key: str) -> str:
-        from orchestrator.dispatch.dispatcher import new_run_id
-
-        run_id = new_run_id()
-        if not self.redis.set(
-            keys.start_idempotency_key(key), run_id, nx=True, ex=self.settings.retention.run_ttl_seconds
-        ):
-            raise InputInvalidError(f"Idempotency key '{key}' is being used by a concurrent request; retry")
-        return run_id
-
-    def _run_for_key(self, key: str) -> RunView | None:
-        run_id = self.redis.get(keys.start_idempotency_key(key))
-        if run_id and self.runs.exists(run_id):
-            return self.runs.get(run_id)
-        return None
 
     def execute_task(
         self,

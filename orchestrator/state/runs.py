@@ -100,6 +100,13 @@ def cap_result(result: Any, max_bytes: int) -> Any:
     return {"truncated": True, "size_bytes": len(text), "preview": text[: max_bytes // 2]}
 
 
+# KEYS: the start key; ARGV: the run id it must still name
+RELEASE_START_KEY = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class RunStore:
     """Reads and moves run state; the only module that knows the run hash layout."""
 
@@ -127,6 +134,7 @@ class RunStore:
         self._confirm = client.register_script(run_scripts.CONFIRM_OUTBOX)
         self._fail_run = client.register_script(run_scripts.FAIL_RUN)
         self._transition = client.register_script(run_scripts.TRANSITION)
+        self._release_start_key = client.register_script(RELEASE_START_KEY)
 
     # -- creation -------------------------------------------------------------------------------------
     def create(
@@ -571,6 +579,24 @@ class RunStore:
         ended = RunStatus(reply[1]) if reply[1] else None
         summary = json.loads(reply[2]) if reply[2] else {}
         return FinishResult(False, ended, [str(t) for t in reply[3:]], summary)
+
+    # -- start idempotency keys -----------------------------------------------------------------------
+    def run_for_start_key(self, actor: str, key: str) -> RunView | None:
+        """The run this caller already started with this idempotency key (None: none, or it expired)."""
+        run_id = self.redis.get(keys.start_idempotency_key(actor, key))
+        if run_id and self.exists(run_id):
+            return self.get(run_id)
+        return None
+
+    def claim_start_key(self, actor: str, key: str, run_id: str) -> bool:
+        """Bind the caller's key to the run about to start, for as long as runs are kept; False when taken."""
+        return bool(self.redis.set(keys.start_idempotency_key(actor, key), run_id, nx=True, ex=self.ttl))
+
+    def release_start_key(self, actor: str, key: str, run_id: str) -> None:
+        """Give the key back after a start that recorded no run (denied, invalid): a retry must not be refused.
+
+        Only while it still names ``run_id``: a key another start holds now is not this start's to release."""
+        self._release_start_key(keys=[keys.start_idempotency_key(actor, key)], args=[run_id])
 
     # -- reading --------------------------------------------------------------------------------------
     def exists(self, run_id: str) -> bool:
