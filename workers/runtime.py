@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from orchestrator.dispatch.outbox import Outbox
 from orchestrator.runtime import redis_client
 from orchestrator.runtime.redis_client import RedisClient, get_redis
 from orchestrator.security.policy import PolicyGate, load_table
 from orchestrator.settings import Settings, get_settings
 from orchestrator.state.audit import AuditLog
 from orchestrator.state.events import EventBus
-from orchestrator.state.outbox import Outbox
 from orchestrator.state.runs import RunStore
 
 

@@ -17,15 +17,10 @@ from typing import Any
 from celery import Celery
 
 from orchestrator import keys
+from orchestrator.dispatch.enqueue import enqueue
 from orchestrator.state.runs import RunStore
 
 log = logging.getLogger(__name__)
-
-
-def bind(app: Celery, canvas: Any) -> Any:
-    """Rebuild a canvas (or its JSON dict form) bound to ``app`` all the way down its nested signatures."""
-    plain = canvas if type(canvas) is dict else json.loads(json.dumps(canvas))
-    return app.signature(plain)
 
 
 class Outbox:
@@ -54,7 +49,7 @@ class Outbox:
             for name, value in sorted(entries.items()):
                 canvas = self._canvas(run_id, name, value, generation, status)
                 if canvas is not None:
-                    bind(self.app, canvas).apply_async()
+                    enqueue(self.app, canvas)
                     applied.append(name)
                 settled.append(name)
         finally:
