@@ -52,7 +52,6 @@ class AgentSettings(BaseModel):
 
     mcp_url: str | None = None
     mcp_token: str | None = None
-    concurrency: int = Field(default=1, ge=1, le=64)
 
 
 class TokenGrant(BaseModel):

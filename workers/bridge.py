@@ -8,7 +8,7 @@ sessions belong to the process that made them: after ``fork()`` the child starts
 that hit a connection error is dropped and re-opened on the next call.
 
 Errors map onto the ORCH tree: no answer in time -> ``TaskTimeoutError`` (ORCH_7002); connection refused
-or reset before a response -> ``RetryableTaskError`` (ORCH_7001, retryable); the tool reported an error,
+or reset before a response -> ``RetryableTaskError`` (ORCH_7006, retryable); the tool reported an error,
 as an MCP error or inside a normal reply (``toolresults``) -> ``TaskExecutionError`` (ORCH_7001) with the
 server's message, retryable when the server calls it passing; no such tool, or arguments the tool's
 ``inputSchema`` refuses (``toolschema``) -> ``TaskInvalidError`` (ORCH_7003) before anything is sent.

@@ -9,6 +9,7 @@ from celery import shared_task
 from celery.signals import task_revoked
 
 from orchestrator import keys
+from orchestrator.errors import MessageDeliveryError
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import Event
 from orchestrator.state import deadletters, outcome_metrics
@@ -65,7 +66,7 @@ def _dead_letter_expired(sender: Any = None, request: Any = None, expired: bool 
         action="message.deliver",
         params=message,
         reason="expired",
-        error={"code": "ORCH_4001", "message": "Message expired before delivery"},
+        error=MessageDeliveryError("Message expired before delivery").to_dict(),
         max_len=rt.settings.retention.dlq_max,
     )
     outcome_metrics.count_to(pipe, outcome_metrics.DEAD_LETTERS, "expired")

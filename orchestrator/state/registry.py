@@ -29,7 +29,7 @@ from orchestrator.errors import (
     RegistrySaveError,
 )
 from orchestrator.models.common import iso_now
-from orchestrator.state.watched import WatchedJsonFile, packaged_default, write_json_atomically
+from orchestrator.state.watched import WatchedJsonFile, write_json_atomically
 
 FILE_NAME = "agents.json"
 AdminStatus = Literal["active", "maintenance"]
@@ -185,7 +185,3 @@ class AgentRegistry:
                 raise RegistrySaveError(f"Cannot write the agent registry {self.path}: {exc}") from exc
             finally:
                 self.file.invalidate()
-
-    @staticmethod
-    def packaged() -> dict[str, RegistryEntry]:
-        return parse_registry(packaged_default(FILE_NAME), FILE_NAME)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from orchestrator.state import outcome_metrics
 
-DONE_STATES = "completed failed skipped"
-
 # Shared helpers. ``fill`` replaces a quoted placeholder token (e.g. "@@attempt@@") in pre-encoded JSON.
 _HELPERS = """
 local function fill(text, token, value)

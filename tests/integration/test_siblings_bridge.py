@@ -112,7 +112,7 @@ def test_an_asset_error_reply_fails_the_call_with_the_servers_message(bridged: S
     with pytest.raises(TaskExecutionError) as caught:
         run("asset.query", {})
     assert not caught.value.retryable
-    assert "Invalid table alm_hardware" in caught.value.message and caught.value.code == "ORCH_7001"
+    assert "Invalid table alm_hardware" in caught.value.message and caught.value.code == "ORCH_7006"
 
 
 def test_an_audit_whose_checks_errored_is_a_failure_not_a_result(bridged: Siblings) -> None:

@@ -14,7 +14,6 @@ from orchestrator.service import Orchestrator
 from tests.unit.test_http_fixtures import service  # noqa: F401
 
 ASSET_REF = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
-SWAGGER_URL = re.compile(r"""(?:url|_url)\s*[:=]\s*["']([^"']+)["']""")
 
 
 @pytest.fixture
