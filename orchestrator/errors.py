@@ -212,7 +212,7 @@ def from_dict(data: dict[str, Any]) -> OrchestratorError:
     return cls(str(data.get("message", "")), dict(data.get("details") or {}))
 
 
-# The chat UI's contract keeps the original's string codes for clarification errors.
+# itom-chat-ui's contract keeps string codes for clarification errors (README: Compatibility).
 class ClarificationTokenNotFoundError(OrchestratorError):
     code, http_status = "CLARIFICATION_TOKEN_NOT_FOUND", 400
 

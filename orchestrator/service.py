@@ -144,7 +144,7 @@ class Orchestrator:
 
     # -- system ---------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        """The original's health fields, with real values.
+        """The compatible health fields (README: Compatibility), with real values.
 
         ``unhealthy``: Redis does not answer. ``degraded``: an agent has no live worker (or its worker is being
         restarted), or no reconciler has made a pass recently, so accepted work may wait for nobody.
@@ -434,7 +434,7 @@ class Orchestrator:
         parameters: dict[str, Any] | None = None,
         timeout_seconds: float = 300,
     ) -> dict[str, Any]:
-        """Route only (the original ``route_task``): nothing is executed."""
+        """Route only (the ``route_task`` tool): nothing is executed."""
         require(principal, "read")
         _priority(priority)
         return self.chatdesk.route_only(

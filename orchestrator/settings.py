@@ -179,7 +179,7 @@ class Settings(BaseSettings):
     templates_dir: Path | None = None
     ui: UiSettings = Field(default_factory=UiSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
-    # The original's per-agent URL variables (still exported by itom-chat-ui's start script): aliases of
+    # The legacy per-agent URL variables (still exported by itom-chat-ui's start script): aliases of
     # ORCH_AGENTS__<AGENT>__MCP_URL, which wins when both are set.
     cmdb_agent_url: str | None = None
     csa_agent_url: str | None = None

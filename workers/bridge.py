@@ -1,7 +1,7 @@
 """The MCP bridge: run an action as a tool call on a real agent's MCP server (streamable HTTP).
 
-Why a background event loop: Celery step tasks are synchronous, fastmcp's ``Client`` is async, and the
-original opened a new connection (and a throw-away event loop) for every call. Here each worker process
+Why a background event loop: Celery step tasks are synchronous, fastmcp's ``Client`` is async, and a
+new connection (and a throw-away event loop) for every call would cost more than the call. Here each worker process
 keeps ONE event-loop thread holding one open client session per server URL; calls are submitted to it
 with ``run_coroutine_threadsafe`` and waited on with the step's timeout. The thread, its loop and its
 sessions belong to the process that made them: after ``fork()`` the child starts its own, and a session

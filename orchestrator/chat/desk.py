@@ -155,7 +155,7 @@ class ChatDesk:
         parameters: dict[str, Any] | None = None,
         timeout_seconds: float = 300,
     ) -> dict[str, Any]:
-        """The original ``route_task``: decide the agent, record the decision, execute nothing."""
+        """The ``route_task`` tool: decide the agent, record the decision, execute nothing."""
         request = RouteRequest.for_task(
             title,
             description,

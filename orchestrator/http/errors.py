@@ -1,7 +1,7 @@
 """Error translation for HTTP: one body shape for every failure, so clients parse errors one way.
 
-Body: ``{error_code, error_message, timestamp}``. ``detail`` repeats what the original FastAPI service put
-there (the same object for ORCH errors, the field list for validation errors), so existing clients such as
+Body: ``{error_code, error_message, timestamp}``. ``detail`` repeats the error where existing
+clients read it (the same object for ORCH errors, the field list for validation errors), so existing clients such as
 itom-chat-ui that read ``detail.error_code`` keep working. Bad input never becomes a 500.
 """
 

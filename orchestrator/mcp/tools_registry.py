@@ -1,7 +1,7 @@
-"""The original seven MCP tools, with their intended names on the wire (no leading underscore), and
+"""The seven registry MCP tools, with their intended names on the wire (no leading underscore), and
 ``set_agent_status`` (the registry's persisted maintenance switch).
 
-Fields are the original's (seed-behaviour 1.2); errors are ``[ORCH_xxxx]`` tool errors instead of error
+Fields are the compatible ones (README: Compatibility); errors are ``[ORCH_xxxx]`` tool errors instead of error
 dicts. Sync tools: FastMCP runs them in a worker thread, so the blocking Redis calls never stall the loop.
 """
 
@@ -26,7 +26,7 @@ READ_ONLY = {"readOnlyHint": True, "openWorldHint": False}
 
 
 def register_registry_tools(mcp: FastMCP, service: Orchestrator, local: Principal) -> None:
-    """Add the original's seven tools to ``mcp``."""
+    """Add the seven registry tools to ``mcp``."""
 
     @mcp.tool(name="get_orchestrator_health", annotations=READ_ONLY)
     def get_orchestrator_health() -> dict[str, Any]:

@@ -25,7 +25,7 @@ def agent_registry(
     agents: AgentDirectory, *, domain: str | None = None, status: str | None = None, capability: str | None = None
 ) -> dict[str, Any]:
     """``{agents[], count, total_registered, filters_applied, timestamp}``; one filter applies, in the order
-    capability > domain > status (as the original), and ``filters_applied`` echoes what was given."""
+    capability > domain > status, and ``filters_applied`` echoes what was given."""
     _check_filter("domain", domain, DOMAINS)
     _check_filter("status", status, STATUSES)
     listed = agents.list(domain=domain, status=status, capability=capability)

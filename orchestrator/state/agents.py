@@ -53,7 +53,7 @@ def mcp_problems(agent_id: str, beat: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class AgentDirectory:
-    """Registry records (the original's fields) plus live status."""
+    """Registry records (the compatible fields) plus live status."""
 
     def __init__(self, client: RedisClient, app: Celery, settings: Settings) -> None:
         self.redis = client
@@ -245,7 +245,7 @@ class AgentDirectory:
         return [json.loads(r) for r in self.redis.lrange(keys.agent_health_history_key(agent_id), 0, HISTORY_MAX - 1)]
 
     def health_view(self, agent_id: str, *, force: bool = False) -> dict[str, Any]:
-        """The original's per-agent health view plus ``latest_check_result``."""
+        """The compatible per-agent health view plus ``latest_check_result``."""
         latest = self.check(agent_id, force=force)
         history = self.history(agent_id)
         results = [h["result"] for h in history]

@@ -16,7 +16,7 @@ from orchestrator import keys
 from orchestrator.models.events import Event
 from orchestrator.runtime.redis_client import RedisClient
 
-# Dotted names from the original, plus new ones in the same style.
+# Dotted names: the compatible ones (README: Compatibility) and new ones in the same style.
 WORKFLOW_STARTED = "workflow.started"
 WORKFLOW_COMPLETED = "workflow.completed"
 WORKFLOW_FAILED = "workflow.failed"

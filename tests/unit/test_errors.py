@@ -29,7 +29,7 @@ def test_every_class_owns_its_code() -> None:
     assert len(codes) == len(set(codes)), sorted(c for c in codes if codes.count(c) > 1)
 
 
-def test_codes_follow_the_original_table() -> None:
+def test_codes_follow_the_compatible_table() -> None:
     expected = {
         "ORCH_1001": 404,
         "ORCH_2001": 502,

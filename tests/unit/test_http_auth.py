@@ -67,7 +67,7 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     return body
 
 
-def test_health_is_open_and_has_the_original_fields(client: TestClient) -> None:
+def test_health_is_open_and_has_the_compatible_fields(client: TestClient) -> None:
     response = client.get("/api/health")
     assert response.status_code == 200
     body = response.json()
@@ -182,7 +182,7 @@ def test_unknown_paths_and_methods_use_the_common_shape(client: TestClient) -> N
     assert client.delete("/api/workflows", headers=ADMIN).json()["error_code"] == "HTTP_405"
 
 
-def test_orch_errors_keep_the_original_detail_object(client: TestClient) -> None:
+def test_orch_errors_keep_the_compatible_detail_object(client: TestClient) -> None:
     body = assert_error(client.get("/api/workflows/run-missing", headers=ADMIN), 404, "ORCH_3001")
     assert body["detail"]["error_code"] == "ORCH_3001"
     assert body["detail"]["error_message"] == body["error_message"]

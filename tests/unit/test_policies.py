@@ -1,4 +1,4 @@
-"""Role policies: the original's checked examples, access levels, the loader and the principals table."""
+"""Role policies: the compatible role table's checked examples, access levels, the loader and the principals table."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 health trend, dashboard, dependency tree, change history, reconciliation (dry run), IRE rules, CI and
 relationship types, recent activity and the agent's own health.
 
-Result fields follow the sibling CMDB agent's replies where the original orchestrator's formatters show them
+Result fields follow the sibling CMDB agent's replies where the chat UI shows them
 (``stale_cis``/``days_threshold``, ``duplicate_groups``/``total_groups``, ``snapshots``, ``history``, ...), so a
 reply reads the same whether the agent is built in or bridged.
 """

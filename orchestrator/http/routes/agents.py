@@ -1,4 +1,4 @@
-"""Agent registry and health: the original's routes and shapes, backed by real worker heartbeats.
+"""Agent registry and health: the compatible routes and shapes, backed by real worker heartbeats.
 
 ``GET /api/agents/status`` also serves the opt-in anonymous principal (itom-chat-ui polls it without a
 token); every other route here needs a bearer token. ``POST /api/agents/{id}/status`` sets the persisted

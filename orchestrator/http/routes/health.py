@@ -12,6 +12,6 @@ from orchestrator.http.routes import API_PREFIX
 router = APIRouter(prefix=API_PREFIX, tags=["system"])
 
 
-@router.get("/health", summary="Liveness and the original's health fields (no token needed)")
+@router.get("/health", summary="Liveness and the compatible health fields (no token needed)")
 def health(service: ServiceDep) -> dict[str, Any]:
     return service.health()
