@@ -23,7 +23,7 @@ INBOX_MAX = 10_000
 def deliver_message(message: dict[str, Any]) -> dict[str, Any]:
     rt = runtime()
     recipient = message.get("recipient_id")
-    if recipient != rt.agent_id:
+    if recipient is None or recipient != rt.agent_id:
         rt.audit.append(
             "permission_denied",
             rt.actor,
@@ -35,7 +35,7 @@ def deliver_message(message: dict[str, Any]) -> dict[str, Any]:
     delivered = {**message, "delivered_at": iso_now()}
     pipe = rt.redis.pipeline(transaction=False)
     pipe.xadd(
-        keys.inbox_key(rt.agent_id), {"m": json.dumps(delivered, default=str)}, maxlen=INBOX_MAX, approximate=True
+        keys.inbox_key(recipient), {"m": json.dumps(delivered, default=str)}, maxlen=INBOX_MAX, approximate=True
     )
     rt.events.publish_to(
         pipe,

@@ -123,7 +123,7 @@ def health_trend(ctx: ActionContext, instance: SampleInstance) -> dict[str, Any]
     ci_class, cis = _cis(ctx, instance)
     days = int_param(ctx, "days", 90, minimum=7, maximum=730)
     today = instance.now().date()
-    snapshots = []
+    snapshots: list[dict[str, Any]] = []
     for n in range(_TREND_POINTS, -1, -1):
         day = today - timedelta(days=round(days * n / _TREND_POINTS))
         then = [c for ci in cis if (c := _as_of(ci, day)) is not None]
