@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from orchestrator.http.app import create_app as create_http_app
 from orchestrator.mcp import create_mcp
+from orchestrator.mcp.auth import ShapedAuthErrors
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings, get_settings
 
@@ -19,4 +20,5 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
     given. The MCP server mounted at ``/mcp`` shares the same service instance."""
     if service is None:
         service = Orchestrator(settings or get_settings())
-    return create_http_app(service, mcp_app=create_mcp(service).http_app(path="/"))
+    mcp_app = create_mcp(service).http_app(path="/")
+    return create_http_app(service, mcp_app=ShapedAuthErrors(mcp_app), lifespan=mcp_app.lifespan)

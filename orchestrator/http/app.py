@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.applications import Starlette
+from starlette.types import ASGIApp, Lifespan
 
 from orchestrator import __version__
 from orchestrator.http.docs import install_docs
@@ -57,11 +57,12 @@ def create_app(
     service: Orchestrator | None = None,
     settings: Settings | None = None,
     *,
-    mcp_app: Starlette | None = None,
+    mcp_app: ASGIApp | None = None,
+    lifespan: Lifespan[FastAPI] | None = None,
 ) -> FastAPI:
     """The HTTP front door over ``service``; ``settings`` (default ``get_settings()``) only build a service when
-    none is given. ``mcp_app`` (built over the same service by ``orchestrator.asgi``) is mounted at ``/mcp``:
-    this package never imports the MCP door."""
+    none is given. ``mcp_app`` (built over the same service by ``orchestrator.asgi``) is mounted at ``/mcp``, and
+    ``lifespan`` is the one it needs run: this package never imports the MCP door."""
     if service is None:
         service = Orchestrator(settings or get_settings())
     settings = service.settings
@@ -72,8 +73,7 @@ def create_app(
         docs_url=None,  # served from a package by install_docs: works offline
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        # the MCP session manager must run, or /mcp/ fails (dependency-notes 5)
-        lifespan=mcp_app.router.lifespan_context if mcp_app is not None else None,
+        lifespan=lifespan,  # the MCP session manager must run, or /mcp/ fails (dependency-notes 5)
     )
     app.state.service = service
     app.state.sessions = SessionStore(service.redis, settings)

@@ -249,3 +249,21 @@ def test_mcp_mount_needs_a_token_too(client: TestClient) -> None:
     )
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
+    body = response.json()  # never an empty 401: the body says what to send
+    assert body["error_code"] == "ORCH_8001"
+    assert "Authorization: Bearer" in body["error_message"]
+    assert body["error"] == "invalid_token"
+
+
+def test_mcp_mount_says_why_a_wrong_token_is_refused(client: TestClient) -> None:
+    response = client.post(
+        "/mcp/",
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Accept": "application/json, text/event-stream", "Authorization": "Bearer not-a-token"},
+    )
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    body = response.json()
+    assert body["error_code"] == "ORCH_8001"
+    assert "ORCH_AUTH__TOKENS" in body["error_message"]
+    assert body["error_description"]

@@ -187,6 +187,19 @@ def test_bad_messages_are_refused(client: TestClient, body: dict[str, Any], stat
     assert (response.status_code, response.json()["error_code"]) == (status, code)
 
 
+def test_a_500_deep_message_payload_is_refused_at_the_door_and_never_sent(client: TestClient) -> None:
+    """A payload no worker could read back would crash its consumer on every delivery: refused before sending."""
+    deep = "[" * 500 + "1" + "]" * 500
+    head = '{"sender": "itom-auditor", "recipient": "cmdb-agent", "message_type": "x", "payload": {"v": '
+    body = head + deep + "}}"
+    response = client.post("/api/messages", headers={**OPERATOR, "Content-Type": "application/json"}, content=body)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["error_code"] == "ORCH_8003"
+    assert "deep" in error["error_message"] or "levels" in error["error_message"]
+    assert client.get("/api/messages/cmdb-agent", headers=VIEWER).json()["messages"] == []
+
+
 def test_inbox_lists_delivered_messages_newest_first(client: TestClient, service: Orchestrator) -> None:  # noqa: F811
     import json
 
