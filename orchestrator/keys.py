@@ -147,9 +147,6 @@ def clarification_key(token: str) -> str:
     return f"{PREFIX}:clarify:{token}"
 
 
-ROUTING_HISTORY = f"{PREFIX}:routing:history"
-
-
 # Agents
 def agent_health_key(agent_id: str) -> str:
     return f"{PREFIX}:agent:{agent_id}:health"

@@ -34,9 +34,7 @@ def deliver_message(message: dict[str, Any]) -> dict[str, Any]:
         return {"status": "refused"}
     delivered = {**message, "delivered_at": iso_now()}
     pipe = rt.redis.pipeline(transaction=False)
-    pipe.xadd(
-        keys.inbox_key(recipient), {"m": json.dumps(delivered, default=str)}, maxlen=INBOX_MAX, approximate=True
-    )
+    pipe.xadd(keys.inbox_key(recipient), {"m": json.dumps(delivered, default=str)}, maxlen=INBOX_MAX, approximate=True)
     rt.events.publish_to(
         pipe,
         Event(

@@ -11,12 +11,10 @@ the sibling MCP tool for a bridged agent, else the catalog action) and where fro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from orchestrator import keys
 from orchestrator.catalog import ACTIONS, AGENTS, tool_for
 from orchestrator.chat.clarify import ClarificationStore
 from orchestrator.chat.routing import resolve_clarification, route
@@ -61,7 +59,6 @@ if TYPE_CHECKING:
     from orchestrator.state.events import EventBus
 
 CHAT_TIMEOUT_SECONDS = 30.0
-ROUTING_HISTORY_MAX = 1000
 
 
 class StartAndWait(Protocol):
@@ -187,8 +184,6 @@ class ChatDesk:
     def _record_route(self, task_id: str, decision: RoutingDecision, actor: str) -> None:
         record = {"task_id": task_id, **decision.model_dump()}
         pipe = self.redis.pipeline(transaction=False)
-        pipe.lpush(keys.ROUTING_HISTORY, json.dumps(record, default=str))
-        pipe.ltrim(keys.ROUTING_HISTORY, 0, ROUTING_HISTORY_MAX - 1)
         self.audit.append_to(
             pipe,
             "task_routed",

@@ -102,7 +102,7 @@ def test_a_discovery_failure_reported_in_the_reply_is_a_retryable_failure(bridge
     bridged.recorders["discovery-agent"].fail_next(DISCOVERY_RATE_LIMITED)
     with pytest.raises(RetryableTaskError) as caught:
         run("discovery.status", {})
-    assert "ServiceNow rate limit exceeded" in caught.value.message
+    assert "ServiceNow rate limit exceeded" in caught.value.message and caught.value.code == "ORCH_7006"
     assert caught.value.details["server_error_code"] == "RATE_LIMIT_ERROR"
     assert run("discovery.status", {})["success"] is True  # the next call goes through
 
@@ -112,7 +112,7 @@ def test_an_asset_error_reply_fails_the_call_with_the_servers_message(bridged: S
     with pytest.raises(TaskExecutionError) as caught:
         run("asset.query", {})
     assert not caught.value.retryable
-    assert "Invalid table alm_hardware" in caught.value.message and caught.value.code == "ORCH_7006"
+    assert "Invalid table alm_hardware" in caught.value.message and caught.value.code == "ORCH_7001"
 
 
 def test_an_audit_whose_checks_errored_is_a_failure_not_a_result(bridged: Siblings) -> None:
