@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.exceptions import DuplicateTaskNameWarning
 
 from orchestrator import keys
 from orchestrator.models.common import RunStatus, StepStatus
@@ -48,8 +50,13 @@ def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Orchest
 @contextmanager
 def worker(service: Orchestrator, *, serves: str, role: str | None = None) -> Iterator[None]:
     """The agent worker for ``serves``: the real step task, with the role from its own configuration."""
-    import workers.tasks  # noqa: F401 - registers the step task on the service's Celery app
+    with warnings.catch_warnings():
+        # Importing the task module registers the step task on every live Celery app; an app another test built
+        # with a stand-in task of the same name keeps its own (Celery warns about that app, not this one).
+        warnings.simplefilter("ignore", DuplicateTaskNameWarning)
+        import workers.tasks  # noqa: F401
 
+    assert service.app.tasks[keys.TASK_RUN_STEP].run.__module__ == "workers.tasks"  # the real task, nothing else
     rt = WorkerRuntime(
         settings=service.settings,
         redis=service.redis,
