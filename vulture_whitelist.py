@@ -5,6 +5,7 @@ Each line names one thing and who uses it. Dead code does not belong here: delet
 
 # ruff: noqa: B018, F821
 # mypy: ignore-errors
+from orchestrator.http import schemas
 from orchestrator.metrics.collector import OutcomeCollector
 from orchestrator.models import chat, common, run, schedule
 from orchestrator.runtime import celery_app, logging_config
@@ -22,6 +23,11 @@ run.StepState.after_cancel
 schedule.ScheduleView.last_fired_at
 common.Priority.CRITICAL  # enum members are chosen by value ("critical") from requests
 RegistryEntry.status_changed_at  # written to and read back from the registry file
+schemas.ErrorDetail.error_code  # OpenAPI response models: they document bodies the error handlers write
+schemas.ErrorDetail.error_message
+schemas.HealthUnavailable.error_code
+schemas.HealthUnavailable.error_message
+schemas.HealthUnavailable.uptime_seconds
 
 # Settings read by a model validator through LEGACY_URL_FIELDS (getattr by name).
 Settings.cmdb_agent_url

@@ -21,4 +21,4 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
     if service is None:
         service = Orchestrator(settings or get_settings())
     mcp_app = create_mcp(service).http_app(path="/")
-    return create_http_app(service, mcp_app=ShapedAuthErrors(mcp_app), lifespan=mcp_app.lifespan)
+    return create_http_app(service, mcp_app=ShapedAuthErrors(mcp_app), mcp_lifespan=mcp_app.lifespan)

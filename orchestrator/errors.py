@@ -190,6 +190,34 @@ class BrokerUnavailableError(OrchestratorError):
     code, http_status, retryable = "ORCH_8005", 503, True
 
 
+class TooManyStreamsError(OrchestratorError):
+    """A principal holds as many live event streams as ORCH_FRONTDOOR__MAX_STREAMS_PER_PRINCIPAL allows."""
+
+    code, http_status, retryable = "ORCH_8006", 429, True
+
+
+class ShuttingDownError(OrchestratorError):
+    """The process is stopping: waits and streams end at once instead of holding the shutdown up."""
+
+    code, http_status, retryable = "ORCH_8007", 503, True
+
+
+class MethodNotAllowedError(OrchestratorError):
+    code, http_status = "ORCH_8008", 405
+
+
+class RedisUnavailableError(OrchestratorError):
+    """Redis did not answer (down, restarting, or a timeout): nothing was changed; retry later."""
+
+    code, http_status, retryable = "ORCH_8009", 503, True
+
+
+class InternalError(OrchestratorError):
+    """A failure nobody anticipated: the response still has the common shape, the log has the traceback."""
+
+    code, http_status = "ORCH_8010", 500
+
+
 def _all_subclasses(cls: type[OrchestratorError]) -> list[type[OrchestratorError]]:
     found: list[type[OrchestratorError]] = []
     for sub in cls.__subclasses__():
@@ -212,14 +240,18 @@ def from_dict(data: dict[str, Any]) -> OrchestratorError:
     return cls(str(data.get("message", "")), dict(data.get("details") or {}))
 
 
-# itom-chat-ui's contract keeps string codes for clarification errors (README: Compatibility).
+# Clarification errors of the chat UI's contract: ORCH codes like every other error; ``legacy_code`` keeps the
+# string code the chat routes also return (as ``legacy_code``) for clients that match on it (README: Compatibility).
 class ClarificationTokenNotFoundError(OrchestratorError):
-    code, http_status = "CLARIFICATION_TOKEN_NOT_FOUND", 400
+    code, http_status = "ORCH_8101", 400
+    legacy_code: ClassVar[str] = "CLARIFICATION_TOKEN_NOT_FOUND"
 
 
 class ClarificationAnswerEmptyError(OrchestratorError):
-    code, http_status = "CLARIFICATION_ANSWER_EMPTY", 400
+    code, http_status = "ORCH_8102", 400
+    legacy_code: ClassVar[str] = "CLARIFICATION_ANSWER_EMPTY"
 
 
 class ClarificationStillAmbiguousError(OrchestratorError):
-    code, http_status = "CLARIFICATION_STILL_AMBIGUOUS", 502
+    code, http_status = "ORCH_8103", 502
+    legacy_code: ClassVar[str] = "CLARIFICATION_STILL_AMBIGUOUS"

@@ -29,7 +29,25 @@ def step_task_id(run_id: str, step_id: str, generation: int) -> str:
 
 # Run state
 RUNS_INDEX = f"{PREFIX}:runs"  # sorted set run_id -> created_at
+RUNS_INDEXED_MARK = f"{PREFIX}:runs:indexed:v1"  # set once the indexes cover runs created before they existed
 ACTIVE_RUNS = f"{PREFIX}:runs:active"  # set of run ids pending/running
+# Listing indexes, each a sorted set run_id -> created epoch, kept by the scripts that change a run's status
+# (run hash fields ``ct`` = created epoch, ``tpl`` = template id), so a page is one range read.
+RUNS_BY_STATUS_PREFIX = f"{PREFIX}:runs:st:"  # + status
+RUNS_BY_TEMPLATE_PREFIX = f"{PREFIX}:runs:t:"  # + template id
+RUNS_BY_TEMPLATE_STATUS_PREFIX = f"{PREFIX}:runs:ts:"  # + status + ":" + template id
+
+
+def runs_by_status(status: str) -> str:
+    return f"{RUNS_BY_STATUS_PREFIX}{status}"
+
+
+def runs_by_template(template_id: str) -> str:
+    return f"{RUNS_BY_TEMPLATE_PREFIX}{template_id}"
+
+
+def runs_by_template_status(template_id: str, status: str) -> str:
+    return f"{RUNS_BY_TEMPLATE_STATUS_PREFIX}{status}:{template_id}"
 
 
 def run_key(run_id: str) -> str:
@@ -121,6 +139,16 @@ def fault_mark_key(step_id: str, mark: str) -> str:
 # Event bus
 EVENTS_CHANNEL = f"{PREFIX}:events"
 EVENTS_STREAM = f"{PREFIX}:events:stream"
+# Per correlation id (run id), a list of its events' stream ids, appended by every publisher in the same
+# pipeline or script as the event itself: a run's events are read without scanning the whole stream.
+EVENT_INDEX_PREFIX = f"{PREFIX}:evidx:"
+EVENT_INDEX_MAX = 10_000  # entries kept per run (its newest)
+EVENT_INDEX_TTL_SECONDS = 8 * 24 * 3600  # refreshed on every event; outlives the run's own retention
+
+
+def event_index_key(correlation_id: str) -> str:
+    return f"{EVENT_INDEX_PREFIX}{correlation_id}"
+
 
 # Audit log
 AUDIT_STREAM = f"{PREFIX}:audit"

@@ -7,8 +7,9 @@ owns no transport detail: front doors parse input, call one method, render the r
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,8 @@ from orchestrator.dispatch.messaging import Messenger
 from orchestrator.dispatch.reconciler import Reconciler
 from orchestrator.errors import (
     InputInvalidError,
+    RedisUnavailableError,
+    ShuttingDownError,
     TaskInvalidError,
     WorkflowDefinitionInvalidError,
     WorkflowTimeoutError,
@@ -46,6 +49,7 @@ from orchestrator.state import events as ev
 from orchestrator.state.agents import AgentDirectory
 from orchestrator.state.audit import AuditLog
 from orchestrator.state.deadletters import DeadLetters
+from orchestrator.state.event_hub import EventHub
 from orchestrator.state.events import EventBus
 from orchestrator.state.runs import RunStore
 from orchestrator.state.worklog import build_worklog
@@ -102,6 +106,7 @@ class Orchestrator:
             retries=settings.redis.retries,
         )
         self.redis = redis if redis is not None else get_redis(settings.redis_url)
+        self.probe = redis if redis is not None else redis_client.probe_client(settings.redis_url)
         self.app = app or create_celery(settings, client=True)
         retention = settings.retention
         self.runs = RunStore(
@@ -141,6 +146,65 @@ class Orchestrator:
             start_and_wait=self._start_and_wait,
             health=self.health,
         )
+        self.closing = threading.Event()  # set on shutdown: waits end at once
+        bounds.set_echo_chars(settings.frontdoor.error_echo_chars)
+
+    # -- front-door plumbing: the process's event hub, waits, shutdown ----------------------------------------
+    @cached_property
+    def hub(self) -> EventHub:
+        """The process's one event reader for live streams and waits (started on first use, in the loop)."""
+        door = self.settings.frontdoor
+        return EventHub(
+            self.settings.redis_url,
+            block_ms=door.stream_block_ms,
+            queue_events=door.stream_queue_events,
+            max_streams_per_principal=door.max_streams_per_principal,
+            socket_timeout=self.settings.redis.socket_timeout,
+            batch_ms=door.stream_batch_ms,
+        )
+
+    def shutdown(self) -> None:
+        """End every wait and live stream now (the process is stopping); safe from a signal handler."""
+        self.closing.set()
+        if "hub" in self.__dict__:
+            self.hub.close()
+
+    def wait_seconds(self, requested: float | None, *, default: float | None = None) -> float:
+        """How long a front door may wait: ``requested`` (or ``default``), ORCH_8003 above the cap."""
+        cap = self.settings.frontdoor.wait_max_seconds
+        seconds = requested if requested is not None else (default if default is not None else cap)
+        if requested is not None and requested > cap:
+            raise InputInvalidError(
+                f"timeout_seconds is {requested:g}; a wait lasts at most {cap:g} s (ORCH_FRONTDOOR__WAIT_MAX_SECONDS)."
+                " Start without waiting and follow the run with GET /api/workflows/{run_id} or its events",
+                {"timeout_seconds": requested, "max_seconds": cap},
+            )
+        return min(seconds, cap)
+
+    async def wait_for_run_async(
+        self,
+        run_id: str,
+        *,
+        timeout: float,
+        on_event: Callable[[Event], Awaitable[None]] | None = None,
+        on_start: Callable[[RunView], Awaitable[None]] | None = None,
+    ) -> RunView:
+        """``wait_for_run`` for the event loop: no thread held, deadline kept whatever the bus carries."""
+        from orchestrator.state.run_waits import wait_for_run
+
+        if self.closing.is_set():
+            raise ShuttingDownError("The server is shutting down; retry on another instance", {"run_id": run_id})
+        return await wait_for_run(
+            self.hub,
+            run_id,
+            timeout=min(timeout, self.settings.frontdoor.wait_max_seconds),
+            on_event=on_event,
+            on_start=on_start,
+        )
+
+    def identifier(self, value: str | None, what: str) -> None:
+        """ORCH_8003 for an id that is too long or not valid Unicode (before it is stored, looked up or echoed)."""
+        bounds.identifier(value, what, max_chars=self.settings.frontdoor.max_identifier_chars)
 
     # -- system ---------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -151,12 +215,19 @@ class Orchestrator:
         """
         base = {"version": __version__, "uptime_seconds": round(time.time() - _STARTED, 3), "timestamp": iso_now()}
         try:
-            self.redis.ping()
+            self.probe.ping()  # short timeouts, no retries: a dead Redis is reported in about half a second
             statuses = self.agents.statuses()
             reconciler = self.redis.get(keys.RECONCILER_BEAT)
             active = self.runs.active_count()
         except Exception as exc:
-            return {**base, "status": "unhealthy", "reason": f"Redis unavailable: {type(exc).__name__}"}
+            reason = f"Redis unavailable: {type(exc).__name__}"
+            return {
+                **base,
+                "status": "unhealthy",
+                "reason": reason,
+                "error_code": RedisUnavailableError.code,
+                "error_message": f"{reason}; check ORCH_REDIS__URL ({redis_client.masked(self.settings.redis_url)})",
+            }
         missing = sorted(agent for agent, status in statuses.items() if status != "online")
         problems = [f"agents not online: {', '.join(missing)}"] if missing else []
         if reconciler is None:
@@ -177,6 +248,7 @@ class Orchestrator:
         return self.templates.list(domain)
 
     def get_template(self, template_id: str) -> Template:
+        self.identifier(template_id, "template_id")
         return self.templates.get(template_id)
 
     # -- workflows ------------------------------------------------------------------------------------
@@ -193,6 +265,8 @@ class Orchestrator:
     ) -> RunView:
         """Plan, authorize, record and enqueue; returns once the run is durably recorded."""
         require(principal, "start")
+        self.identifier(template_id, "template_id")
+        self.identifier(idempotency_key, "idempotency_key")
         self._bounded(parameters, "workflow parameters")
         if (template_id is None) == (definition is None):
             raise InputInvalidError("Give exactly one of template_id or definition")
@@ -243,6 +317,8 @@ class Orchestrator:
         source: str = "api",
     ) -> RunView:
         """One action on one agent, as a one-step run (same gate, same state, same events)."""
+        self.identifier(action, "action")
+        self.identifier(agent_id, "agent_id")
         spec = get_action(action)
         self._bounded(parameters, f"parameters of action '{spec.name}'")
         if agent_id is not None:
@@ -265,6 +341,7 @@ class Orchestrator:
         )
 
     def get_run(self, run_id: str) -> RunView:
+        self.identifier(run_id, "run_id")
         return self.runs.get(run_id)
 
     def list_runs(
@@ -275,10 +352,12 @@ class Orchestrator:
     def cancel_run(self, principal: Principal, run_id: str) -> RunView:
         """Cancel; steps that were running say how they stopped (``stopped``: interrupted or terminated)."""
         require(principal, "cancel")
+        self.identifier(run_id, "run_id")
         return self.dispatcher.cancel(run_id, actor=principal.actor).view
 
     def resume_run(self, principal: Principal, run_id: str) -> RunView:
         require(principal, "resume")
+        self.identifier(run_id, "run_id")
         return self.dispatcher.resume(run_id, actor=principal.actor)
 
     def _start_and_wait(
@@ -307,20 +386,28 @@ class Orchestrator:
         a caller that reads events or the audit trail right after this returns finds them. A run whose closing
         event never shows (a worker died in between) is returned once it has been terminal for a grace period.
         """
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + min(timeout, self.settings.frontdoor.wait_max_seconds)
         view = self.runs.get(run_id)
         if view.status.is_terminal and _settled(view):
             return view
+        checked = time.monotonic()
         for event in self.events.listen(run_id=run_id, timeout=0.1):
+            if self.closing.is_set():
+                raise ShuttingDownError(
+                    f"The server is shutting down; run '{run_id}' keeps running", {"run_id": run_id}
+                )
             if event is not None:
                 if on_event is not None:
                     on_event(event)
                 if event.event_type in RUN_CLOSING_EVENTS:
                     return self.runs.get(run_id)
-            view = self.runs.get(run_id)
-            if view.status.is_terminal and _settled(view):
-                return view
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now - checked >= 0.1:  # re-read at most ten times a second, however busy the bus is
+                checked = now
+                view = self.runs.get(run_id)
+                if view.status.is_terminal and _settled(view):
+                    return view
+            if now > deadline:
                 raise WorkflowTimeoutError(
                     f"Run '{run_id}' still {view.status.value} after {timeout:g}s (it keeps running)",
                     {"run_id": run_id, "status": view.status.value},
@@ -331,6 +418,8 @@ class Orchestrator:
     def event_history(
         self, *, run_id: str | None = None, types: list[str] | None = None, after: str | None = None, limit: int = 100
     ) -> list[Event]:
+        self.identifier(run_id, "run_id")
+        after = bounds.stream_id(after, "after")
         return self.events.history(run_id=run_id, types=types, after=after, limit=min(limit, 1000))
 
     # -- audit ----------------------------------------------------------------------------------------
@@ -391,11 +480,13 @@ class Orchestrator:
 
     def dlq_show(self, principal: Principal, dlq_id: str) -> dict[str, Any]:
         require(principal, "dlq.read")
+        bounds.stream_id(dlq_id, "dlq_id")
         return self.deadletters.show(dlq_id)
 
     def dlq_redrive(self, principal: Principal, dlq_id: str) -> dict[str, Any]:
         """Re-drive a dead letter: resume its run (re-running the failed step), or start it again as a task."""
         require(principal, "dlq.redrive")
+        bounds.stream_id(dlq_id, "dlq_id")
         entry = self.deadletters.show(dlq_id)
         run_id = entry.get("run_id")
         view: RunView
@@ -416,9 +507,15 @@ class Orchestrator:
 
     # -- chat and routing -----------------------------------------------------------------------------
     def chat(self, principal: Principal, request: ChatRequest) -> ChatResponse | ClarificationResponse:
+        for value, what in ((request.target_agent, "target_agent"), (request.domain, "domain")):
+            self.identifier(value, what)
+        self.identifier(request.session_id, "session_id")
+        self._bounded(request.context, "chat context")
         return self.chatdesk.chat(principal, request)
 
     def clarify(self, principal: Principal, request: ClarifyRequest) -> ChatResponse | ClarificationResponse:
+        self.identifier(request.pending_message_token, "pending_message_token")
+        self.identifier(request.session_id, "session_id")
         return self.chatdesk.clarify(principal, request)
 
     def route_task(
@@ -501,6 +598,8 @@ class Orchestrator:
         expires_in_seconds: float | None = None,
     ) -> dict[str, Any]:
         require(principal, "message.send")
+        for value, what in ((sender, "sender"), (recipient, "recipient"), (message_type, "message_type")):
+            self.identifier(value, what)
         self._bounded(payload, "message payload")
         return self.messenger.send(
             actor=principal.actor,
@@ -559,17 +658,7 @@ class Orchestrator:
     def agent_statuses(self) -> dict[str, str]:
         return self.agents.statuses()
 
-    # -- live events and metrics (read) ---------------------------------------------------------------
-    def event_stream(
-        self, *, run_id: str | None = None, types: list[str] | None = None, after: str | None = None, block_ms: int
-    ) -> AsyncIterator[Event | None]:
-        """Events after ``after`` as they come (``None`` when idle for ``block_ms``)."""
-        return self.events.stream(run_id=run_id, types=types, after=after, block_ms=block_ms)
-
-    def last_event_id(self) -> str:
-        """The newest event's stream id (``0-0`` when none): a live listener starts after it."""
-        return self.events.last_id()
-
+    # -- metrics (read) -------------------------------------------------------------------------------
     def gauges(self) -> dict[str, int]:
         """Shared state the ``/metrics`` gauges report: active runs, agents online, dead letters."""
         return {

@@ -144,6 +144,27 @@ class ScheduleSettings(BaseModel):
     max_interval_seconds: float = Field(default=5.0, gt=0, le=300, description="Longest sleep between beat ticks")
 
 
+class FrontDoorSettings(BaseModel):
+    """Limits that keep the front door answering under load (``ORCH_FRONTDOOR__*``); see README "Front door".
+
+    Why settings and not constants: a deployment with many dashboards needs more streams per principal, a test
+    needs a short block to prove an idle stream survives, and a slow network needs a longer keep-alive.
+    """
+
+    max_identifier_chars: int = Field(default=256, ge=16, le=4096, description="Ids, names and path values")
+    max_streams_per_principal: int = Field(default=64, ge=1, le=100_000, description="Concurrent SSE streams")
+    stream_queue_events: int = Field(default=1000, ge=10, le=1_000_000, description="Per-client buffer")
+    stream_ping_seconds: float = Field(default=15.0, gt=0, le=300, description="Keep-alive comment interval")
+    stream_block_ms: int = Field(default=5000, ge=10, le=60_000, description="XREAD BLOCK of the event reader")
+    stream_batch_ms: int = Field(
+        default=100, ge=0, le=1000, description="After a burst, gather events this long before fanning out again"
+    )
+    replay_max_events: int = Field(default=10_000, ge=1, le=1_000_000, description="Catch-up on connect")
+    wait_max_seconds: float = Field(default=300.0, gt=0, le=86_400, description="Longest wait=true / wait_for_run")
+    max_blocking_waits: int = Field(default=64, ge=1, le=10_000, description="Chat requests waiting at once")
+    error_echo_chars: int = Field(default=200, ge=16, le=10_000, description="Input echoed in error messages")
+
+
 class Settings(BaseSettings):
     """Every ORCH_* variable. See README 'Configuration'."""
 
@@ -179,6 +200,7 @@ class Settings(BaseSettings):
     templates_dir: Path | None = None
     ui: UiSettings = Field(default_factory=UiSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    frontdoor: FrontDoorSettings = Field(default_factory=FrontDoorSettings)
     # The legacy per-agent URL variables (still exported by itom-chat-ui's start script): aliases of
     # ORCH_AGENTS__<AGENT>__MCP_URL, which wins when both are set.
     cmdb_agent_url: str | None = None

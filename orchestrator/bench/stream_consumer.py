@@ -1,6 +1,6 @@
 """The event-bus figure's consumer, run in its own process: ``python -m orchestrator.bench.stream_consumer``.
 
-Why a separate process: in production the SSE consumer (``EventBus.stream()`` in the API process) never
+Why a separate process: in production the SSE consumer (the ``EventHub`` of the API process) never
 shares an interpreter with the publishers (workers, dispatch); in one process the two would fight over the
 GIL and the figure would measure that fight. Protocol on stdout: ``ready`` once connected, then one JSON line
 ``{"received": n, "last_at": <time.monotonic() of the last event>}`` (or ``{"error": "..."}``).
@@ -12,31 +12,35 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncGenerator
-from typing import Any, cast
+from typing import Any
 
-from orchestrator.models.events import Event
-from orchestrator.runtime.redis_client import get_redis
-from orchestrator.state.events import EventBus
+from orchestrator.state.event_hub import Delivery, EventHub
 
 
 async def consume(url: str, run_id: str, after: str, expected: int, timeout: float) -> dict[str, Any]:
-    bus = EventBus(get_redis(url), url=url)
-    feed = cast(AsyncGenerator[Event | None, None], bus.stream(run_id=run_id, after=after, block_ms=100))
+    """Count the run's events as the API's SSE feed sees them (``after`` is kept for the protocol: live only)."""
+    del after
+    hub = EventHub(url, block_ms=100, queue_events=max(expected, 1000) + 10)
+    sub = await hub.open(run_id=run_id)
     deadline = time.monotonic() + timeout
     received, last_at = 0, 0.0
     print("ready", flush=True)
     try:
-        async for event in feed:
-            if event is not None:
-                received += 1
-                last_at = time.monotonic()
-                if received >= expected:
-                    break
-            elif time.monotonic() > deadline:
+        while received < expected:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            items = await sub.drain(remaining)
+            if not items:
+                break
+            got = sum(1 for item in items if isinstance(item, Delivery))
+            received += got
+            last_at = time.monotonic()
+            if got < len(items):
                 break
     finally:
-        await feed.aclose()
+        hub.unsubscribe(sub)
+        hub.close()
     return {"received": received, "last_at": last_at}
 
 

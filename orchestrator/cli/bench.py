@@ -22,6 +22,10 @@ DEFAULT_JSON = Path("bench-results.json")
 
 @app.command()
 def bench(
+    what: Annotated[
+        str | None,
+        typer.Argument(help="'frontdoor': the HTTP front door without and with many SSE clients (see README)"),
+    ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes, one repetition (well under a minute)")] = False,
     json_path: Annotated[
         Path, typer.Option("--json", help="Where to write every raw figure as JSON", dir_okay=False)
@@ -38,6 +42,12 @@ def bench(
     ] = False,
 ) -> None:
     """Measure orchestration overhead against bare Celery (same Redis, worker and queue), plus micro figures."""
+    if what == "frontdoor":
+        _frontdoor(quick, json_path)
+        return
+    if what is not None:
+        err_console.print(f"[red]ORCH_8003[/] unknown bench '{what}'; the one named bench is 'frontdoor'")
+        raise typer.Exit(2)
     if recovery:
         _recovery(repeat or 3, json_path)
         return
@@ -106,4 +116,46 @@ def _devstack(repeat: int, json_path: Path) -> None:
         f"{data['status_seconds']['median']} s (< 1); up ready: {data['up_ready_seconds']} s (< 15); "  # type: ignore[index]
         f"up memory: {memory['pss']} MB PSS, {memory['rss']} MB RSS over {data['up_processes']} processes "  # type: ignore[index]
         f"(< 700); raw figures in [bold]{json_path}[/]"
+    )
+
+
+def _frontdoor(quick: bool, json_path: Path) -> None:
+    import json
+
+    from orchestrator.bench.frontdoor import FrontdoorConfig, measure_frontdoor
+
+    config = FrontdoorConfig.quick() if quick else FrontdoorConfig()
+    try:
+        data = measure_frontdoor(config, progress=lambda line: console.print(f"[dim]{line}[/]"))
+    except OrchestratorError as exc:
+        fail(exc)
+        return
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps({"frontdoor": data}, indent=2))
+    without, with_sse, listing, memory, targets = (
+        data["without_sse"],
+        data["with_sse"],
+        data["list"],
+        data["memory"],
+        data["targets"],
+    )
+    for label, figures in (("no SSE clients", without), (f"{config.sse_clients} SSE clients", with_sse)):
+        console.print(
+            f"{label}: {figures['workflows_per_second']} workflows/s, accept p50 {figures['accept_p50_ms']} ms "
+            f"p99 {figures['accept_p99_ms']} ms, health p99 {figures['health_p99_ms']} ms "
+            f"({figures['failed']} failed)"
+        )
+    console.print(
+        f"list at {listing['runs']} runs: one page p50 {listing['page_p50_ms']} ms, p99 {listing['page_p99_ms']} ms; "
+        f"by status p50 {listing['by_status_p50_ms']} ms"
+    )
+    console.print(
+        f"memory: Redis {memory['before']['redis_mb']} -> {memory['after']['redis_mb']} MB, API RSS "
+        f"{memory['before']['api_rss_mb']} -> {memory['after']['api_rss_mb']} MB"
+    )
+    rate = "[green]met[/]" if targets["rate_ratio_met"] else "[red]missed[/]"
+    health = "[green]met[/]" if targets["health_p99_met"] else "[red]missed[/]"
+    console.print(
+        f"start rate with clients / without: {targets['rate_ratio']} (>= 0.8 {rate}); health p99 with clients "
+        f"{targets['health_p99_ms_with_sse']} ms (< 250 {health}); raw figures in [bold]{json_path}[/]"
     )

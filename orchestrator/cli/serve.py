@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.panel import Panel
@@ -48,6 +48,9 @@ def with_api_token(settings: Settings) -> Settings:
     return settings
 
 
+SHUTDOWN_GRACE_SECONDS = 3  # open requests get this long after Ctrl-C; then they are closed
+
+
 def serve_http(settings: Settings, host: str | None, port: int | None) -> None:
     """Build the service once, then serve HTTP + MCP with uvicorn until Ctrl-C."""
     import uvicorn
@@ -62,13 +65,28 @@ def serve_http(settings: Settings, host: str | None, port: int | None) -> None:
     base = f"http://{bind_host}:{bind_port}"
     console.print(f"API {base}/api/docs  MCP {base}/mcp/  metrics {base}/metrics  [dim](Ctrl-C to stop)[/]")
     config = uvicorn.Config(
-        application, host=bind_host, port=bind_port, log_level=settings.log_level.lower(), lifespan="on"
+        application,
+        host=bind_host,
+        port=bind_port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
+
+    class Server(uvicorn.Server):
+        """Ctrl-C ends every wait and live stream at once (they answer ORCH_8007), so uvicorn's graceful
+        shutdown, which waits for open requests, has nothing long to wait for."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            svc.shutdown()
+            super().handle_exit(sig, frame)
+
     _thread, stop = svc.reconciler.start(holder=f"api@{bind_host}:{bind_port}")
     try:
-        uvicorn.Server(config).run()
+        Server(config).run()
     finally:
         stop.set()
+        svc.shutdown()
 
 
 @app.command()

@@ -7,6 +7,10 @@ limit; so even a 413 is counted and carries CORS headers.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Lifespan
@@ -14,7 +18,8 @@ from starlette.types import ASGIApp, Lifespan
 from orchestrator import __version__
 from orchestrator.http.docs import install_docs
 from orchestrator.http.errors import install_error_handlers
-from orchestrator.http.middleware import BodyLimitMiddleware, MetricsMiddleware
+from orchestrator.http.middleware import BodyLimitMiddleware, InputLimitMiddleware, MetricsMiddleware
+from orchestrator.http.openapi import install_openapi
 from orchestrator.http.routes import (
     API_PREFIX,
     agents,
@@ -48,9 +53,26 @@ authenticated by that cookie that change state must also send `X-CSRF-Token` (th
 Opt-in (`ORCH_AUTH__ANONYMOUS__ENABLED`): requests without an Authorization header to the chat, clarify,
 agent-status and worklog routes are served as a configured anonymous principal (for itom-chat-ui, which sends
 no token).
-Errors always have the body `{error_code, error_message, timestamp}`. The MCP server (streamable HTTP, same
+Errors always have the body `{error_code, error_message, timestamp}` with an ORCH code (a 422 adds `errors`;
+the chat routes add `detail`, the same object, for itom-chat-ui). The MCP server (streamable HTTP, same
 tokens) is at `/mcp/`.
 """
+
+
+def _lifespan(service: Orchestrator, mcp_lifespan: Lifespan[Any] | None) -> Any:
+    """The MCP session manager's lifespan (it must run, or /mcp/ fails), then ending waits and streams on exit."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if mcp_lifespan is not None:
+                await stack.enter_async_context(mcp_lifespan(app))
+            try:
+                yield
+            finally:
+                service.shutdown()
+
+    return lifespan
 
 
 def create_app(
@@ -58,11 +80,11 @@ def create_app(
     settings: Settings | None = None,
     *,
     mcp_app: ASGIApp | None = None,
-    lifespan: Lifespan[FastAPI] | None = None,
+    mcp_lifespan: Lifespan[Any] | None = None,
 ) -> FastAPI:
     """The HTTP front door over ``service``; ``settings`` (default ``get_settings()``) only build a service when
     none is given. ``mcp_app`` (built over the same service by ``orchestrator.asgi``) is mounted at ``/mcp``, and
-    ``lifespan`` is the one it needs run: this package never imports the MCP door."""
+    ``mcp_lifespan`` is the one it needs run: this package never imports the MCP door."""
     if service is None:
         service = Orchestrator(settings or get_settings())
     settings = service.settings
@@ -73,11 +95,12 @@ def create_app(
         docs_url=None,  # served from a package by install_docs: works offline
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        lifespan=lifespan,  # the MCP session manager must run, or /mcp/ fails (dependency-notes 5)
+        lifespan=_lifespan(service, mcp_lifespan),
     )
     app.state.service = service
     app.state.sessions = SessionStore(service.redis, settings)
     install_error_handlers(app)
+    install_openapi(app)
     routers = (health, session, agents, templates, workflows, tasks, events, audit, dlq, messages, chat, worklog)
     for module in (*routers, history, schedules, metrics):
         app.include_router(module.router)
@@ -85,6 +108,7 @@ def create_app(
     install_ui(app)
     if mcp_app is not None:
         app.mount(MCP_PATH, mcp_app)
+    app.add_middleware(InputLimitMiddleware, max_chars=settings.frontdoor.max_identifier_chars)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         CORSMiddleware,

@@ -1,4 +1,4 @@
-"""Two small ASGI middlewares: a request-size limit and request metrics.
+"""Small ASGI middlewares: a request-size limit, a limit on path and query values, and request metrics.
 
 Why pure ASGI: the size limit must see the raw byte stream (a chunked upload has no Content-Length), and
 neither may buffer or wrap streaming responses such as SSE, which ``BaseHTTPMiddleware`` would.
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.errors import PayloadTooLargeError
+from orchestrator.errors import InputInvalidError, PayloadTooLargeError
 from orchestrator.http.errors import error_response
 from orchestrator.metrics.prometheus import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -20,6 +21,47 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(
         f"Request body is larger than {limit} bytes (ORCH_MAX_REQUEST_BYTES); send less", {"max_request_bytes": limit}
     )
+
+
+class InputLimitMiddleware:
+    """ORCH_8003 (400) for a path segment or query value over ``max_chars``, or not valid UTF-8 text.
+
+    Why before routing: every id in a path or query is looked up, stored or echoed; one check here bounds them
+    all (``ORCH_FRONTDOOR__MAX_IDENTIFIER_CHARS``) whatever route or dependency reads them.
+    """
+
+    def __init__(self, app: ASGIApp, max_chars: int) -> None:
+        self.app = app
+        self.max_chars = max_chars
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = self._problem(scope)
+            if problem is not None:
+                await error_response(InputInvalidError(problem))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _problem(self, scope: Scope) -> str | None:
+        raw_path = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "surrogateescape")
+        values = [("path", unquote_to_bytes(part)) for part in raw_path.split(b"/")]
+        query = scope.get("query_string", b"")
+        if query:
+            values += [
+                (name, value.encode("latin-1"))
+                for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+            ]
+        for name, value in values:
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"'{name[:64]}' is not valid UTF-8 text (e.g. an encoded lone surrogate); send UTF-8"
+            if len(text) > self.max_chars:
+                return (
+                    f"'{name[:64]}' is {len(text)} characters; path and query values are limited to "
+                    f"{self.max_chars} (ORCH_FRONTDOOR__MAX_IDENTIFIER_CHARS)"
+                )
+        return None
 
 
 class BodyLimitMiddleware:

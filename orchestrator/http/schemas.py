@@ -55,7 +55,8 @@ class ExecuteTaskRequest(BaseModel):
         default=None,
         gt=0,
         le=24 * 3600,
-        description="The step's time limit; with wait=true the wait lasts this plus 10 s (default 300 s)",
+        description="The step's time limit; with wait=true the wait lasts this plus 10 s, at most "
+        "ORCH_FRONTDOOR__WAIT_MAX_SECONDS (300 s by default; a larger value with wait=true is refused, ORCH_8003)",
     )
 
 
@@ -69,7 +70,9 @@ class SendMessageRequest(BaseModel):
     message_type: str = Field(min_length=1, description="What kind of message, e.g. 'notification'")
     payload: dict[str, Any] = Field(default_factory=dict)
     priority: Literal["critical", "high", "normal", "low"] = "normal"
-    expires_in_seconds: float | None = Field(default=None, gt=0, description="Drop it if not delivered in time")
+    expires_in_seconds: float | None = Field(
+        default=None, gt=0, le=30 * 24 * 3600, description="Drop it if not delivered in time (at most 30 days)"
+    )
 
 
 class RunAccepted(BaseModel):
@@ -84,3 +87,43 @@ class RunPage(BaseModel):
     total: int
     offset: int
     limit: int
+
+
+class FieldError(BaseModel):
+    """One bad field of a 422: where (``field``), why (``message``) and the validator's ``type``."""
+
+    field: str
+    message: str
+    type: str
+
+
+class ErrorDetail(BaseModel):
+    error_code: str
+    error_message: str
+    timestamp: str
+
+
+class ErrorBody(BaseModel):
+    """Every error: an ORCH code, a message that says what to fix, and when. A 422 adds ``errors``; the chat
+    routes add ``detail`` (the same object, for itom-chat-ui) and, for clarification errors, ``legacy_code``."""
+
+    error_code: str = Field(pattern=r"^ORCH_\d{4}$", examples=["ORCH_8003"])
+    error_message: str
+    timestamp: str
+    errors: list[FieldError] | None = None
+    detail: ErrorDetail | None = None
+    legacy_code: str | None = None
+
+
+class HealthUnavailable(BaseModel):
+    """503 from ``/api/health``: Redis does not answer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["unhealthy"]
+    reason: str
+    error_code: str
+    error_message: str
+    timestamp: str
+    version: str
+    uptime_seconds: float

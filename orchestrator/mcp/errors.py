@@ -10,19 +10,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from fastmcp.exceptions import ToolError
+from kombu.exceptions import OperationalError as BrokerOperationalError
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
-from orchestrator.errors import InputInvalidError, OrchestratorError
+from orchestrator.bounds import clip
+from orchestrator.errors import BrokerUnavailableError, InputInvalidError, OrchestratorError, RedisUnavailableError
 from orchestrator.metrics.prometheus import MCP_TOOL_CALLS
 
 
 def tool_error(error: OrchestratorError) -> ToolError:
-    return ToolError(f"[{error.code}] {error.message}")
+    return ToolError(f"[{error.code}] {clip(error.message, 2000)}")
 
 
 @contextmanager
 def tool_errors(tool: str) -> Iterator[None]:
-    """Run a tool body: ORCH errors (and invalid input) become ``[ORCH_xxxx] message`` tool errors."""
+    """Run a tool body: ORCH errors, invalid input, Redis and broker failures become ``[ORCH_xxxx] message``."""
     try:
         yield
     except OrchestratorError as exc:
@@ -31,4 +34,10 @@ def tool_errors(tool: str) -> Iterator[None]:
     except ValidationError as exc:
         MCP_TOOL_CALLS.labels(tool, "error").inc()
         raise tool_error(InputInvalidError(f"Invalid input: {exc}")) from exc
+    except RedisError as exc:
+        MCP_TOOL_CALLS.labels(tool, "error").inc()
+        raise tool_error(RedisUnavailableError(f"Redis did not answer ({type(exc).__name__}); retry later")) from exc
+    except BrokerOperationalError as exc:
+        MCP_TOOL_CALLS.labels(tool, "error").inc()
+        raise tool_error(BrokerUnavailableError(f"The broker did not answer ({type(exc).__name__}); retry")) from exc
     MCP_TOOL_CALLS.labels(tool, "ok").inc()

@@ -1,16 +1,16 @@
 """Waiting for a run from an MCP tool, with one progress notification per finished step.
 
-Why a thread: ``Orchestrator.wait_for_run`` blocks on the run's events (Redis pub/sub); it runs in a worker
-thread and hands each step event back to the event loop, where ``ctx.report_progress`` sends the MCP
-notification. Progress only ever increases, as the MCP spec requires.
+Why no thread: the wait is a coroutine on the process's event hub (``Orchestrator.wait_for_run_async``), so
+any number of waiting tool calls hold no worker thread; each step event arrives in the loop, where
+``ctx.report_progress`` sends the MCP notification. Progress only ever increases, as the MCP spec requires.
+
+Why the run's history first: a step can finish between the start and the wait's subscription (the first step of
+a run often does). Once subscribed, the reporter reads the run's own finished-step events and reports each
+one, in order, then follows the live ones; a step seen twice counts once. So every step is named exactly once.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
-import anyio
-import anyio.from_thread
 import anyio.to_thread
 from fastmcp import Context
 
@@ -18,46 +18,67 @@ from orchestrator.models.events import Event
 from orchestrator.models.run import RunView
 from orchestrator.service import Orchestrator
 
-DONE_EVENTS = frozenset({"workflow.step.completed", "workflow.step.skipped", "workflow.step.failed"})
-
-
-def finished_steps(view: RunView) -> set[str]:
-    return {step.step_id for step in view.steps if step.status.is_done}
+DONE_EVENTS = ("workflow.step.completed", "workflow.step.skipped", "workflow.step.failed")
 
 
 class ProgressReporter:
-    """Sends ``done/total`` for a run, counting finished steps from the run's events; never goes backwards."""
+    """Sends ``done/total`` for a run: one notification per finished step, never backwards."""
 
-    def __init__(self, ctx: Context, view: RunView) -> None:
+    def __init__(self, ctx: Context, run_id: str) -> None:
         self.ctx = ctx
-        self.total = len(view.steps)
-        self.done = finished_steps(view)
+        self.run_id = run_id
+        self.total = 0
+        self.done: set[str] = set()
+        self.started = False
+        self.early: list[Event] = []
         self.last = -1
 
+    async def start(self, view: RunView, history: list[Event]) -> None:
+        """The run as first read (after subscribing) and the step events it already had."""
+        self.total = len(view.steps)
+        self.started = True
+        await self.report(f"run {self.run_id} {view.status.value}")
+        for event in [*history, *self.early]:
+            await self.on_event(event)
+        self.early.clear()
+
+    async def on_event(self, event: Event) -> None:
+        """Called in the loop for each event of the run (history first, then live)."""
+        if not self.started:
+            self.early.append(event)
+            return
+        step = event.payload.get("step_id")
+        if event.event_type not in DONE_EVENTS or not isinstance(step, str) or step in self.done:
+            return
+        self.done.add(step)
+        verb = event.event_type.rsplit(".", 1)[-1]
+        await self.report(f"step {step} {verb} ({len(self.done)}/{self.total})")
+
+    async def finish(self, final: RunView) -> None:
+        """Steps the live feed had not brought yet (or trimmed from history) are named from the final run."""
+        for step in final.steps:
+            if step.status.is_done and step.step_id not in self.done:
+                self.done.add(step.step_id)
+                await self.report(f"step {step.step_id} {step.status.value} ({len(self.done)}/{self.total})")
+
     async def report(self, message: str) -> None:
+        """Only when the count grew: the MCP spec wants each notification's progress above the last one's."""
         if len(self.done) <= self.last:
             return
         self.last = len(self.done)
         await self.ctx.report_progress(progress=self.last, total=self.total, message=message)
 
-    def on_event(self, event: Event) -> None:
-        """Called in the waiting thread for each event of the run."""
-        step = event.payload.get("step_id")
-        if event.event_type not in DONE_EVENTS or not isinstance(step, str):
-            return
-        self.done.add(step)
-        verb = event.event_type.rsplit(".", 1)[-1]
-        anyio.from_thread.run(self.report, f"step {step} {verb} ({len(self.done)}/{self.total})")
-
 
 async def wait_with_progress(service: Orchestrator, run_id: str, ctx: Context, *, timeout: float) -> RunView:
-    """Block (off the loop) until the run ends; report progress after each finished step."""
-    view = await anyio.to_thread.run_sync(service.get_run, run_id)
-    reporter = ProgressReporter(ctx, view)
-    await reporter.report(f"run {run_id} {view.status.value}")
-    final = await anyio.to_thread.run_sync(
-        partial(service.wait_for_run, run_id, timeout=timeout, on_event=reporter.on_event)
-    )
-    reporter.done |= finished_steps(final)
-    await reporter.report(f"run {run_id} {final.status.value}")
+    """Wait (without a thread) until the run ends; report progress after each finished step."""
+    reporter = ProgressReporter(ctx, run_id)
+
+    async def on_start(view: RunView) -> None:
+        history = await anyio.to_thread.run_sync(
+            lambda: service.event_history(run_id=run_id, types=list(DONE_EVENTS), limit=1000)
+        )
+        await reporter.start(view, history)
+
+    final = await service.wait_for_run_async(run_id, timeout=timeout, on_event=reporter.on_event, on_start=on_start)
+    await reporter.finish(final)
     return final

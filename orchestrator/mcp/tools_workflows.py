@@ -27,7 +27,13 @@ Priority = Annotated[str, Field(description="critical, high, medium or low")]
 IdempotencyKey = Annotated[str | None, Field(description="Same key again returns the same run instead of a new one")]
 Params = Annotated[dict[str, Any] | None, Field(description="Parameter values by name")]
 Wait = Annotated[bool, Field(description="Wait for the run to end (progress notifications per step)")]
-WaitTimeout = Annotated[float, Field(description="With wait: give up waiting after this many seconds", gt=0)]
+WaitTimeout = Annotated[
+    float,
+    Field(
+        description="With wait: give up waiting after this many seconds (at most ORCH_FRONTDOOR__WAIT_MAX_SECONDS)",
+        gt=0,
+    ),
+]
 READ_ONLY = {"readOnlyHint": True, "openWorldHint": False}
 
 
@@ -69,6 +75,7 @@ def register_workflow_tools(mcp: FastMCP, service: Orchestrator, local: Principa
         """Start a workflow (from a template or a definition). Returns the run; with wait=true, the finished run."""
         principal = caller(local)
         with tool_errors("start_workflow"):
+            timeout = service.wait_seconds(timeout_seconds) if wait else 0.0  # ORCH_8003 above the cap
             view = await anyio.to_thread.run_sync(
                 lambda: service.start_workflow(
                     principal,
@@ -81,7 +88,7 @@ def register_workflow_tools(mcp: FastMCP, service: Orchestrator, local: Principa
                 )
             )
             if wait:
-                view = await wait_with_progress(service, view.run_id, ctx, timeout=timeout_seconds)
+                view = await wait_with_progress(service, view.run_id, ctx, timeout=timeout)
             return run_json(view)
 
     @mcp.tool(name="get_workflow_status", annotations=READ_ONLY)
@@ -117,7 +124,7 @@ def register_workflow_tools(mcp: FastMCP, service: Orchestrator, local: Principa
             return run_json(service.resume_run(caller(local), run_id))
 
     @mcp.tool(name="execute_task")
-    def execute_task(
+    async def execute_task(
         *,
         action: Annotated[str, Field(description="Catalog action '<domain>.<verb>', e.g. 'cmdb.query'")],
         parameters: Params = None,
@@ -135,19 +142,24 @@ def register_workflow_tools(mcp: FastMCP, service: Orchestrator, local: Principa
         ] = None,
     ) -> dict[str, Any]:
         """Run one action on one agent as a one-step run; by default waits and returns the finished run."""
+        principal = caller(local)
         with tool_errors("execute_task"):
-            view = service.execute_task(
-                caller(local),
-                action=action,
-                parameters=parameters,
-                agent_id=agent_id,
-                priority=priority,
-                timeout_seconds=timeout_seconds,
-                idempotency_key=idempotency_key,
-                source="mcp",
+            if wait:
+                service.wait_seconds(timeout_seconds)  # ORCH_8003 above ORCH_FRONTDOOR__WAIT_MAX_SECONDS
+            view = await anyio.to_thread.run_sync(
+                lambda: service.execute_task(
+                    principal,
+                    action=action,
+                    parameters=parameters,
+                    agent_id=agent_id,
+                    priority=priority,
+                    timeout_seconds=timeout_seconds,
+                    idempotency_key=idempotency_key,
+                    source="mcp",
+                )
             )
             if wait:
-                view = service.wait_for_run(view.run_id, timeout=wait_budget(timeout_seconds))
+                view = await service.wait_for_run_async(view.run_id, timeout=wait_budget(timeout_seconds))
             return run_json(view)
 
     @mcp.tool(name="get_workflow_events", annotations=READ_ONLY)

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -58,6 +58,13 @@ def get_redis(url: str) -> RedisClient:
         client = redis.Redis.from_url(url, **client_options(**_options))
         _clients[key] = client
     return client
+
+
+def probe_client(url: str, timeout: float = 0.5) -> RedisClient:
+    """A client for health probes: short timeouts and no retries, so a dead Redis is reported in ~``timeout``."""
+    return redis.Redis.from_url(
+        url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
 
 
 def ping(url: str, timeout: float = 0.5) -> bool:

@@ -450,7 +450,8 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 def _ms(moment: datetime) -> int:
-    return int(_as_utc(moment).timestamp() * 1000)
+    """Milliseconds since the epoch, never below 0 (stream ids cannot be negative; nothing is older anyway)."""
+    return max(0, int(_as_utc(moment).timestamp() * 1000))
 
 
 def measure_append(redis: Redis, n: int = 2000) -> float:

@@ -7,14 +7,14 @@ without losing what it missed. Events only report; nothing uses them to drive co
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
-
-import redis.asyncio as aioredis
 
 from orchestrator import keys
 from orchestrator.models.events import Event
-from orchestrator.runtime.redis_client import RedisClient
+from orchestrator.runtime.redis_client import RedisClient, execute_pipeline, queue_script
+from orchestrator.state import run_scripts
 
 # Dotted names: the compatible ones (README: Compatibility) and new ones in the same style.
 WORKFLOW_STARTED = "workflow.started"
@@ -49,17 +49,6 @@ def decode(raw: str, stream_id: str | None = None) -> Event:
     return event
 
 
-def _matches(event: Event, run_id: str | None, types: Iterable[str] | None) -> bool:
-    if run_id and event.correlation_id != run_id:
-        return False
-    if types:
-        wanted = set(types)
-        return event.event_type in wanted or any(
-            t.endswith(".*") and event.event_type.startswith(t[:-1]) for t in wanted
-        )
-    return True
-
-
 class EventBus:
     """Publish and read events on one Redis (sync client; an async subscribe for SSE)."""
 
@@ -69,10 +58,10 @@ class EventBus:
         self.url = url
 
     def publish(self, event: Event) -> Event:
-        """Append to the stream and publish live, in one round trip."""
+        """Append to the stream (and the run's event index) and publish live, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
-        self.publish_to(pipe, event)
-        pipe.execute()
+        self.publish_to(pipe, event, by_sha=True)
+        execute_pipeline(self.redis, pipe)
         return event
 
     def publish_many(self, events: Iterable[Event]) -> int:
@@ -80,16 +69,20 @@ class EventBus:
         pipe = self.redis.pipeline(transaction=False)
         count = 0
         for event in events:
-            self.publish_to(pipe, event)
+            self.publish_to(pipe, event, by_sha=True)
             count += 1
-        pipe.execute()
+        execute_pipeline(self.redis, pipe)
         return count
 
-    def publish_to(self, pipe: Any, event: Event) -> None:
-        """Queue the two writes on a caller's pipeline (batched with its own writes)."""
-        data = encode(event)
-        pipe.xadd(keys.EVENTS_STREAM, {"e": data}, maxlen=self.max_len, approximate=True)
-        pipe.publish(keys.EVENTS_CHANNEL, data)
+    def publish_to(self, pipe: Any, event: Event, *, by_sha: bool = False) -> None:
+        """Queue the event on a caller's pipeline (batched with its own writes), by the one script every
+        publisher uses, so its run's event index is written with it. ``by_sha`` only for pipelines run with
+        ``execute_pipeline`` (which answers a NOSCRIPT); otherwise the script text is sent."""
+        args = [keys.EVENTS_CHANNEL, self.max_len, encode(event)]
+        if by_sha:
+            queue_script(pipe, run_scripts.EMIT_EVENT, [keys.EVENTS_STREAM], args)
+        else:
+            pipe.eval(run_scripts.EMIT_EVENT, 1, keys.EVENTS_STREAM, *args)
 
     def emit(
         self,
@@ -109,7 +102,12 @@ class EventBus:
         after: str | None = None,
         limit: int = 100,
     ) -> list[Event]:
-        """Events oldest first, strictly after stream id ``after`` (``Last-Event-ID``), filtered."""
+        """Events oldest first, strictly after stream id ``after`` (``Last-Event-ID``), filtered.
+
+        With ``run_id`` only that run's events are read (through its event index), whatever else the stream holds.
+        """
+        if run_id:
+            return self._run_history(run_id, types, after, limit)
         found: list[Event] = []
         start = f"({after}" if after else "-"
         type_list = list(types) if types else None
@@ -118,12 +116,40 @@ class EventBus:
             if not batch:
                 break
             for stream_id, fields in batch:
-                event = decode(fields["e"], stream_id)
-                if _matches(event, run_id, type_list):
-                    found.append(event)
-                    if len(found) >= limit:
-                        break
+                raw = fields["e"]
+                if type_list and not type_matches(type_of(raw), type_list):
+                    continue
+                found.append(decode(raw, stream_id))
+                if len(found) >= limit:
+                    break
             start = f"({batch[-1][0]}"
+        return found
+
+    def run_event_ids(self, run_id: str, after: str | None = None) -> list[str]:
+        """Stream ids of one run's events, oldest first (strictly after ``after``)."""
+        ids: list[str] = self.redis.lrange(keys.event_index_key(run_id), 0, -1)
+        if after:
+            floor = stream_id_key(after)
+            ids = [i for i in ids if stream_id_key(i) > floor]
+        return ids
+
+    def _run_history(self, run_id: str, types: Iterable[str] | None, after: str | None, limit: int) -> list[Event]:
+        type_list = list(types) if types else None
+        found: list[Event] = []
+        ids = self.run_event_ids(run_id, after)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            pipe = self.redis.pipeline(transaction=False)
+            for stream_id in chunk:
+                pipe.xrange(keys.EVENTS_STREAM, min=stream_id, max=stream_id, count=1)
+            for entries in pipe.execute():
+                for stream_id, fields in entries:  # empty when the stream's cap trimmed it
+                    raw = fields["e"]
+                    if type_list and not type_matches(type_of(raw), type_list):
+                        continue
+                    found.append(decode(raw, stream_id))
+                    if len(found) >= limit:
+                        return found
         return found
 
     def last_id(self) -> str:
@@ -134,8 +160,10 @@ class EventBus:
     def listen(
         self, *, run_id: str | None = None, types: Iterable[str] | None = None, timeout: float = 1.0
     ) -> Iterator[Event | None]:
-        """Blocking live iterator (yields None on idle ``timeout`` so callers can check deadlines)."""
+        """Blocking live iterator. Yields None on an idle ``timeout`` and for every message that does not match,
+        so a caller checks its deadline however busy the bus is; only matching messages are decoded."""
         type_list = list(types) if types else None
+        needle = f'"correlation_id":"{run_id}"' if run_id else None
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(keys.EVENTS_CHANNEL)
         try:
@@ -144,42 +172,41 @@ class EventBus:
                 if message is None:
                     yield None
                     continue
-                event = decode(message["data"])
-                if _matches(event, run_id, type_list):
-                    yield event
+                raw = message["data"]
+                wanted = (needle is None or needle in raw) and (not type_list or type_matches(type_of(raw), type_list))
+                if not wanted:
+                    yield None
+                else:
+                    yield decode(raw)
         finally:
             pubsub.close()
 
-    async def stream(
-        self,
-        *,
-        run_id: str | None = None,
-        types: Iterable[str] | None = None,
-        after: str | None = None,
-        block_ms: int = 15_000,
-    ) -> AsyncIterator[Event | None]:
-        """Async live feed for SSE, read from the stream so nothing between reconnects is lost.
 
-        Yields None after ``block_ms`` of silence (a keep-alive opportunity).
-        """
-        if self.url is None:
-            raise RuntimeError("EventBus.stream needs the Redis URL")
-        client: Any = aioredis.Redis.from_url(self.url, decode_responses=True)
-        type_list = list(types) if types else None
-        cursor = after or self.last_id()
-        try:
-            while True:
-                batch = await client.xread({keys.EVENTS_STREAM: cursor}, count=500, block=block_ms)
-                if not batch:
-                    yield None
-                    continue
-                for stream_id, fields in batch[0][1]:
-                    cursor = stream_id
-                    event = decode(fields["e"], stream_id)
-                    if _matches(event, run_id, type_list):
-                        yield event
-        finally:
-            await client.aclose()
+_TYPE = re.compile(r'"event_type":"([^"]*)"')
+_CORRELATION = re.compile(r'"correlation_id":"([^"]*)"')
+
+
+def type_of(raw: str) -> str:
+    """The event type read from the encoded envelope without decoding it."""
+    found = _TYPE.search(raw)
+    return found.group(1) if found else ""
+
+
+def correlation_of(raw: str) -> str | None:
+    """The correlation (run) id read from the encoded envelope without decoding it."""
+    found = _CORRELATION.search(raw)
+    return found.group(1) if found else None
+
+
+def type_matches(event_type: str, wanted: Iterable[str]) -> bool:
+    """``wanted`` holds exact types and prefixes such as ``workflow.step.*``."""
+    return any(event_type == t or (t.endswith(".*") and event_type.startswith(t[:-1])) for t in wanted)
+
+
+def stream_id_key(stream_id: str) -> tuple[int, int]:
+    """A stream id as a comparable pair (``"1700000000000-3"`` -> ``(1700000000000, 3)``)."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def event_json(event: Event) -> dict[str, Any]:

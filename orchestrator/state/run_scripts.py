@@ -17,7 +17,30 @@ are restricted to ``[A-Za-z0-9_.-]``, so they need no escaping anywhere (JSON li
 
 from __future__ import annotations
 
+from orchestrator import keys
 from orchestrator.state import outcome_metrics
+
+# ``emit``: append an event to the stream, index its stream id under its correlation id, publish it live.
+_EMIT = (
+    """
+local function emit(stream, channel, maxlen, event_json)
+  if event_json == nil or event_json == '' then return end
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event_json)
+  local cid = string.match(event_json, '"correlation_id":"([^"]*)"')
+  if cid and cid ~= '' then
+    local idx = '@@EVIDX@@' .. cid
+    if redis.call('RPUSH', idx, id) > @@EVMAX@@ then redis.call('LTRIM', idx, -@@EVMAX@@, -1) end
+    redis.call('EXPIRE', idx, @@EVTTL@@)
+  end
+  redis.call('PUBLISH', channel, event_json)
+end
+""".replace("@@EVIDX@@", keys.EVENT_INDEX_PREFIX)
+    .replace("@@EVMAX@@", str(keys.EVENT_INDEX_MAX))
+    .replace("@@EVTTL@@", str(keys.EVENT_INDEX_TTL_SECONDS))
+)
+
+# Publish one event from Python (``EventBus``): KEYS 1 events stream; ARGV 1 channel, 2 maxlen, 3 event JSON.
+EMIT_EVENT = _EMIT + "\nemit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
 
 # Shared helpers. ``fill`` replaces a quoted placeholder token (e.g. "@@attempt@@") in pre-encoded JSON.
 _HELPERS = """
@@ -26,10 +49,19 @@ local function fill(text, token, value)
   if not s then return text end
   return string.sub(text, 1, s - 1) .. value .. string.sub(text, e + 1)
 end
-local function emit(stream, channel, maxlen, event_json)
-  if event_json == nil or event_json == '' then return end
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event_json)
-  redis.call('PUBLISH', channel, event_json)
+@@EMIT@@
+local function reindex(run, old, new)
+  if old == new then return end
+  local rid = string.sub(run, @@RUNKEYLEN@@)
+  local ct = redis.call('HGET', run, 'ct')
+  if not ct then return end
+  local tpl = redis.call('HGET', run, 'tpl') or ''
+  if old and old ~= '' then redis.call('ZREM', '@@BYST@@' .. old, rid) end
+  redis.call('ZADD', '@@BYST@@' .. new, ct, rid)
+  if tpl ~= '' then
+    if old and old ~= '' then redis.call('ZREM', '@@BYTS@@' .. old .. ':' .. tpl, rid) end
+    redis.call('ZADD', '@@BYTS@@' .. new .. ':' .. tpl, ct, rid)
+  end
 end
 local function audit(stream, head, maxlen, body)
   if body == nil or body == '' then return end
@@ -72,6 +104,13 @@ local function fill_summary(text, c, f, r)
   return fill(text, '"@@steps_remaining@@"', r)
 end
 """
+# Index key prefixes are spliced in from ``keys`` (one source of truth for every key name).
+_HELPERS = (
+    _HELPERS.replace("@@EMIT@@", _EMIT)
+    .replace("@@BYST@@", keys.RUNS_BY_STATUS_PREFIX)
+    .replace("@@BYTS@@", keys.RUNS_BY_TEMPLATE_STATUS_PREFIX)
+    .replace("@@RUNKEYLEN@@", str(len(keys.run_key("")) + 1))
+)
 _HELPERS += outcome_metrics.LUA  # count(...) and friends: scripts that count pass keys.METRICS as their LAST key
 
 # KEYS: run, cancel, events, workers, own-leases, leases, retries, outbox, touched
@@ -174,6 +213,7 @@ if status == 'running' then redis.call('ZADD', KEYS[13], ARGV[18], ARGV[8]) end
 if effect == 'stop' then
   if status == 'running' then
     redis.call('HSET', run, 'status', 'failed', 'finished_at', ARGV[5], 'error', ARGV[6])
+    reindex(run, status, 'failed')
     out[2] = 'failed'
   end
 elseif effect == 'done' then
@@ -182,6 +222,7 @@ elseif effect == 'done' then
   if status == 'running' then
     if done >= total then
       redis.call('HSET', run, 'status', 'completed', 'finished_at', ARGV[5])
+      reindex(run, status, 'completed')
       out[2] = 'completed'
     end
     local idx = redis.call('HGET', KEYS[2], 'idx:' .. sid)
@@ -240,6 +281,7 @@ if status ~= 'pending' and status ~= 'running' then return {'illegal', status, '
 local ttl = tonumber(ARGV[5])
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)
 redis.call('HSET', run, 'status', 'cancelled', 'finished_at', ARGV[1], 'cancelled_by', ARGV[2])
+reindex(run, status, 'cancelled')
 redis.call('HDEL', run, 'error')
 count('runs_finished|' .. run_labels(run) .. '|cancelled')
 local gen = redis.call('HGET', run, 'generation') or '0'
@@ -336,6 +378,7 @@ for i = 13, #ARGV do
 end
 redis.call('HSET', run, 'done', tonumber(redis.call('HGET', run, 'total')) - reset, 'status', 'running',
   'touched', ARGV[4])
+reindex(run, status, 'running')
 redis.call('HSETNX', run, 'started_at', ARGV[3])
 redis.call('HDEL', run, 'finished_at', 'error', 'cancelled_by')
 if mode == 'repair' then redis.call('HINCRBY', run, 'regen', 1) else count('runs_resumed|' .. run_labels(run)) end
@@ -380,6 +423,7 @@ local run = KEYS[1]
 local status = redis.call('HGET', run, 'status')
 if status ~= 'running' then return {'illegal', status or ''} end
 redis.call('HSET', run, 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[2])
+reindex(run, status, 'failed')
 count('runs_finished|' .. run_labels(run) .. '|failed')
 local c, f, r = summary_lists(run)
 audit(KEYS[4], KEYS[5], ARGV[8], fill_summary(ARGV[3], c, f, r))
@@ -403,12 +447,15 @@ return redis.call('HLEN', KEYS[1])
 
 # A status move outside the step scripts (kept for the rare direct transitions; ORCH_3002 on illegal moves).
 # KEYS: run   ARGV: to, now, error_json_or_empty, from1, from2, ...
-TRANSITION = """
+TRANSITION = (
+    _HELPERS
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing', ''} end
 for i = 4, #ARGV do
   if status == ARGV[i] then
     redis.call('HSET', KEYS[1], 'status', ARGV[1])
+    reindex(KEYS[1], status, ARGV[1])
     if ARGV[1] == 'running' then
       redis.call('HSETNX', KEYS[1], 'started_at', ARGV[2])
       redis.call('HDEL', KEYS[1], 'finished_at', 'error')
@@ -421,3 +468,4 @@ for i = 4, #ARGV do
 end
 return {'illegal', status}
 """
+)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import keys
-from orchestrator.errors import InvalidStateTransitionError, StateCorruptedError, WorkflowNotFoundError
+from orchestrator.errors import InvalidStateTransitionError, WorkflowNotFoundError
 from orchestrator.models.common import Priority, RunStatus, StepStatus, iso_now
 from orchestrator.models.run import ErrorInfo, RunView, StepState
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.runtime.redis_client import RedisClient, queue_script
-from orchestrator.state import run_scripts
+from orchestrator.state import run_listing, run_scripts
+from orchestrator.state.run_views import read_meta, read_spec, view_from_hash
 
 # Which statuses a run may move to from which (completed/failed via steps are handled by FINISH_STEP).
 LEGAL_FROM: dict[RunStatus, tuple[RunStatus, ...]] = {
@@ -179,6 +180,8 @@ class RunStore:
             "done": 0,
             "generation": 0,
             "touched": epoch,
+            "ct": epoch,  # creation epoch: the score of the listing indexes the status scripts keep
+            "tpl": plan.template_id or "",
         }
         if start:
             mapping["started_at"] = now
@@ -190,8 +193,7 @@ class RunStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(keys.run_key(run_id), mapping=mapping)
         self._write_triggers(pipe, keys.run_triggers_key(run_id), triggers or {}, trigger_index or {})
-        pipe.zadd(keys.RUNS_INDEX, {run_id: epoch})
-        pipe.zremrangebyscore(keys.RUNS_INDEX, "-inf", epoch - self.ttl - 86400)  # index stays bounded too
+        run_listing.index_new(pipe, run_id, status.value, plan.template_id, epoch, cutoff=epoch - self.ttl - 86400)
         pipe.sadd(keys.ACTIVE_RUNS, run_id)
         if start:
             pipe.zadd(keys.RUNS_TOUCHED, {run_id: epoch})
@@ -489,7 +491,7 @@ class RunStore:
             ],
         )
         verdict = str(reply[0])
-        spec = _spec(reply[1], run_id, step_id) if reply[1] else None
+        spec = read_spec(reply[1], run_id, step_id) if reply[1] else None
         return BeginResult(verdict, spec, int(reply[2] or 0), str(reply[3]), reply[4] not in ("0", 0))
 
     def finish_step(
@@ -613,8 +615,8 @@ class RunStore:
 
     def plan(self, run_id: str) -> WorkflowPlan:
         data = self.raw(run_id)
-        meta = _meta(data, run_id)
-        steps = [_spec(data[f"p:{sid}"], run_id, sid) for sid in meta["order"]]
+        meta = read_meta(data, run_id)
+        steps = [read_spec(data[f"p:{sid}"], run_id, sid) for sid in meta["order"]]
         return WorkflowPlan(
             template_id=meta["template_id"],
             name=meta["name"],
@@ -637,111 +639,8 @@ class RunStore:
     def list(
         self, *, status: str | None = None, template_id: str | None = None, offset: int = 0, limit: int = 50
     ) -> tuple[list[RunView], int]:
-        """Newest first; prunes index entries whose runs expired."""
-        ids = self.redis.zrevrange(keys.RUNS_INDEX, 0, -1)
-        views: list[RunView] = []
-        stale: list[str] = []
-        matched = 0
-        pipe = self.redis.pipeline(transaction=False)
-        for run_id in ids:
-            pipe.hgetall(keys.run_key(run_id))
-        for run_id, data in zip(ids, pipe.execute(), strict=True):
-            if not data or "meta" not in data:
-                stale.append(run_id)
-                continue
-            if status and data.get("status") != status:
-                continue
-            view = view_from_hash(data, run_id)
-            if template_id and view.template_id != template_id:
-                continue
-            if offset <= matched < offset + limit:
-                views.append(view)
-            matched += 1
-        if stale:
-            self.redis.zrem(keys.RUNS_INDEX, *stale)
-        return views, matched
+        """Newest first, one page read from the listing indexes (see ``run_listing``)."""
+        return run_listing.list_runs(self.redis, status=status, template_id=template_id, offset=offset, limit=limit)
 
     def active_count(self) -> int:
         return int(self.redis.scard(keys.ACTIVE_RUNS))
-
-
-def _meta(data: dict[str, str], run_id: str) -> dict[str, Any]:
-    raw = data.get("meta")
-    if raw is None:
-        raise StateCorruptedError(
-            f"Run '{run_id}' has state but no record of its plan (a partial write); it cannot be read. "
-            "The reconciler fails such runs; inspect it with the audit log",
-            {"run_id": run_id},
-        )
-    meta: dict[str, Any] = json.loads(raw)
-    return meta
-
-
-def _spec(raw: str, run_id: str, step_id: str) -> PlannedStep:
-    try:
-        return PlannedStep.model_validate_json(raw)
-    except ValueError as exc:
-        raise StateCorruptedError(
-            f"Step '{step_id}' of run '{run_id}' cannot be read back ({type(exc).__name__}); it is refused",
-            {"run_id": run_id, "step_id": step_id},
-        ) from exc
-
-
-def _after_cancel(data: dict[str, str], outcome: dict[str, Any]) -> bool:
-    """A step that finished (for real) after its run was cancelled: its effect happened, the run had stopped."""
-    finished, cancelled_at = outcome.get("finished_at"), data.get("finished_at")
-    return bool(
-        data.get("status") == RunStatus.CANCELLED.value
-        and finished
-        and cancelled_at
-        and not outcome.get("stopped")
-        and finished > cancelled_at
-    )
-
-
-def view_from_hash(data: dict[str, str], run_id: str = "?") -> RunView:
-    """Assemble the public run shape from the hash fields."""
-    meta = _meta(data, run_id)
-    steps: list[StepState] = []
-    for step_id in meta["order"]:
-        spec = json.loads(data[f"p:{step_id}"])
-        outcome = json.loads(data[f"r:{step_id}"]) if f"r:{step_id}" in data else {}
-        error = outcome.get("error")
-        steps.append(
-            StepState(
-                step_id=step_id,
-                agent_id=spec["agent_id"],
-                action=spec["action"],
-                status=StepStatus(data.get(f"st:{step_id}", "pending")),
-                attempts=int(data.get(f"at:{step_id}", 0)),
-                started_at=data.get(f"t0:{step_id}"),
-                finished_at=outcome.get("finished_at"),
-                duration_ms=outcome.get("duration_ms"),
-                result=outcome.get("result"),
-                error=ErrorInfo(**error) if error else None,
-                queue=outcome.get("queue"),
-                depends_on=spec["depends_on"],
-                stopped=outcome.get("stopped"),
-                after_cancel=_after_cancel(data, outcome),
-            )
-        )
-    error_raw = data.get("error")
-    return RunView(
-        run_id=meta["run_id"],
-        template_id=meta["template_id"],
-        name=meta["name"],
-        status=RunStatus(data["status"]),
-        priority=Priority(meta["priority"]),
-        steps=steps,
-        steps_completed=[s.step_id for s in steps if s.status == StepStatus.COMPLETED],
-        steps_remaining=[s.step_id for s in steps if not s.status.is_done],
-        error=ErrorInfo.model_validate_json(error_raw) if error_raw else None,
-        parameters=meta["parameters"],
-        created_by=meta["created_by"],
-        created_at=meta["created_at"],
-        started_at=data.get("started_at"),
-        finished_at=data.get("finished_at"),
-        generation=int(data.get("generation", 0)),
-        cancelled_by=data.get("cancelled_by"),
-        repairs=int(data.get("regen", 0)),
-    )

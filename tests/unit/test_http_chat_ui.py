@@ -19,7 +19,7 @@ from orchestrator.asgi import create_app
 from orchestrator.errors import NoRouteFoundError
 from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
-from orchestrator.state import events as events_module
+from orchestrator.state import event_hub as event_hub_module
 from orchestrator.state.agents import required_tools
 from tests.unit.conftest import make_fake_server
 from tests.unit.test_http_fixtures import OPERATOR, VIEWER, bearer, build_service, fake_worker
@@ -44,7 +44,7 @@ def _service(monkeypatch: pytest.MonkeyPatch, **auth: Any) -> Orchestrator:
     def fake_from_url(url: str, **kwargs: Any) -> Any:
         return fakeredis.FakeAsyncRedis(server=fake_server, **kwargs)
 
-    monkeypatch.setattr(events_module.aioredis.Redis, "from_url", fake_from_url)
+    monkeypatch.setattr(event_hub_module.aioredis.Redis, "from_url", fake_from_url)
     service = build_service(fake_server)
     if auth:
         service.settings.auth.anonymous = service.settings.auth.anonymous.model_copy(update=auth)

@@ -19,7 +19,7 @@ from orchestrator.models.common import StepStatus
 from orchestrator.runtime.celery_app import create_celery
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
-from orchestrator.state import events as events_module
+from orchestrator.state import event_hub as event_hub_module
 from orchestrator.state import step_records as records
 from tests.unit.conftest import make_fake_server
 
@@ -59,7 +59,7 @@ def service(monkeypatch: pytest.MonkeyPatch) -> Orchestrator:
     def fake_from_url(url: str, **kwargs: Any) -> Any:
         return fakeredis.FakeAsyncRedis(server=fake_server, **kwargs)
 
-    monkeypatch.setattr(events_module.aioredis.Redis, "from_url", fake_from_url)
+    monkeypatch.setattr(event_hub_module.aioredis.Redis, "from_url", fake_from_url)
     return build_service(fake_server)
 
 
@@ -94,6 +94,10 @@ class FakeWorker:
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
     def _listening(self) -> bool:
+        """A waiter is subscribed: on the event hub (async waits) or on pub/sub (the sync wait of chat)."""
+        hub = self.service.__dict__.get("hub")
+        if hub is not None and hub.subscribers > 0:
+            return True
         counts = self.service.redis.pubsub_numsub(keys.EVENTS_CHANNEL)
         return bool(counts and int(counts[0][1]) > 0)
 

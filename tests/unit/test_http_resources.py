@@ -305,7 +305,9 @@ def test_ambiguous_chat_asks_and_clarify_settles_it(client: TestClient, service:
     empty = client.post(
         "/api/chat/clarify", headers=OPERATOR, json={"pending_message_token": token, "clarification_answer": "  "}
     )
-    assert (empty.status_code, empty.json()["error_code"]) == (400, "CLARIFICATION_ANSWER_EMPTY")
+    assert (empty.status_code, empty.json()["error_code"]) == (400, "ORCH_8102")
+    assert empty.json()["legacy_code"] == "CLARIFICATION_ANSWER_EMPTY"
+    assert empty.json()["detail"]["error_code"] == "ORCH_8102"
     with fake_worker(service, result={"compliant": True}):
         settled = client.post(
             "/api/chat/clarify",
@@ -320,7 +322,8 @@ def test_ambiguous_chat_asks_and_clarify_settles_it(client: TestClient, service:
         headers=OPERATOR,
         json={"pending_message_token": token, "clarification_answer": question["options"][0]},
     )
-    assert (reused.status_code, reused.json()["error_code"]) == (400, "CLARIFICATION_TOKEN_NOT_FOUND")
+    assert (reused.status_code, reused.json()["error_code"]) == (400, "ORCH_8101")
+    assert reused.json()["legacy_code"] == "CLARIFICATION_TOKEN_NOT_FOUND"
 
 
 def test_clarify_reports_server_side_failures_as_502(

@@ -194,13 +194,14 @@ def test_start_workflow_with_wait_reports_progress_per_step(service: Orchestrato
     with fake_worker(service, result={"ok": True}):
         final = with_client(service, body)
     assert final["status"] == "completed"
-    total = len(final["steps"])
-    progress = [p for p, _, _ in reports]
-    assert progress == sorted(set(progress)), "progress must only increase"
-    assert progress[-1] == total
-    assert {t for _, t, _ in reports} == {total}
-    assert any(m and m.startswith("step ") for _, _, m in reports)
-    assert len(reports) >= total  # the start, then one per finished step
+    steps = [step["step_id"] for step in final["steps"]]
+    assert steps == ["assess-impact", "route-to-agent", "create-ticket"]
+    assert reports[0][0] == 0  # the start, before any step
+    per_step = [(p, m) for p, _, m in reports if m and m.startswith("step ")]
+    # every step named exactly once, in order, each counted one more (the first one too)
+    assert per_step == [(n + 1, f"step {step} completed ({n + 1}/3)") for n, step in enumerate(steps)]
+    assert len(reports) == 4  # the start and one per step: nothing else, nothing twice
+    assert {t for _, t, _ in reports} == {3}
 
 
 def test_execute_task_waits_by_default(service: Orchestrator) -> None:  # noqa: F811

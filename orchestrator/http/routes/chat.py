@@ -9,7 +9,11 @@ Both routes also serve the opt-in anonymous principal (itom-chat-ui sends no tok
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import partial
+
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from orchestrator.errors import OrchestratorError
@@ -22,9 +26,22 @@ router = APIRouter(prefix=f"{API_PREFIX}/chat", tags=["chat"])
 BAD_GATEWAY = 502
 
 
+def wait_limiter(request: Request) -> anyio.CapacityLimiter:
+    """Chat requests wait for their run in threads of their own (``ORCH_FRONTDOOR__MAX_BLOCKING_WAITS`` at
+    once), never in the thread pool every other sync route shares: a burst of chats cannot freeze the API."""
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "wait_limiter", None)
+    if limiter is None:
+        service = request.app.state.service
+        limiter = anyio.CapacityLimiter(service.settings.frontdoor.max_blocking_waits)
+        request.app.state.wait_limiter = limiter
+    return limiter
+
+
 @router.post("", summary="Route a free-text message to an agent and run it (or ask which domain was meant)")
-def chat(body: ChatRequest, service: ServiceDep, principal: ChatPrincipalDep) -> ChatResponse | ClarificationResponse:
-    return service.chat(principal, body)
+async def chat(
+    body: ChatRequest, request: Request, service: ServiceDep, principal: ChatPrincipalDep
+) -> ChatResponse | ClarificationResponse:
+    return await anyio.to_thread.run_sync(partial(service.chat, principal, body), limiter=wait_limiter(request))
 
 
 @router.post(
@@ -32,12 +49,12 @@ def chat(body: ChatRequest, service: ServiceDep, principal: ChatPrincipalDep) ->
     summary="Answer a clarification question and run the parked message",
     response_model=ChatResponse | ClarificationResponse,
 )
-def clarify(
-    body: ClarifyRequest, service: ServiceDep, principal: ChatPrincipalDep
+async def clarify(
+    body: ClarifyRequest, request: Request, service: ServiceDep, principal: ChatPrincipalDep
 ) -> ChatResponse | ClarificationResponse | JSONResponse:
     try:
-        return service.clarify(principal, body)
+        return await anyio.to_thread.run_sync(partial(service.clarify, principal, body), limiter=wait_limiter(request))
     except OrchestratorError as exc:
         if exc.http_status >= 500:
-            return error_response(exc, status=BAD_GATEWAY)
+            return error_response(exc, status=BAD_GATEWAY, request=request)
         raise
