@@ -96,7 +96,7 @@ def _api(url: str, data_dir: Path, streams: int) -> Iterator[tuple[str, subproce
         "ORCH_LOG_LEVEL": "WARNING",
         "ORCH_BROKER_URL": "",
     }
-    command = [sys.executable, "-c", "from orchestrator.cli.app import main; main()", "api", "--port", str(port)]
+    command = [sys.executable, "-c", "from orchestrator.cli.main import main; main()", "api", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
