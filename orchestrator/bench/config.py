@@ -29,6 +29,8 @@ class BenchConfig:
     events: int = 50_000
     memory_runs: int = 10_000
     monitor_chain_steps: int = 10
+    dag_steps: int = 10_000  # gated joins: a random DAG vs a series-parallel one of this size (0: skipped)
+    dag_repeat: int = 2
     poll_interval_seconds: float = 0.002
     shape_timeout_seconds: float = 600.0
 
@@ -52,6 +54,8 @@ class BenchConfig:
             events=2000,
             memory_runs=1000,
             monitor_chain_steps=5,
+            dag_steps=200,
+            dag_repeat=1,
             shape_timeout_seconds=120.0,
         )
         return preset.with_repeat(repeat)

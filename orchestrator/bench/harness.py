@@ -40,10 +40,17 @@ class BenchEnv:
     client: RedisClient
     orch: Orchestrator
     principal: Principal
+    pool: WorkerPool | None = None
 
     @property
     def app(self) -> Celery:
         return self.orch.app
+
+    def worker_pid(self) -> int | None:
+        """The bench worker's main process (its pool processes are its children)."""
+        processes = self.pool.processes if self.pool is not None else {}
+        process = processes.get(AGENT_ID)
+        return process.pid if process is not None else None
 
 
 def release_result_subscriptions(app: Celery) -> None:
@@ -75,7 +82,7 @@ def bench_environment(config: BenchConfig) -> Iterator[BenchEnv]:
         pool.start([AGENT_ID], concurrency=WORKER_CONCURRENCY, extra_env={**WORKER_ENV, "ORCH_DATA_DIR": str(data_dir)})
         pool.wait_ready(timeout=90)
         orch = Orchestrator(settings, redis=client)
-        yield BenchEnv(config, handle.url, client, orch, BENCH_PRINCIPAL)
+        yield BenchEnv(config, handle.url, client, orch, BENCH_PRINCIPAL, pool)
     finally:
         if orch is not None:
             with suppress(Exception):  # best effort: Redis may be gone already (Ctrl-C)

@@ -6,6 +6,10 @@ after the timed shapes (MONITOR slows Redis, so it never overlaps a timing); com
 split into those a client sent and those run inside Lua scripts. The bench's completion polling uses its own
 connection, which is left out of the counts. The worker's idle polling (``BRPOP``) and
 heartbeats are counted too, so read small differences with care.
+
+Round trips: a client command is one round trip, except that a MULTI ... EXEC block counts once (a Lua script
+is one round trip, whatever it runs inside). Commands sent as a non-transactional pipeline cannot be told
+apart in MONITOR's output, so they count one each: the figure is an upper bound.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class CommandCount:
     steps: int
     client: Counter[str] = field(default_factory=Counter)
     lua: Counter[str] = field(default_factory=Counter)
+    round_trips: int = 0
 
     def as_json(self) -> dict[str, Any]:
         def per_step(counter: Counter[str]) -> dict[str, float]:
@@ -36,6 +41,7 @@ class CommandCount:
             "steps": self.steps,
             "client_commands_per_step": round(sum(self.client.values()) / self.steps, 2),
             "lua_commands_per_step": round(sum(self.lua.values()) / self.steps, 2),
+            "round_trips_per_step": round(self.round_trips / self.steps, 2),
             "client_by_command": per_step(self.client),
             "lua_by_command": per_step(self.lua),
         }
@@ -50,6 +56,8 @@ def count_commands(client: RedisClient, steps: int, run: Callable[[], Any], *, e
     counts = CommandCount(steps)
     started = threading.Event()
 
+    in_multi: set[str] = set()
+
     def watch() -> None:
         with client.monitor() as monitor:
             started.set()
@@ -57,10 +65,20 @@ def count_commands(client: RedisClient, steps: int, run: Callable[[], Any], *, e
                 text = str(command["command"])
                 if marker in text:
                     return
-                if f"{command['client_address']}:{command['client_port']}" == exclude_addr:
+                address = f"{command['client_address']}:{command['client_port']}"
+                if address == exclude_addr:
                     continue
                 name = text.split(" ", 1)[0].upper()
-                (counts.lua if command["client_type"] == "lua" else counts.client)[name] += 1
+                if command["client_type"] == "lua":
+                    counts.lua[name] += 1
+                    continue
+                counts.client[name] += 1
+                if address not in in_multi:
+                    counts.round_trips += 1
+                if name == "MULTI":
+                    in_multi.add(address)
+                elif name in ("EXEC", "DISCARD"):
+                    in_multi.discard(address)
 
     thread = threading.Thread(target=watch, name="bench-monitor", daemon=True)
     thread.start()

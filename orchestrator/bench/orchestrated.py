@@ -33,3 +33,15 @@ def fan_in_definition(width: int) -> WorkflowDefinition:
 def diamond_definition() -> WorkflowDefinition:
     steps = [_step("z"), _step("x", "z"), _step("y", "z"), _step("j", "x", "y")]
     return WorkflowDefinition(name="bench diamond", steps=steps)
+
+
+def layered_definition(steps: int, width: int = 10) -> WorkflowDefinition:
+    """A series-parallel DAG of ``steps`` steps: layers of ``width``, each step waiting for the whole layer
+    before it (a chain of fan-out/fan-in layers, which compiles to chords with no trigger)."""
+    layers: list[WorkflowStep] = []
+    previous: list[str] = []
+    for layer in range(max(1, steps // width)):
+        current = [f"l{layer}_{k}" for k in range(width)]
+        layers.extend(_step(step_id, *previous) for step_id in current)
+        previous = current
+    return WorkflowDefinition(name=f"bench layered {steps}", steps=layers)

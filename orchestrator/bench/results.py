@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.bench.config import BenchConfig
+from orchestrator.bench.dagrate import DagRateFigure
 from orchestrator.bench.eventbus import EventBusFigure
 from orchestrator.bench.memory import MemoryFigure
 from orchestrator.bench.micro import CompileFigure
@@ -41,3 +42,4 @@ class BenchResults:
     shapes: list[ShapeResult]
     micro: MicroResults
     commands: dict[str, CommandCount]
+    dag_rates: DagRateFigure | None = None

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import redis
 
 from orchestrator.bench import orchestrated as orch_defs
 from orchestrator.bench.config import BenchConfig
+from orchestrator.bench.cpu import CpuMeter
+from orchestrator.bench.dagrate import measure_dag_rates
 from orchestrator.bench.eventbus import EVENT_BATCH, measure_event_bus
 from orchestrator.bench.harness import BenchEnv, bench_environment, release_result_subscriptions
 from orchestrator.bench.memory import measure_memory
@@ -22,7 +25,7 @@ from orchestrator.bench.micro import measure_audit, measure_compile, measure_dec
 from orchestrator.bench.monitor import CommandCount, count_commands
 from orchestrator.bench.report import build_report, load_average, machine_info
 from orchestrator.bench.results import BenchResults, MicroResults, ShapeResult
-from orchestrator.bench.shapes import Shape, ShapeRunner
+from orchestrator.bench.shapes import Shape, ShapeRunner, Timing
 from orchestrator.models.common import iso_now
 
 Progress = Callable[[str], None]
@@ -34,13 +37,22 @@ def run_bench(config: BenchConfig, progress: Progress = lambda _: None) -> dict[
     progress("starting a private Redis and one cmdb-agent worker (concurrency 2)")
     with bench_environment(config) as env:
         runner = ShapeRunner(env.orch, config, env.principal)
+        meter = CpuMeter(env.client, env.worker_pid)
         _warm_up(env, runner)
-        shapes = [_measure_shape(env, shape, progress) for shape in runner.shapes()]
+        shapes = [_measure_shape(env, shape, meter, progress) for shape in runner.shapes()]
+        dag_rates = None
+        if config.dag_steps:
+            progress(f"gated joins: random {config.dag_steps:,}-step DAG vs series-parallel, x{config.dag_repeat}")
+            dag_rates = measure_dag_rates(
+                runner, config.dag_steps, config.dag_repeat, progress, lambda run, n: _timed(env, meter, run, n)
+            )
         micro = _measure_micro(env, progress)
         progress(f"counting Redis commands per step on a {config.monitor_chain_steps}-step chain (MONITOR)")
         commands = _count_commands(env)
         machine = machine_info(env.client, load_at_start)
-    results = BenchResults(config, started_at, time.perf_counter() - started, machine, shapes, micro, commands)
+    results = BenchResults(
+        config, started_at, time.perf_counter() - started, machine, shapes, micro, commands, dag_rates
+    )
     return build_report(results)
 
 
@@ -52,13 +64,18 @@ def _warm_up(env: BenchEnv, runner: ShapeRunner) -> None:
     release_result_subscriptions(env.app)
 
 
-def _measure_shape(env: BenchEnv, shape: Shape, progress: Progress) -> ShapeResult:
+def _timed(env: BenchEnv, meter: CpuMeter, run: Callable[[], Timing], steps: int) -> Timing:
+    """One repetition with the CPU it cost each party per step; result subscriptions released after it."""
+    timing, cpu = meter.measure(run, steps)
+    release_result_subscriptions(env.app)
+    return replace(timing, cpu=cpu)
+
+
+def _measure_shape(env: BenchEnv, shape: Shape, meter: CpuMeter, progress: Progress) -> ShapeResult:
     result = ShapeResult(shape)
     for rep in range(env.config.repeat):
-        result.bare.append(shape.run_bare())
-        release_result_subscriptions(env.app)
-        result.orchestrated.append(shape.run_orchestrated())
-        release_result_subscriptions(env.app)
+        result.bare.append(_timed(env, meter, shape.run_bare, shape.steps))
+        result.orchestrated.append(_timed(env, meter, shape.run_orchestrated, shape.steps))
         bare, orch = shape.figure(result.bare[-1]), shape.figure(result.orchestrated[-1])
         progress(
             f"{shape.label} {rep + 1}/{env.config.repeat}: bare {bare:,.2f} {shape.unit}, "

@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator.bench import orchestrated as orch_defs
 from orchestrator.bench.bare import BareCanvases
 from orchestrator.bench.config import BenchConfig
+from orchestrator.bench.cpu import CpuUse
 from orchestrator.bench.waiting import celery_probe, run_probe, wait_all
 from orchestrator.models.workflow import WorkflowDefinition
 from orchestrator.runtime.redis_client import RedisClient
@@ -24,10 +25,12 @@ from orchestrator.service import Orchestrator
 
 @dataclass(frozen=True)
 class Timing:
-    """One repetition: wall time from first submit to last done, and the part spent submitting."""
+    """One repetition: wall time from first submit to last done, the part spent submitting, and the CPU it
+    cost each party per step (filled in by the runner)."""
 
     seconds: float
     submit_seconds: float
+    cpu: CpuUse | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Shape:
     unit: str
     throughput: bool  # figure is size / seconds (else milliseconds / per)
     per: int
+    steps: int  # task executions per repetition (the same in both variants): CPU is reported per step
     run_bare: Callable[[], Timing]
     run_orchestrated: Callable[[], Timing]
 
@@ -77,6 +81,7 @@ class ShapeRunner:
                 "ms/step",
                 False,
                 c.chain_steps,
+                c.chain_steps,
                 lambda: self.bare_batch(lambda: [self.bare.chain(c.chain_steps)], "chain tasks"),
                 lambda: self.orchestrated_batch(chain_def, 1),
             ),
@@ -87,6 +92,7 @@ class ShapeRunner:
                 "ms",
                 False,
                 1,
+                c.fan_width + 1,
                 lambda: self.bare_batch(lambda: [self.bare.fan_in(c.fan_width)], "chord bodies"),
                 lambda: self.orchestrated_batch(fan_def, 1),
             ),
@@ -97,6 +103,7 @@ class ShapeRunner:
                 "workflows/s",
                 True,
                 1,
+                4 * c.diamonds,
                 lambda: self.bare_batch(lambda: [self.bare.diamond() for _ in range(c.diamonds)], "diamonds"),
                 lambda: self.orchestrated_batch(diamond_def, c.diamonds),
             ),
@@ -107,6 +114,7 @@ class ShapeRunner:
                 "tasks/s",
                 True,
                 1,
+                c.singles,
                 lambda: self.bare_batch(lambda: [self.bare.noop() for _ in range(c.singles)], "single tasks"),
                 lambda: self.orchestrated_singles(c.singles),
             ),

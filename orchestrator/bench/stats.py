@@ -1,7 +1,9 @@
 """Min / median / max of repeated measurements, and the orchestrated-vs-bare ratio.
 
 Why medians: single repetitions on a shared machine spread up to 1.7x (see the Celery facts); the median of
-alternating repetitions is the figure least moved by one noisy neighbour.
+alternating repetitions is the figure least moved by one noisy neighbour. Why paired ratios: the bare and the
+orchestrated variant of one repetition run back to back, so a neighbour's burst moves both; the ratio of each
+pair cancels most of it, and the spread of those ratios says how far a single figure can be trusted.
 """
 
 from __future__ import annotations
@@ -53,3 +55,8 @@ def overhead_ratio(bare: float, orchestrated: float, *, throughput: bool) -> flo
     if throughput:
         return bare / orchestrated if orchestrated > 0 else float("inf")
     return orchestrated / bare if bare > 0 else float("inf")
+
+
+def paired_ratios(bare: Sequence[float], orchestrated: Sequence[float], *, throughput: bool) -> Spread:
+    """``overhead_ratio`` of each repetition's pair (bare and orchestrated measured back to back)."""
+    return spread([overhead_ratio(b, o, throughput=throughput) for b, o in zip(bare, orchestrated, strict=True)])

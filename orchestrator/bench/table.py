@@ -20,19 +20,37 @@ def _num(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.3g}" if abs(value) < 10 else f"{value:,.1f}"
 
 
+def _ratio(figure: dict[str, Any]) -> str:
+    """The median paired ratio and the range of the per-repetition ratios."""
+    spread = figure.get("ratio_spread") or {}
+    if spread and spread["min"] != spread["max"]:
+        return f"{figure['ratio']:.2f}x ({spread['min']:.2f}-{spread['max']:.2f})"
+    return f"{figure['ratio']:.2f}x"
+
+
 def render_table(report: dict[str, Any]) -> Table:
     """Shape, bare median, orchestrated median, ratio, target, met? (micro figures fill the orchestrated column)."""
     table = Table(title=f"itom-orch bench ({report['mode']}, {report['config']['repeat']} repetition(s))")
-    for column in ("figure", "bare (median)", "orchestrated (median)", "ratio", "target", "met?"):
+    for column in ("figure", "bare (median)", "orchestrated (median)", "ratio (min-max)", "target", "met?"):
         table.add_column(column, justify="left" if column in ("figure", "target") else "right")
     for shape in report["shapes"].values():
         table.add_row(
             f"{shape['label']} ({shape['unit']})",
             _num(shape["bare"]["median"]),
             _num(shape["orchestrated"]["median"]),
-            f"{shape['ratio']:.2f}x",
+            _ratio(shape),
             f"<= {SHAPE_RATIO_MAX}x",
             _met(shape["met"]),
+        )
+    dag = report.get("dag_rate")
+    if dag:
+        table.add_row(
+            f"{dag['steps']:,}-step DAG: series-parallel vs random (steps/s)",
+            _num(dag["series_parallel"]["median"]),
+            _num(dag["random"]["median"]),
+            _ratio(dag),
+            dag["target"].replace("ratio ", ""),
+            _met(dag["met"]),
         )
     micro = report["micro"]
     memory = micro["memory"]
@@ -48,4 +66,32 @@ def render_table(report: dict[str, Any]) -> Table:
         table.add_row(label, "-", _num(value), "", micro[key]["target"], _met(micro[key]["met"]))
     single = micro["event_bus_single"]
     table.add_row("events, one publish per call (/s)", "-", _num(single["published_per_s"]), "", "(info)", "")
+    return table
+
+
+def render_costs(report: dict[str, Any]) -> Table:
+    """CPU milliseconds per step of client, worker and Redis for each shape and variant, and the Redis commands
+    and round trips per step of a small chain (MONITOR)."""
+    table = Table(title="cost per step (medians; CPU in ms)")
+    for column in ("shape", "variant", "client CPU", "worker CPU", "Redis CPU"):
+        table.add_column(column, justify="left" if column in ("shape", "variant") else "right")
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    for shape in report["shapes"].values():
+        for variant in ("bare", "orchestrated"):
+            cpu = shape[variant].get("cpu_per_step") or {}
+            table.add_row(
+                shape["label"], variant, cell(cpu.get("client")), cell(cpu.get("worker")), cell(cpu.get("redis"))
+            )
+    commands = report.get("redis_commands_per_step") or {}
+    for variant, count in commands.items():
+        table.add_row(
+            "Redis per step (MONITOR)",
+            variant,
+            f"{count['client_commands_per_step']:g} cmds",
+            f"{count['lua_commands_per_step']:g} in Lua",
+            f"{count.get('round_trips_per_step', 0):g} round trips",
+        )
     return table

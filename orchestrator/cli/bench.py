@@ -56,7 +56,7 @@ def bench(
         return
     from orchestrator.bench import BenchConfig, run_bench
     from orchestrator.bench.report import write_report
-    from orchestrator.bench.table import render_table
+    from orchestrator.bench.table import render_costs, render_table
 
     try:
         config = BenchConfig.quick(repeat) if quick else BenchConfig.full(repeat)
@@ -68,6 +68,7 @@ def bench(
         raise typer.Exit(130) from None
     write_report(report, json_path)
     console.print(render_table(report))
+    console.print(render_costs(report))
     summary = report["summary"]
     console.print(f"{summary['met']} of {summary['total']} targets met; raw figures in [bold]{json_path}[/]")
     machine = report["machine"]

@@ -17,14 +17,12 @@ from uuid import uuid4
 from celery import Celery
 
 from orchestrator import keys
-from orchestrator.dispatch.outbox import Outbox
+from orchestrator.dispatch.outbox import Outbox, prepare_canvas
 from orchestrator.errors import InvalidStateTransitionError, RoleViolationError, WorkflowNotFoundError
 from orchestrator.models.common import RunStatus, StepStatus, iso_now
 from orchestrator.models.events import Event
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
-from orchestrator.runtime.canvas_results import drop_unused_results, map_priorities
-from orchestrator.runtime.celery_app import broker_priority
 from orchestrator.security.policy import PolicyGate
 from orchestrator.settings import ReliabilitySettings
 from orchestrator.state import events as ev
@@ -121,13 +119,17 @@ class Dispatcher:
             triggers=compiled.triggers,
             trigger_index=compiled.trigger_index,
             start=True,
-            canvas=compiled.canvas,
+            canvas=compiled.main_dict,
             audit_bodies=[check, audit_body("workflow_started", actor, run_id, payload)],
             started_event=encode(Event(event_type=ev.WORKFLOW_STARTED, correlation_id=run_id, payload=payload)),
             source=source,
             created_at=created_at,
         )
-        self.drain(run_id)
+        if compiled.main_dict is not None:
+            try:  # the canvas is in hand: apply it and confirm, without reading the outbox back
+                self.outbox.apply_start(run_id, compiled.main_dict, generation=0)
+            except Exception:  # broker down: the outbox keeps the entry, the reconciler retries
+                log.warning("run %s: enqueue deferred to the reconciler (broker unavailable)", run_id, exc_info=True)
         return view
 
     def drain(self, run_id: str, only: list[str] | None = None) -> None:
@@ -191,12 +193,13 @@ class Dispatcher:
                 mode=mode,
                 expected_generation=view.generation,
                 redo=[s.step_id for s in remaining.steps],
-                canvas=compiled.canvas,
+                canvas=compiled.main_dict,
                 triggers=compiled.triggers,
                 trigger_index=compiled.trigger_index,
                 audit_body=audit_body(audit_type, actor, run_id, payload),
                 event=encode(Event(event_type=event_type, correlation_id=run_id, payload=payload, source=actor)),
                 lease_ttl=self.reliability.lease_ttl_seconds,
+                priority=remaining.priority.broker_priority,
             )
             if verdict != "busy" or time.monotonic() >= deadline:
                 break
@@ -314,15 +317,15 @@ def _announcement(plan: WorkflowPlan, extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def lean(compiled: CompiledPlan, broker_url: str = "") -> CompiledPlan:
-    """The compiled plan ready for the broker: Celery result writes dropped wherever no chord reads them, and
-    priorities in the broker's own order (flipped for AMQP)."""
+    """The compiled plan ready for the broker (``prepare_canvas`` on the main canvas and stored triggers)."""
 
-    def prepare(canvas: dict[str, Any]) -> dict[str, Any]:
-        return map_priorities(drop_unused_results(canvas), lambda p: broker_priority(p, broker_url))
-
-    canvas = None if compiled.canvas is None else prepare(compiled.canvas)
-    triggers = {tid: replace(t, canvas=prepare(t.canvas)) for tid, t in compiled.triggers.items()}
-    return replace(compiled, canvas=canvas, triggers=triggers)
+    main = compiled.main_dict
+    canvas = None if main is None else prepare_canvas(main, broker_url)
+    triggers = {
+        tid: t if t.canvas is None else t._replace(canvas=prepare_canvas(t.canvas, broker_url))
+        for tid, t in compiled.triggers.items()
+    }  # one-step triggers are built and prepared when they fire (``Outbox``)
+    return replace(compiled, main_dict=canvas, triggers=triggers)
 
 
 __all__ = ["CancelReport", "Dispatcher", "lean", "new_run_id"]

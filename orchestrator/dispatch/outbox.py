@@ -18,7 +18,10 @@ from celery import Celery
 
 from orchestrator import keys
 from orchestrator.dispatch.enqueue import enqueue
+from orchestrator.runtime.canvas_results import drop_unused_results, map_priorities
+from orchestrator.runtime.celery_app import broker_priority
 from orchestrator.state.runs import RunStore
+from orchestrator.workflows.compiler import step_signature_dict
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ class Outbox:
     def __init__(self, runs: RunStore, app: Celery) -> None:
         self.runs = runs
         self.app = app
+        self.broker_url = str(app.conf.broker_url or "")
 
     def drain(self, run_id: str, only: list[str] | None = None) -> list[str]:
         """Apply the run's entries (or just ``only``) and confirm them; returns the entries applied.
@@ -36,18 +40,32 @@ class Outbox:
         Entries of an older generation, or of a run that no longer runs, are confirmed without being applied.
         A broker error stops the drain: what was not applied stays for the next attempt.
         """
-        entries = self.runs.outbox(run_id)
+        # One round trip reads the entries, the run's generation and status and, for the triggers named in
+        # ``only`` (a worker drains what its finish released), their stored canvases and their steps' specs.
+        fired = [name.split(":", 2)[2] for name in only or () if name.startswith("fire:") and name.count(":") == 2]
+        pipe = self.runs.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.run_outbox_key(run_id))
+        pipe.hmget(keys.run_key(run_id), ["generation", "status", *[f"p:{t}" for t in fired]])
+        if fired:
+            pipe.hmget(keys.run_triggers_key(run_id), ["prio", *[f"sig:{t}" for t in fired]])
+        entries, state, *stored = pipe.execute()
         if only is not None:
             entries = {name: value for name, value in entries.items() if name in only}
         if not entries:
             return []
-        state = self.runs.redis.hmget(keys.run_key(run_id), ["generation", "status"])
         generation, status = int(state[0] or 0), state[1]
+        known = None
+        if fired:
+            known = (
+                self.runs.parse_trigger_canvases(fired, stored[0]),
+                self.runs.parse_step_specs(run_id, fired, state[2:]),
+            )
+        canvases = self._canvases(run_id, entries, generation, status, known)
         settled: list[str] = []
         applied: list[str] = []
         try:
-            for name, value in sorted(entries.items()):
-                canvas = self._canvas(run_id, name, value, generation, status)
+            for name in sorted(entries):
+                canvas = canvases.get(name)
                 if canvas is not None:
                     enqueue(self.app, canvas)
                     applied.append(name)
@@ -56,17 +74,65 @@ class Outbox:
             self.runs.confirm_outbox(run_id, settled)
         return applied
 
-    def _canvas(self, run_id: str, name: str, value: str, generation: int, status: str | None) -> Any:
-        kind, _, rest = name.partition(":")
-        entry_generation, _, trigger_id = rest.partition(":")
-        if status != "running" or not entry_generation.isdigit() or int(entry_generation) != generation:
-            log.info(
-                "outbox entry %s of run %s settled without effect (run %s, gen %s)", name, run_id, status, generation
-            )
-            return None
-        if kind == "start":
-            return json.loads(value)
-        if kind == "fire":
-            return self.runs.trigger_canvas(run_id, trigger_id)
-        log.warning("unknown outbox entry %s of run %s dropped", name, run_id)
-        return None
+    def apply_start(self, run_id: str, canvas: dict[str, Any], *, generation: int) -> None:
+        """Apply a start canvas its caller just recorded (``start:<generation>``) and confirm the entry.
+
+        The drain without its read: the caller holds the canvas and knows the run is running. A cancel that
+        lands in between only leaves steps that refuse to run (the cancel flag), as it would after a drain.
+        """
+        enqueue(self.app, canvas)
+        self.runs.confirm_outbox(run_id, [f"start:{generation}"])
+
+    def _canvases(
+        self, run_id: str, entries: dict[str, str], generation: int, status: str | None, known: Any = None
+    ) -> dict[str, dict[str, Any]]:
+        """Entry name -> the canvas to apply (entries left out settle without effect)."""
+        found: dict[str, dict[str, Any]] = {}
+        fires: dict[str, str] = {}
+        for name, value in entries.items():
+            kind, _, rest = name.partition(":")
+            entry_generation, _, trigger_id = rest.partition(":")
+            if status != "running" or not entry_generation.isdigit() or int(entry_generation) != generation:
+                log.info(
+                    "outbox entry %s of run %s settled without effect (run %s, gen %s)",
+                    name,
+                    run_id,
+                    status,
+                    generation,
+                )
+            elif kind == "start":
+                found[name] = json.loads(value)
+            elif kind == "fire":
+                fires[trigger_id] = name
+            else:
+                log.warning("unknown outbox entry %s of run %s dropped", name, run_id)
+        if fires:
+            for trigger_id, canvas in self._trigger_canvases(run_id, list(fires), generation, known).items():
+                found[fires[trigger_id]] = canvas
+        return found
+
+    def _trigger_canvases(
+        self, run_id: str, trigger_ids: list[str], generation: int, known: Any = None
+    ) -> dict[str, dict[str, Any]]:
+        """Stored canvases as they are; one-step triggers built from their step's spec, prepared as dispatch
+        prepares a start (no result write, the broker's priority order). ``known``: what the drain's read
+        already fetched (stored canvases, specs) for these triggers."""
+        if known is not None and set(trigger_ids) <= set(known[0]) | set(known[1]):
+            stored, specs = known
+        else:
+            stored = self.runs.trigger_canvases(run_id, trigger_ids)
+            specs = self.runs.step_specs(run_id, [tid for tid, (canvas, _) in stored.items() if canvas is None])
+        found: dict[str, dict[str, Any]] = {}
+        for trigger_id, (canvas, priority) in stored.items():
+            if canvas is not None:
+                found[trigger_id] = canvas
+            elif trigger_id in specs:
+                built = step_signature_dict(specs[trigger_id], run_id, generation, priority)
+                found[trigger_id] = prepare_canvas(built, self.broker_url)
+        return found
+
+
+def prepare_canvas(canvas: dict[str, Any], broker_url: str) -> dict[str, Any]:
+    """A compiled canvas ready for the broker: Celery result writes dropped wherever no chord reads them, and
+    priorities in the broker's own order (flipped for AMQP)."""
+    return map_priorities(drop_unused_results(canvas), lambda p: broker_priority(p, broker_url))

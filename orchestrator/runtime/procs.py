@@ -113,6 +113,11 @@ class WorkerPool:
     _stopping: threading.Event = field(default_factory=threading.Event)
     _monitor: threading.Thread | None = None
 
+    @property
+    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        """The running worker process of each agent (the bench reads their CPU time)."""
+        return {a: w.process for a, w in self.workers.items() if w.process is not None}
+
     def start(
         self,
         agent_ids: Iterable[str],

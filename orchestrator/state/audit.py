@@ -395,31 +395,58 @@ def audit_body(
     details: dict[str, Any] | None = None,
     result: str = "success",
 ) -> str:
-    """The canonical text of a new entry, for scripts that append it atomically with a state change."""
-    return _new_entry(event_type, actor, target, details, result)[1]
+    """The canonical text of a new entry, for scripts that append it atomically with a state change.
+
+    Built from a plain dict (no model): workers call this once per step, and the text is all the script needs.
+    """
+    return canonical_json(_new_fields(event_type, actor, target, details, result))
+
+
+def _new_fields(
+    event_type: str, actor: str, target: str | None, details: dict[str, Any] | None, result: str
+) -> dict[str, Any]:
+    """The hashed fields of a new entry (details made JSON-plain: what is hashed is what is stored)."""
+    if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
+        raise InputInvalidError(f"audit event_type {event_type!r} must be snake_case, e.g. 'task_routed'")
+    if not isinstance(actor, str) or not actor.strip():
+        raise InputInvalidError("an audit entry needs a non-empty actor (who did it)")
+    if target is not None and not isinstance(target, str):
+        raise InputInvalidError(f"audit entry {event_type!r} is invalid: target must be a string")
+    if not isinstance(result, str):
+        raise InputInvalidError(f"audit entry {event_type!r} is invalid: result must be a string")
+    try:
+        plain_details = _plain(details or {})
+    except (TypeError, ValueError) as exc:
+        raise InputInvalidError(f"audit entry {event_type!r} is invalid: {exc}") from exc
+    if not isinstance(plain_details, dict):
+        raise InputInvalidError(f"audit entry {event_type!r} is invalid: details must be an object")
+    return {
+        "entry_id": uuid4().hex,
+        "event_type": event_type,
+        "actor": actor,
+        "target": target,
+        "details": plain_details,
+        "result": result,
+        "timestamp": iso_now(),
+    }
+
+
+_JSON_SCALARS = (str, int, bool, type(None))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON would give it back: flat dicts of plain scalars pass as they are (the common case, no
+    encode/decode); anything else goes through ``json`` (tuples become lists, unknown types their ``str``)."""
+    if type(value) is dict and all(type(k) is str and type(v) in _JSON_SCALARS for k, v in value.items()):
+        return dict(value)
+    return json.loads(json.dumps(value, default=str))
 
 
 def _new_entry(
     event_type: str, actor: str, target: str | None, details: dict[str, Any] | None, result: str
 ) -> tuple[AuditEntry, str]:
-    if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
-        raise InputInvalidError(f"audit event_type {event_type!r} must be snake_case, e.g. 'task_routed'")
-    if not isinstance(actor, str) or not actor.strip():
-        raise InputInvalidError("an audit entry needs a non-empty actor (who did it)")
-    try:
-        plain_details = json.loads(json.dumps(details or {}, default=str))
-        entry = AuditEntry(
-            entry_id=uuid4().hex,
-            event_type=event_type,
-            actor=actor,
-            target=target,
-            details=plain_details,
-            result=result,
-            timestamp=iso_now(),
-        )
-    except (TypeError, ValueError) as exc:
-        raise InputInvalidError(f"audit entry {event_type!r} is invalid: {exc}") from exc
-    return entry, entry_body(entry)
+    fields = _new_fields(event_type, actor, target, details, result)
+    return AuditEntry.model_validate(fields), canonical_json(fields)
 
 
 def _check_stream_info(checker: _ChainChecker, info: Any) -> VerifyReport | None:

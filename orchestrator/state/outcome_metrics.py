@@ -54,13 +54,15 @@ local function run_labels(run)
   if type(source) ~= 'string' then source = 'unknown' end
   return template .. '|' .. source
 end
-local function step_labels(run, sid)
-  local spec = redis.call('HGET', run, 'p:' .. sid) or ''
+local function spec_labels(spec)
   return (string.match(spec, '"agent_id":"([^"]*)"') or 'unknown') .. '|'
     .. (string.match(spec, '"action":"([^"]*)"') or 'unknown')
 end
-local function count_step(run, sid, status, effect, outcome, letter)
-  local labels = step_labels(run, sid)
+local function step_labels(run, sid)
+  return spec_labels(redis.call('HGET', run, 'p:' .. sid) or '')
+end
+local function count_step(run, sid, status, effect, outcome, letter, spec)
+  local labels = spec and spec_labels(spec) or step_labels(run, sid)
   count('step_attempts|' .. labels .. '|' .. (effect == 'retry' and 'retried' or status))
   local ms = tonumber(string.match(outcome, '^{"finished_at": [^,]*, "duration_ms": ([-%d.eE+]+)'))
   if ms then

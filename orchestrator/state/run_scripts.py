@@ -117,59 +117,62 @@ _HELPERS += outcome_metrics.LUA  # count(...) and friends: scripts that count pa
 # ARGV: 1 step, 2 now_iso, 3 started-event (with "@@attempt@@"), 4 events-maxlen, 5 channel, 6 generation,
 #       7 owner token, 8 now_epoch, 9 lease ttl, 10 max deliveries, 11 own instance, 12 deadline epoch,
 #       13 run id, 14 owner a takeover is allowed to replace ('' for none)
-# returns {verdict, spec, attempt, detail, outbox-pending}
+# returns {verdict, spec, attempt, detail, outbox-pending} (outbox-pending is only looked up, and only matters,
+# when the step does not run)
 BEGIN_STEP = (
     _HELPERS
     + """
 local run, sid = KEYS[1], ARGV[1]
 local spec = redis.call('HGET', run, 'p:' .. sid)
 if not spec then return {'missing', '', '0', '', '0'} end
-local pending = tostring(redis.call('HLEN', KEYS[8]))
+local function pending() return tostring(redis.call('HLEN', KEYS[8])) end
 local gen = redis.call('HGET', run, 'generation') or '0'
-if gen ~= ARGV[6] then return {'stale', spec, '0', gen, pending} end
+if gen ~= ARGV[6] then return {'stale', spec, '0', gen, pending()} end
 local cur = redis.call('HGET', run, 'st:' .. sid)
-if is_done(cur) then return {'done', spec, '0', cur, pending} end
-if cur == 'cancelled' then return {'cancelled', spec, '0', '', pending} end
+if is_done(cur) then return {'done', spec, '0', cur, pending()} end
+if cur == 'cancelled' then return {'cancelled', spec, '0', '', pending()} end
 if redis.call('EXISTS', KEYS[2]) == 1 and cur ~= 'running' then
   redis.call('HSET', run, 'st:' .. sid, 'cancelled')
-  return {'cancelled', spec, '0', '', pending}
+  return {'cancelled', spec, '0', '', pending()}
 end
 local status = redis.call('HGET', run, 'status')
-if status ~= 'running' then return {status, spec, '0', '', pending} end
+if status ~= 'running' then return {status, spec, '0', '', pending()} end
 local deps = redis.call('HGET', run, 'dp:' .. sid)
 if deps and deps ~= '' then
   for dep in string.gmatch(deps, '[^,]+') do
     local ds = redis.call('HGET', run, 'st:' .. dep)
-    if not (ds == 'completed' or ds == 'failed' or ds == 'skipped') then return {'early', spec, '0', dep, pending} end
+    if not (ds == 'completed' or ds == 'failed' or ds == 'skipped') then return {'early', spec, '0', dep, pending()} end
   end
 end
 local owner = redis.call('HGET', run, 'ow:' .. sid)
 if owner == ARGV[7] then
-  return {'run', spec, redis.call('HGET', run, 'at:' .. sid) or '1', '', pending}
+  return {'run', spec, redis.call('HGET', run, 'at:' .. sid) or '1', '', pending()}
 end
 local now = tonumber(ARGV[8])
 local held = owner and owner ~= '' and owner ~= ARGV[14]
 if cur == 'running' and held and alive(KEYS[4], owner, now, tonumber(ARGV[9])) then
-  if string.match(owner, '^[^/]+') == ARGV[11] then return {'mine', spec, '0', owner, pending} end
-  return {'busy', spec, '0', owner, pending}
+  if string.match(owner, '^[^/]+') == ARGV[11] then return {'mine', spec, '0', owner, pending()} end
+  return {'busy', spec, '0', owner, pending()}
 end
 local deliveries = 1
 if cur == 'running' then
   deliveries = redis.call('HINCRBY', run, 'dv:' .. sid, 1)
-  if deliveries > tonumber(ARGV[10]) then return {'poison', spec, '0', tostring(deliveries), pending} end
-else
-  redis.call('HSET', run, 'dv:' .. sid, 1)
+  if deliveries > tonumber(ARGV[10]) then return {'poison', spec, '0', tostring(deliveries), pending()} end
 end
 local member = ARGV[13] .. '|' .. sid .. '|' .. gen
 local attempt = redis.call('HINCRBY', run, 'at:' .. sid, 1)
-redis.call('HSET', run, 'st:' .. sid, 'running', 'ow:' .. sid, ARGV[7], 'touched', ARGV[8])
+if cur == 'running' then
+  redis.call('HSET', run, 'st:' .. sid, 'running', 'ow:' .. sid, ARGV[7], 'touched', ARGV[8])
+else
+  redis.call('HSET', run, 'st:' .. sid, 'running', 'ow:' .. sid, ARGV[7], 'touched', ARGV[8], 'dv:' .. sid, 1)
+end
 redis.call('HSETNX', run, 't0:' .. sid, ARGV[2])
 redis.call('SADD', KEYS[5], member)
 redis.call('ZADD', KEYS[6], ARGV[12], member)
-redis.call('ZREM', KEYS[7], member)
+if cur == 'retrying' then redis.call('ZREM', KEYS[7], member) end
 redis.call('ZADD', KEYS[9], ARGV[8], ARGV[13])
 emit(KEYS[3], ARGV[5], ARGV[4], fill(ARGV[3], '"@@attempt@@"', tostring(attempt)))
-return {'run', spec, tostring(attempt), tostring(deliveries), pending}
+return {'run', spec, tostring(attempt), tostring(deliveries), '0'}
 """
 )
 
@@ -186,7 +189,8 @@ FINISH_STEP = (
     _HELPERS
     + """
 local run, sid = KEYS[1], ARGV[1]
-if redis.call('HEXISTS', run, 'p:' .. sid) == 0 then return {'missing', '', ''} end
+local spec = redis.call('HGET', run, 'p:' .. sid)
+if not spec then return {'missing', '', ''} end
 local gen = redis.call('HGET', run, 'generation') or '0'
 if gen ~= ARGV[19] then return {'stale', '', ''} end
 local cur = redis.call('HGET', run, 'st:' .. sid)
@@ -195,18 +199,17 @@ local member = ARGV[8] .. '|' .. sid .. '|' .. gen
 redis.call('SREM', KEYS[5], member)
 redis.call('ZREM', KEYS[6], member)
 redis.call('HDEL', run, 'ow:' .. sid, 'dv:' .. sid)
-redis.call('HSET', run, 'r:' .. sid, ARGV[3], 'touched', ARGV[18])
 local effect = ARGV[4]
 if effect == 'retry' then
-  redis.call('HSET', run, 'st:' .. sid, 'retrying')
+  redis.call('HSET', run, 'r:' .. sid, ARGV[3], 'touched', ARGV[18], 'st:' .. sid, 'retrying')
   redis.call('ZADD', KEYS[12], ARGV[20], member)
 else
-  redis.call('HSET', run, 'st:' .. sid, ARGV[2])
+  redis.call('HSET', run, 'r:' .. sid, ARGV[3], 'touched', ARGV[18], 'st:' .. sid, ARGV[2])
 end
 emit(KEYS[4], ARGV[11], ARGV[10], ARGV[9])
 audit(KEYS[7], KEYS[8], ARGV[16], ARGV[12])
 dead_letter(KEYS[9], ARGV[17], ARGV[13])
-count_step(run, sid, ARGV[2], effect, ARGV[3], ARGV[13])
+count_step(run, sid, ARGV[2], effect, ARGV[3], ARGV[13], spec)
 local status = redis.call('HGET', run, 'status')
 local out = {'ok', '', ''}
 if status == 'running' then redis.call('ZADD', KEYS[13], ARGV[18], ARGV[8]) end

@@ -192,7 +192,9 @@ class RunStore:
                 mapping[f"dp:{step.step_id}"] = ",".join(step.depends_on)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(keys.run_key(run_id), mapping=mapping)
-        self._write_triggers(pipe, keys.run_triggers_key(run_id), triggers or {}, trigger_index or {})
+        self._write_triggers(
+            pipe, keys.run_triggers_key(run_id), triggers or {}, trigger_index or {}, plan.priority.broker_priority
+        )
         run_listing.index_new(pipe, run_id, status.value, plan.template_id, epoch, cutoff=epoch - self.ttl - 86400)
         pipe.sadd(keys.ACTIVE_RUNS, run_id)
         if start:
@@ -228,15 +230,17 @@ class RunStore:
 
     @staticmethod
     def _write_triggers(
-        pipe: Any, key: str, triggers: dict[str, Any], trigger_index: dict[str, tuple[str, ...]]
+        pipe: Any, key: str, triggers: dict[str, Any], trigger_index: dict[str, tuple[str, ...]], priority: int
     ) -> None:
+        """``wait:<t>`` counts down, ``idx:<step>`` lists the triggers a step releases, ``sig:<t>`` is the canvas
+        (empty for a one-step trigger: its step's signature is built when it fires, at priority ``prio``)."""
         pipe.delete(key)
         if not triggers:
             return
-        mapping: dict[str, Any] = {}
+        mapping: dict[str, Any] = {"prio": priority}
         for trigger_id, trig in triggers.items():
             mapping[f"wait:{trigger_id}"] = len(trig.waits_for)
-            mapping[f"sig:{trigger_id}"] = json.dumps(trig.canvas)
+            mapping[f"sig:{trigger_id}"] = "" if trig.canvas is None else json.dumps(trig.canvas)
         for step_id, trigger_ids in trigger_index.items():
             mapping[f"idx:{step_id}"] = ",".join(trigger_ids)
         pipe.hset(key, mapping=mapping)
@@ -254,6 +258,7 @@ class RunStore:
         audit_body: str,
         event: str,
         lease_ttl: float,
+        priority: int = 0,
     ) -> tuple[str, str, str]:
         """Resume (``mode="resume"``) or repair (``"repair"``) as generation N+1, in one compare-and-set.
 
@@ -263,7 +268,7 @@ class RunStore:
         """
         staged = keys.run_staged_triggers_key(run_id)
         pipe = self.redis.pipeline(transaction=False)
-        self._write_triggers(pipe, staged, triggers, trigger_index)
+        self._write_triggers(pipe, staged, triggers, trigger_index, priority)
         pipe.expire(staged, 3600)
         pipe.execute()
         reply = self._redispatch(
@@ -310,9 +315,40 @@ class RunStore:
         entries: dict[str, str] = self.redis.hgetall(keys.run_outbox_key(run_id))
         return entries
 
-    def trigger_canvas(self, run_id: str, trigger_id: str) -> dict[str, Any] | None:
-        raw = self.redis.hget(keys.run_triggers_key(run_id), f"sig:{trigger_id}")
-        return json.loads(raw) if raw else None
+    def trigger_canvases(self, run_id: str, trigger_ids: list[str]) -> dict[str, tuple[dict[str, Any] | None, int]]:
+        """What each trigger applies, in one round trip: its stored canvas, or None for a one-step trigger
+        (build it from ``step_spec``), with the run's broker priority. Unknown triggers are left out."""
+        if not trigger_ids:
+            return {}
+        triggers = keys.run_triggers_key(run_id)
+        return self.parse_trigger_canvases(
+            trigger_ids, self.redis.hmget(triggers, ["prio", *[f"sig:{t}" for t in trigger_ids]])
+        )
+
+    @staticmethod
+    def parse_trigger_canvases(
+        trigger_ids: list[str], raw: list[str | None]
+    ) -> dict[str, tuple[dict[str, Any] | None, int]]:
+        """``trigger_canvases`` from an HMGET of ``prio`` and each ``sig:<trigger>`` (read in a caller's pipeline)."""
+        priority = int(raw[0] or 0)
+        found: dict[str, tuple[dict[str, Any] | None, int]] = {}
+        for trigger_id, canvas in zip(trigger_ids, raw[1:], strict=True):
+            if canvas is not None:
+                found[trigger_id] = (json.loads(canvas) if canvas else None, priority)
+        return found
+
+    def step_specs(self, run_id: str, step_ids: list[str]) -> dict[str, PlannedStep]:
+        """The planned specs of some steps of a run (one round trip); unknown steps are left out."""
+        if not step_ids:
+            return {}
+        return self.parse_step_specs(
+            run_id, step_ids, self.redis.hmget(keys.run_key(run_id), [f"p:{s}" for s in step_ids])
+        )
+
+    @staticmethod
+    def parse_step_specs(run_id: str, step_ids: list[str], raw: list[str | None]) -> dict[str, PlannedStep]:
+        """``step_specs`` from an HMGET of each ``p:<step>`` (read in a caller's pipeline)."""
+        return {sid: read_spec(spec, run_id, sid) for sid, spec in zip(step_ids, raw, strict=True) if spec}
 
     def confirm_outbox(self, run_id: str, entries: list[str]) -> int:
         """Remove entries that took effect; returns how many are left."""

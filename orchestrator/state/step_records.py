@@ -21,12 +21,11 @@ from orchestrator.errors import (
     WorkflowStepFailedError,
 )
 from orchestrator.models.common import iso_now
-from orchestrator.models.events import Event
 from orchestrator.models.run import ErrorInfo
 from orchestrator.models.workflow import PlannedStep
 from orchestrator.state import events as ev
 from orchestrator.state.audit import audit_body
-from orchestrator.state.events import encode
+from orchestrator.state.events import new_event_json
 from orchestrator.state.runs import Records
 
 SUMMARY_TOKENS = {
@@ -37,7 +36,7 @@ SUMMARY_TOKENS = {
 
 
 def event(actor: str, event_type: str, run_id: str, payload: dict[str, Any]) -> str:
-    return encode(Event(event_type=event_type, correlation_id=run_id, payload=payload, source=actor))
+    return new_event_json(event_type, run_id, payload, actor)
 
 
 def started(actor: str, run_id: str, step_id: str, agent_id: str | None) -> str:

@@ -14,19 +14,20 @@ task may fail in Celery's eyes without stopping them (see ``decompose``). Canvas
 own dict form first (cheap, JSON-able: that is what a trigger stores) and the main canvas is rebuilt from it
 with ``celery.signature``, which yields the same chain/group/chord objects Celery's constructors would.
 
-Speed: a random 10,000-step DAG becomes ~10,000 one-step triggers, so compiling is mostly building their
-dicts. Every step's signature dict is built in one pass in plan order (reading the steps in the order
-they sit in memory is measurably faster than building each one when its canvas is lowered), the
-one-step trigger path walks no tree, and dependencies become positions with one C-level ``map`` per
-step. A dict literal per step beats copying a shared template dict (measured), so signatures stay
-literals.
+Speed: a random 10,000-step DAG becomes ~10,000 one-step triggers. Their canvases are not built here: a
+one-step trigger's canvas is its step's signature, which the runtime builds from the step's planned spec
+when the trigger fires (``Trigger.canvas`` is None; ``step_signature_dict`` is the one builder). So compiling
+builds signatures only for the main canvas and multi-step triggers, a run stores one short field per such
+trigger instead of a whole signature, and a start does not prepare (copy, re-prioritise) thousands of
+canvases most of which fire much later. Dependencies become positions with one C-level ``map`` per step.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from celery import signature
 from celery.canvas import Signature
@@ -36,36 +37,59 @@ from orchestrator.errors import WorkflowDefinitionInvalidError
 from orchestrator.models import PlannedStep, WorkflowPlan
 from orchestrator.models.common import FailurePolicy
 from orchestrator.workflows.decompose import decompose
-from orchestrator.workflows.perf import gc_paused
 from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step
 
 HARD_LIMIT_GRACE_SECONDS = 5
 
 
-@dataclass(frozen=True, slots=True)
-class Trigger:
-    """A canvas applied once every step in ``waits_for`` is done."""
+class Trigger(NamedTuple):
+    """A canvas applied once every step in ``waits_for`` is done.
+
+    ``canvas`` is None for a one-step trigger (its canvas is the signature of its own step, ``trigger_id``,
+    built when it fires); multi-step triggers carry their canvas in Celery's dict form. A named tuple: a
+    random 10,000-step DAG has thousands, and a tuple of strings, tuples and None stops being tracked by the
+    garbage collector at its first pass.
+    """
 
     trigger_id: str
     waits_for: tuple[str, ...]
-    canvas: dict[str, Any]
+    canvas: dict[str, Any] | None
     spec: CanvasSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledPlan:
-    """What dispatch needs: the canvas to apply now, and the triggers the runtime fires later."""
+    """What dispatch needs: the canvas to apply now (``main_canvas``), and the triggers the runtime fires later.
 
-    canvas: Signature | None
+    The main canvas is kept as its spec and lowered on request: dispatch wants Celery's dict form (to store in
+    the outbox and send), never the signature objects, so building those for every start was wasted work.
+    """
+
+    main_dict: dict[str, Any] | None
     triggers: dict[str, Trigger]
     trigger_index: dict[str, tuple[str, ...]]
     spec: CanvasSpec | None
+    step_dict: Callable[[str], dict[str, Any]] = field(default=lambda step_id: {}, compare=False, repr=False)
+
+    def main_canvas(self) -> dict[str, Any] | None:
+        """The canvas to apply now in Celery's dict form (a fresh copy each call: Celery rebuilds in place)."""
+        return None if self.main_dict is None else json.loads(json.dumps(self.main_dict))
+
+    @property
+    def canvas(self) -> Signature | None:
+        """The canvas to apply now as Celery's signature objects (a fresh tree each call)."""
+        main = self.main_canvas()
+        return None if main is None else signature(main)
+
+    def trigger_canvas(self, trigger_id: str) -> dict[str, Any]:
+        """The canvas a trigger applies, in Celery's dict form (built now for a one-step trigger)."""
+        canvas = self.triggers[trigger_id].canvas
+        return canvas if canvas is not None else self.step_dict(trigger_id)
 
 
 def compile_plan(plan: WorkflowPlan, run_id: str, generation: int = 0) -> CompiledPlan:
     """Compile a validated plan (steps in topological order) for run ``run_id``."""
-    with gc_paused():
-        return _compile(plan, run_id, generation)
+    return _compile(plan, run_id, generation)
 
 
 def _compile(plan: WorkflowPlan, run_id: str, generation: int) -> CompiledPlan:
@@ -77,10 +101,11 @@ def _compile(plan: WorkflowPlan, run_id: str, generation: int) -> CompiledPlan:
     triggers, trigger_index = _triggers(decomposition.triggers, names, step_dict)
     main = decomposition.main
     return CompiledPlan(
-        canvas=None if main is None else signature(to_canvas_dict(main, step_dict)),
+        main_dict=None if main is None else to_canvas_dict(main, step_dict),
         triggers=triggers,
         trigger_index=trigger_index,
         spec=main,
+        step_dict=step_dict,
     )
 
 
@@ -89,15 +114,16 @@ def _triggers(
 ) -> tuple[dict[str, Trigger], dict[str, tuple[str, ...]]]:
     """Triggers by id, and for each step the triggers that wait for it.
 
-    On random DAGs nearly every step is a one-step trigger, so that case skips the generic tree walks.
+    On random DAGs nearly every step is a one-step trigger, so that case skips the generic tree walks and
+    builds no canvas (see ``Trigger``).
     """
     name_of = names.__getitem__
     triggers: dict[str, Trigger] = {}
     waiting_on: dict[str, list[str]] = {}
     for waits, spec in found:
+        canvas: dict[str, Any] | None = None
         if isinstance(spec, Step):
             trigger_id = spec.step_id
-            canvas = step_dict(trigger_id)
         else:
             trigger_id = first_step(spec)
             canvas = to_canvas_dict(spec, step_dict)
@@ -115,10 +141,14 @@ def _triggers(
 def _step_signatures(
     steps: list[PlannedStep], names: list[str], run_id: str, generation: int, priority: int
 ) -> Callable[[str], dict[str, Any]]:
-    """Step id -> the dict of its signature. Built up front in one pass (every step is in exactly one
-    canvas, so each dict has exactly one owner: Celery rebuilds groups in place, nothing may be shared)."""
-    signatures = [step_signature_dict(step, run_id, generation, priority) for step in steps]
-    return dict(zip(names, signatures, strict=True)).__getitem__
+    """Step id -> a new dict of its signature, built when asked (each call gives a fresh dict: Celery rebuilds
+    groups in place, so no two canvases may share one)."""
+    by_id = dict(zip(names, steps, strict=True))
+
+    def step_dict(step_id: str) -> dict[str, Any]:
+        return step_signature_dict(by_id[step_id], run_id, generation, priority)
+
+    return step_dict
 
 
 def first_step(spec: CanvasSpec) -> str:
@@ -128,27 +158,27 @@ def first_step(spec: CanvasSpec) -> str:
     return spec.step_id
 
 
-def _dependency_positions(steps: list[PlannedStep], names: list[str]) -> list[list[int]]:
+def _dependency_positions(steps: list[PlannedStep], names: list[str]) -> list[tuple[int, ...]]:
     """Each step's distinct dependencies as plan positions; they must all be earlier steps (a topological
     order). Plans from ``plan()`` always pass: one C-level ``map`` per step and two cheap checks; anything
     else is walked step by step to name the culprit or drop repeats."""
     index = {name: i for i, name in enumerate(names)}
     position = index.__getitem__
-    try:
-        found = [list(map(position, step.depends_on)) for step in steps]
+    try:  # tuples: the garbage collector stops tracking them at its first pass
+        found = [tuple(map(position, step.depends_on)) for step in steps]
     except KeyError:  # an unknown dependency
         return _checked_positions(steps, index)
     return found if _earlier_and_distinct(found) else _checked_positions(steps, index)
 
 
-def _earlier_and_distinct(found: list[list[int]]) -> bool:
+def _earlier_and_distinct(found: list[tuple[int, ...]]) -> bool:
     """Every step's dependencies are earlier steps, none repeated (one pass: this runs on every compile)."""
     return all(not ds or (max(ds) < i and (len(ds) < 2 or len(set(ds)) == len(ds))) for i, ds in enumerate(found))
 
 
-def _checked_positions(steps: list[PlannedStep], index: dict[str, int]) -> list[list[int]]:
+def _checked_positions(steps: list[PlannedStep], index: dict[str, int]) -> list[tuple[int, ...]]:
     """The slow path of ``_dependency_positions``: repeats dropped, the first bad dependency named."""
-    found: list[list[int]] = []
+    found: list[tuple[int, ...]] = []
     for i, step in enumerate(steps):
         positions = [index.get(dep, i) for dep in dict.fromkeys(step.depends_on)]
         if positions and max(positions) >= i:
@@ -158,7 +188,7 @@ def _checked_positions(steps: list[PlannedStep], index: dict[str, int]) -> list[
                 "build plans with workflows.plan() (or subplan() for a resume)",
                 {"step_id": step.step_id, "depends_on": dep},
             )
-        found.append(positions)
+        found.append(tuple(positions))
     return found
 
 

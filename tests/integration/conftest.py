@@ -22,8 +22,8 @@ from orchestrator.settings import AGENT_IDS, Settings
 from tests.servers import check_empty, external_redis_url, need, private_redis
 
 # Databases of the private server, one per purpose.
-DB_WORKERS, DB_DEMO, DB_BRIDGE, DB_RABBIT, DB_CANVAS, DB_SIBLINGS, DB_FRONTDOOR = 0, 1, 2, 3, 4, 5, 6
-ALL_DBS = (DB_WORKERS, DB_DEMO, DB_BRIDGE, DB_RABBIT, DB_CANVAS, DB_SIBLINGS, DB_FRONTDOOR)
+DB_WORKERS, DB_DEMO, DB_BRIDGE, DB_RABBIT, DB_CANVAS, DB_SIBLINGS, DB_FRONTDOOR, DB_NO_WORKERS = 0, 1, 2, 3, 4, 5, 6, 7
+ALL_DBS = (DB_WORKERS, DB_DEMO, DB_BRIDGE, DB_RABBIT, DB_CANVAS, DB_SIBLINGS, DB_FRONTDOOR, DB_NO_WORKERS)
 
 SERIAL_AGENT = "itom-documentator"
 

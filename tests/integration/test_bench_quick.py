@@ -72,14 +72,60 @@ def test_quick_bench_reports_every_shape_and_micro_figure(tmp_path: Path) -> Non
     assert _positive(memory["bytes_per_finished_run"]) and memory["runs"] == 1000
     assert memory["run_keys_with_ttl"] + memory["run_keys_without_ttl"] == memory["runs"]
     verdicts = [s["met"] for s in report["shapes"].values()] + [m["met"] for m in micro.values() if "met" in m]
-    assert all(isinstance(v, bool) for v in verdicts) and len(verdicts) == summary["total"] == 9
+    verdicts.append(report["dag_rate"]["met"])
+    assert all(isinstance(v, bool) for v in verdicts) and len(verdicts) == summary["total"] == 10
     assert summary["met"] == sum(verdicts) and summary["all_met"] is all(verdicts)
+
+    for name, shape in report["shapes"].items():
+        spread = shape["ratio_spread"]
+        assert spread["min"] <= shape["ratio"] <= spread["max"], name
+        for variant in ("bare", "orchestrated"):
+            cpu = shape[variant]["cpu_per_step"]
+            assert _positive(cpu["client"]) and _positive(cpu["redis"]), (name, variant, cpu)
+            assert cpu["worker"] is None or _positive(cpu["worker"]), (name, variant, cpu)
+
+    dag = report["dag_rate"]
+    assert dag["steps"] == 200
+    assert _positive(dag["random"]["median"]) and _positive(dag["series_parallel"]["median"])
+    assert dag["ratio"] == pytest.approx(dag["series_parallel"]["median"] / dag["random"]["median"], rel=1e-2)
+    assert isinstance(dag["met"], bool)
 
     commands = report["redis_commands_per_step"]
     assert _positive(commands["bare"]["client_commands_per_step"])
     assert _positive(commands["orchestrated"]["lua_commands_per_step"])
+    for variant in ("bare", "orchestrated"):
+        # every step is at least delivered and acknowledged: one round trip each at the very least
+        assert commands[variant]["round_trips_per_step"] >= 1, commands[variant]
     assert report["machine"]["cpu_count"] and report["machine"]["redis_version"]
     assert report["timestamp"]
+
+
+@pytest.mark.integration
+def test_quick_bench_fails_when_a_shape_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The smoke test can fail: a shape whose orchestrated runs fail at the worker stops the bench non-zero."""
+    _need_redis_server()
+    from orchestrator.bench.shapes import ShapeRunner
+    from orchestrator.cli.main import app
+
+    def failing_singles(self: ShapeRunner, count: int) -> object:
+        start = self.orch.execute_task
+        monkeypatch.setattr(
+            self.orch,
+            "execute_task",
+            lambda principal, **kw: start(
+                principal, **{**kw, "action": "cmdb.map_relationships", "parameters": {"ci_id": "no-such-ci"}}
+            ),
+        )
+        return real_singles(self, count)
+
+    real_singles = ShapeRunner.orchestrated_singles
+    monkeypatch.setattr(ShapeRunner, "orchestrated_singles", failing_singles)
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--quick", "--json", str(out)])
+
+    assert result.exit_code != 0, result.output
+    assert "is failed" in result.output and "ORCH_7003" in result.output  # the probe names the run and its error
+    assert not out.exists()
 
 
 def test_ratio_means_slower_for_times_and_rates() -> None:

@@ -125,7 +125,7 @@ def launch(
     mapping: dict[str, str | int] = {}
     for trigger_id, trigger in compiled.triggers.items():
         mapping[f"wait:{trigger_id}"] = len(trigger.waits_for)
-        mapping[f"sig:{trigger_id}"] = json.dumps(trigger.canvas)
+        mapping[f"sig:{trigger_id}"] = json.dumps(compiled.trigger_canvas(trigger_id))
     for step_id, trigger_ids in compiled.trigger_index.items():
         mapping[f"idx:{step_id}"] = ",".join(trigger_ids)
     if mapping:

@@ -124,7 +124,7 @@ def test_cancel_marks_waiting_steps_and_reports_running_ones(store: RunStore) ->
 def test_triggers_fire_once_when_all_their_steps_are_done(store: RunStore) -> None:
     class Trig:
         waits_for = ("a", "b")
-        canvas = {"task": "orch.run_step", "kwargs": {"step_id": "c"}}
+        canvas: dict[str, Any] | None = {"task": "orch.run_step", "kwargs": {"step_id": "c"}}
 
     store.create(
         "run-t",
@@ -140,7 +140,7 @@ def test_triggers_fire_once_when_all_their_steps_are_done(store: RunStore) -> No
     fired = store.finish_step("run-t", "b", StepStatus.COMPLETED, effect="done", started=0.0).fired
     assert fired == ["t1"]
     assert store.outbox("run-t") == {"fire:0:t1": "1"}  # written with the state change, drained after it
-    assert store.trigger_canvas("run-t", "t1") == Trig.canvas
+    assert store.trigger_canvases("run-t", ["t1", "nope"]) == {"t1": (Trig.canvas, Priority.HIGH.broker_priority)}
     assert store.confirm_outbox("run-t", ["fire:0:t1"]) == 0
 
 
