@@ -52,9 +52,9 @@ from orchestrator.state.deadletters import DeadLetters
 from orchestrator.state.event_hub import EventHub
 from orchestrator.state.events import EventBus
 from orchestrator.state.runs import RunStore
+from orchestrator.state.templates import TemplateRegistry
 from orchestrator.state.worklog import build_worklog
 from orchestrator.workflows.dag import plan as plan_workflow
-from orchestrator.workflows.templates import TemplateRegistry
 
 if TYPE_CHECKING:
     from orchestrator.models.schedule import ScheduleSpec, ScheduleView

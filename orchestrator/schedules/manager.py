@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from orchestrator.settings import Settings
     from orchestrator.state.audit import AuditLog
     from orchestrator.state.events import EventBus
-    from orchestrator.workflows.templates import TemplateRegistry
+    from orchestrator.state.templates import TemplateRegistry
 
 log = logging.getLogger(__name__)
 
