@@ -15,15 +15,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from celery import Celery
-
 from orchestrator import __version__, bounds, keys
 from orchestrator.catalog import get_action, get_agent, validate_params
-from orchestrator.chat.desk import ChatDesk
-from orchestrator.chat.rules_file import RoutingRulesFile
-from orchestrator.dispatch.dispatcher import Dispatcher, new_run_id
-from orchestrator.dispatch.messaging import Messenger
-from orchestrator.dispatch.reconciler import Reconciler
 from orchestrator.errors import (
     InputInvalidError,
     RedisUnavailableError,
@@ -38,15 +31,12 @@ from orchestrator.models.events import AuditEntry, Event
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import Template, WorkflowDefinition, WorkflowStep
 from orchestrator.runtime import redis_client
-from orchestrator.runtime.broker import BrokerProbe
-from orchestrator.runtime.celery_app import create_celery
 from orchestrator.runtime.redis_client import RedisClient, get_redis
 from orchestrator.security.policy import PolicyGate, load_table
 from orchestrator.security.principals import Principal, require
 from orchestrator.settings import AGENT_IDS, Settings
 from orchestrator.state import agent_views, audit_anchor
 from orchestrator.state import events as ev
-from orchestrator.state.agents import AgentDirectory
 from orchestrator.state.audit import AuditLog
 from orchestrator.state.deadletters import DeadLetters
 from orchestrator.state.event_hub import EventHub
@@ -57,8 +47,16 @@ from orchestrator.state.worklog import build_worklog
 from orchestrator.workflows.dag import plan as plan_workflow
 
 if TYPE_CHECKING:
+    from celery import Celery
+
+    from orchestrator.chat.desk import ChatDesk
+    from orchestrator.chat.rules_file import RoutingRulesFile
+    from orchestrator.dispatch.dispatcher import Dispatcher
+    from orchestrator.dispatch.messaging import Messenger
+    from orchestrator.dispatch.reconciler import Reconciler
     from orchestrator.models.schedule import ScheduleSpec, ScheduleView
     from orchestrator.schedules.manager import Scheduling
+    from orchestrator.state.agents import AgentDirectory
 
 _STARTED = time.time()
 
@@ -107,7 +105,7 @@ class Orchestrator:
         )
         self.redis = redis if redis is not None else get_redis(settings.redis_url)
         self.probe = redis if redis is not None else redis_client.probe_client(settings.redis_url)
-        self.app = app or create_celery(settings, client=True)
+        self._app = app
         retention = settings.retention
         self.runs = RunStore(
             self.redis,
@@ -120,25 +118,64 @@ class Orchestrator:
         self.events = EventBus(self.redis, max_len=retention.events_max, url=settings.redis_url)
         self.audit = AuditLog(self.redis, max_entries=retention.audit_max)
         self.gate = PolicyGate(load_table(settings))
-        self.dispatcher = Dispatcher(self.app, self.runs, self.events, self.audit, self.gate, settings.reliability)
-        self.reconciler = Reconciler(
+        self.templates = TemplateRegistry(settings.user_templates_dir)
+        self.deadletters = DeadLetters(self.redis)
+        self.closing = threading.Event()  # set on shutdown: waits end at once
+        bounds.set_echo_chars(settings.frontdoor.error_echo_chars)
+
+    # -- parts built on first use: a client command that only reads runs never imports Celery or the chat desk --
+    @cached_property
+    def app(self) -> Celery:
+        from orchestrator.runtime.celery_app import create_celery
+
+        return self._app or create_celery(self.settings, client=True)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        from orchestrator.dispatch.dispatcher import Dispatcher
+
+        return Dispatcher(self.app, self.runs, self.events, self.audit, self.gate, self.settings.reliability)
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        from orchestrator.dispatch.reconciler import Reconciler
+
+        return Reconciler(
             redis=self.redis,
             runs=self.runs,
             dispatcher=self.dispatcher,
             audit=self.audit,
             events=self.events,
             app=self.app,
-            reliability=settings.reliability,
-            anchor=lambda: audit_anchor.save_now(self.audit, settings.redis_url, self.anchor_path),
+            reliability=self.settings.reliability,
+            anchor=lambda: audit_anchor.save_now(self.audit, self.settings.redis_url, self.anchor_path),
         )
-        self.templates = TemplateRegistry(settings.user_templates_dir)
-        self.agents = AgentDirectory(self.redis, self.app, settings)
-        self.routing_rules = RoutingRulesFile(settings.data_dir)
-        self.deadletters = DeadLetters(self.redis)
-        self.messenger = Messenger(self.redis, self.app, self.events, self.audit)
-        self.chatdesk = ChatDesk(
+
+    @cached_property
+    def agents(self) -> AgentDirectory:
+        from orchestrator.state.agents import AgentDirectory
+
+        return AgentDirectory(self.redis, self.app, self.settings)
+
+    @cached_property
+    def routing_rules(self) -> RoutingRulesFile:
+        from orchestrator.chat.rules_file import RoutingRulesFile
+
+        return RoutingRulesFile(self.settings.data_dir)
+
+    @cached_property
+    def messenger(self) -> Messenger:
+        from orchestrator.dispatch.messaging import Messenger
+
+        return Messenger(self.redis, self.app, self.events, self.audit)
+
+    @cached_property
+    def chatdesk(self) -> ChatDesk:
+        from orchestrator.chat.desk import ChatDesk
+
+        return ChatDesk(
             redis=self.redis,
-            settings=settings,
+            settings=self.settings,
             agents=self.agents,
             routing_rules=self.routing_rules,
             audit=self.audit,
@@ -146,8 +183,12 @@ class Orchestrator:
             start_and_wait=self._start_and_wait,
             health=self.health,
         )
-        self.closing = threading.Event()  # set on shutdown: waits end at once
-        bounds.set_echo_chars(settings.frontdoor.error_echo_chars)
+
+    def warm(self) -> Orchestrator:
+        """Build every lazy part now: a server does it once at start, before its threads could race to."""
+        for part in ("app", "dispatcher", "reconciler", "agents", "routing_rules", "messenger", "chatdesk"):
+            getattr(self, part)
+        return self
 
     # -- front-door plumbing: the process's event hub, waits, shutdown ----------------------------------------
     @cached_property
@@ -290,6 +331,8 @@ class Orchestrator:
             self._bounded(step.parameters, f"parameters of step '{step.step_id}'")
         if idempotency_key is None:
             return self.dispatcher.start(plan, actor=principal.actor, source=source)
+        from orchestrator.dispatch.dispatcher import new_run_id
+
         run_id = new_run_id()
         if not self.runs.claim_start_key(principal.actor, idempotency_key, run_id):
             raise InputInvalidError(f"Idempotency key '{idempotency_key}' is being used by a concurrent request; retry")
@@ -684,6 +727,8 @@ class Orchestrator:
 
     def queue_depths(self) -> dict[str, int]:
         """Messages waiting in each agent queue, all priorities (raises when the broker is unreachable)."""
+        from orchestrator.runtime.broker import BrokerProbe
+
         return BrokerProbe(self.app).queue_depths([keys.agent_queue(agent) for agent in AGENT_IDS])
 
     # -- operators' additions (issue 14): schedules, run listing by time, a run's audit tail, broken templates --

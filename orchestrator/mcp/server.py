@@ -32,6 +32,7 @@ def local_operator() -> Principal:
 
 def create_mcp(service: Orchestrator, *, local_principal: Principal | None = None) -> FastMCP:
     """The MCP server over ``service``; HTTP callers authenticate with ``ORCH_AUTH__TOKENS``."""
+    service.warm()
     mcp = FastMCP(
         SERVER_NAME, instructions=INSTRUCTIONS, version=__version__, auth=OrchestratorTokenVerifier(service.settings)
     )

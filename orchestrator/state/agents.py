@@ -17,9 +17,7 @@ import builtins
 import json
 import time
 from dataclasses import replace
-from typing import Any
-
-from celery import Celery
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import keys
 from orchestrator.catalog import ACTIONS, AGENTS, AgentSpec, get_agent
@@ -27,6 +25,9 @@ from orchestrator.models.common import iso_now
 from orchestrator.runtime.redis_client import RedisClient
 from orchestrator.settings import Settings
 from orchestrator.state.registry import AgentRegistry
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 HISTORY_MAX = 100
 STATUSES = ("online", "offline", "degraded", "maintenance")

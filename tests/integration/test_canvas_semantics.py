@@ -25,7 +25,8 @@ from celery.contrib.testing.worker import start_worker
 from orchestrator import keys
 from orchestrator.models import WorkflowDefinition
 from orchestrator.settings import AGENT_IDS
-from orchestrator.workflows import CompiledPlan, compile_plan, plan, render
+from orchestrator.workflows import plan, render
+from orchestrator.workflows.compiler import CompiledPlan, compile_plan
 from orchestrator.workflows.spec import step_ids
 from tests.integration.conftest import DB_CANVAS, _redis_or_skip, db_url
 

@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 from orchestrator import keys
 from orchestrator.errors import WorkflowDefinitionInvalidError
 from orchestrator.models import PlannedStep, Priority, WorkflowDefinition, WorkflowPlan
-from orchestrator.workflows import CompiledPlan, compile_plan, plan, subplan
 from orchestrator.workflows import decompose as decompose_module
+from orchestrator.workflows import plan, subplan
+from orchestrator.workflows.compiler import CompiledPlan, compile_plan
 from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step, render, sequence, step_ids
 
 Edges = list[tuple[str, str]]
