@@ -127,6 +127,7 @@ class RunStore:
         self._confirm = client.register_script(run_scripts.CONFIRM_OUTBOX)
         self._fail_run = client.register_script(run_scripts.FAIL_RUN)
         self._transition = client.register_script(run_scripts.TRANSITION)
+        self._prune_clock = run_listing.PruneClock()
 
     # -- creation -------------------------------------------------------------------------------------
     def create(
@@ -186,7 +187,16 @@ class RunStore:
         self._write_triggers(
             pipe, keys.run_triggers_key(run_id), triggers or {}, trigger_index or {}, plan.priority.broker_priority
         )
-        run_listing.index_new(pipe, run_id, status.value, plan.template_id, epoch, cutoff=epoch - self.ttl - 86400)
+        run_listing.index_new(
+            pipe,
+            run_id,
+            status.value,
+            plan.template_id,
+            epoch,
+            cutoff=epoch - self.ttl - 86400,
+            prune=self._prune_clock.due("", epoch),
+            prune_template=bool(plan.template_id) and self._prune_clock.due(f"t:{plan.template_id}", epoch),
+        )
         pipe.sadd(keys.ACTIVE_RUNS, run_id)
         if start:
             pipe.zadd(keys.RUNS_TOUCHED, {run_id: epoch})
