@@ -1,4 +1,4 @@
-.PHONY: install format lint typecheck imports test unit integration bench demo up ci
+.PHONY: install format lint typecheck imports deadcode test unit integration bench demo up ci
 
 install:
 	uv sync --locked
@@ -16,6 +16,9 @@ typecheck:
 
 imports:
 	uv run lint-imports
+
+deadcode:
+	uv run vulture
 
 test:
 	uv run pytest

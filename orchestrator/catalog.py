@@ -1,7 +1,7 @@
 """One vocabulary: agents and their actions, ``<domain>.<verb>``.
 
 Templates name actions, policies allow actions, workers run actions and the audit log records actions.
-The original's three vocabularies (role actions, template capability names, agent MCP tool names) all map
+Three older vocabularies (role actions, template capability names, agent MCP tool names) all map
 onto the names below (``LEGACY_ACTIONS`` and ``ActionSpec.mcp_tool``).
 """
 
@@ -47,7 +47,7 @@ class ActionSpec:
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """An agent as the registry shows it (the original's registry fields)."""
+    """An agent as the registry shows it (the compatible registry fields)."""
 
     agent_id: str
     name: str
@@ -519,7 +519,7 @@ AGENTS: dict[str, AgentSpec] = {
     for agent_id, name, domain, description, project in _AGENT_META
 }
 
-# The original's template capability names and role action names, mapped onto this vocabulary.
+# Legacy template capability names and role action names, mapped onto this vocabulary.
 LEGACY_ACTIONS: dict[str, str] = {
     "cmdb_health_audit": "cmdb.health_audit",
     "query_cis": "cmdb.query",
@@ -548,7 +548,7 @@ LEGACY_ACTIONS: dict[str, str] = {
 
 
 def get_action(name: str) -> ActionSpec:
-    """The spec of an action; accepts the original's names too."""
+    """The spec of an action; accepts the legacy names too."""
     spec = ACTIONS.get(LEGACY_ACTIONS.get(name, name))
     if spec is None:
         raise TaskInvalidError(f"Unknown action '{name}'. Use one of: {', '.join(sorted(ACTIONS))}", {"action": name})

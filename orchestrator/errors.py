@@ -89,10 +89,6 @@ class WorkflowTimeoutError(OrchestratorError):
     code, http_status = "ORCH_3004", 504
 
 
-class CheckpointError(OrchestratorError):
-    code, http_status = "ORCH_3005", 500
-
-
 class WorkflowDefinitionInvalidError(OrchestratorError):
     code, http_status = "ORCH_3006", 422
 
@@ -116,14 +112,6 @@ class EventDispatchError(OrchestratorError):
     code, http_status, retryable = "ORCH_4003", 500, True
 
 
-class NotificationError(OrchestratorError):
-    code, http_status = "ORCH_4004", 500
-
-
-class CallbackTimeoutError(OrchestratorError):
-    code, http_status, retryable = "ORCH_4005", 504, True
-
-
 # 5xxx state
 class StateWriteError(OrchestratorError):
     code, http_status, retryable = "ORCH_5001", 503, True
@@ -137,21 +125,9 @@ class StateCorruptedError(OrchestratorError):
     code, http_status = "ORCH_5003", 500
 
 
-class StateLockError(OrchestratorError):
-    code, http_status, retryable = "ORCH_5004", 409, True
-
-
-class StateVersionMismatchError(OrchestratorError):
-    code, http_status = "ORCH_5005", 409
-
-
 # 6xxx policy and audit
 class RoleViolationError(OrchestratorError):
     code, http_status = "ORCH_6001", 403
-
-
-class RoleDefinitionMissingError(OrchestratorError):
-    code, http_status = "ORCH_6002", 403
 
 
 class RoleConfigInvalidError(OrchestratorError):
@@ -168,9 +144,11 @@ class TaskExecutionError(OrchestratorError):
 
 
 class RetryableTaskError(TaskExecutionError):
-    """An execution failure the action says is safe to retry (e.g. a connection reset before any effect)."""
+    """An execution failure the action says is safe to retry (e.g. a connection reset before any effect).
 
-    retryable = True
+    Its own code, so an error rebuilt from run state or an event (``from_dict``) is still retryable."""
+
+    code, retryable = "ORCH_7006", True
 
 
 class TaskTimeoutError(OrchestratorError):
@@ -263,7 +241,7 @@ def from_dict(data: dict[str, Any]) -> OrchestratorError:
 
 
 # Clarification errors of the chat UI's contract: ORCH codes like every other error; ``legacy_code`` keeps the
-# original's string code, which the chat routes also return (as ``legacy_code``) for clients that match on it.
+# string code the chat routes also return (as ``legacy_code``) for clients that match on it (README: Compatibility).
 class ClarificationTokenNotFoundError(OrchestratorError):
     code, http_status = "ORCH_8101", 400
     legacy_code: ClassVar[str] = "CLARIFICATION_TOKEN_NOT_FOUND"

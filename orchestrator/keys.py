@@ -5,6 +5,8 @@ Why one module: a key typo between a writer and a reader is a silent bug; here b
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 PREFIX = "orch"
 
 # Celery queues and task names
@@ -27,6 +29,7 @@ def step_task_id(run_id: str, step_id: str, generation: int) -> str:
 
 # Run state
 RUNS_INDEX = f"{PREFIX}:runs"  # sorted set run_id -> created_at
+RUNS_INDEXED_MARK = f"{PREFIX}:runs:indexed:v1"  # set once the indexes cover runs created before they existed
 ACTIVE_RUNS = f"{PREFIX}:runs:active"  # set of run ids pending/running
 # Listing indexes, each a sorted set run_id -> created epoch, kept by the scripts that change a run's status
 # (run hash fields ``ct`` = created epoch, ``tpl`` = template id), so a page is one range read.
@@ -79,11 +82,8 @@ RETRIES = f"{PREFIX}:retries"  # sorted set "<run>|<step>|<generation>" -> when 
 REPAIRS = f"{PREFIX}:repairs"  # sorted set run_id -> epoch: runs whose messages were lost, to re-dispatch
 
 
-def lease_member(run_id: str, step_id: str, generation: int | str) -> str:
-    return f"{run_id}|{step_id}|{generation}"
-
-
 def parse_lease_member(member: str) -> tuple[str, str, int]:
+    """``<run>|<step>|<generation>``, as the run scripts write lease members."""
     run_id, step_id, generation = member.split("|")
     return run_id, step_id, int(generation)
 
@@ -119,14 +119,21 @@ def idempotency_key(run_id: str, step_id: str) -> str:
     return f"{PREFIX}:idem:{run_id}:{step_id}"
 
 
-def start_idempotency_key(key: str) -> str:
-    """Maps a caller's idempotency key for ``start_workflow`` to its run id."""
-    return f"{PREFIX}:startkey:{key}"
+def start_idempotency_key(actor: str, key: str) -> str:
+    """Maps one caller's idempotency key for ``start_workflow`` to its run id (each caller has its own keys)."""
+    return f"{PREFIX}:startkey:{quote(actor, safe='')}:{key}"
 
 
 def fault_key(step_id: str) -> str:
     """Fault-injection plan for steps with this id (honoured only when ORCH_FAULT_INJECTION is on)."""
     return f"{PREFIX}:fault:{step_id}"
+
+
+def fault_mark_key(step_id: str, mark: str) -> str:
+    """What a fault-injected step leaves for its test: ``pid`` (the process running it), ``deliveries`` (a count),
+    ``after`` (its effect happened), ``crashed`` (it crashed once), and ``release`` (set by the test to let a held
+    step go on)."""
+    return f"{fault_key(step_id)}:{mark}"
 
 
 # Event bus
@@ -147,12 +154,15 @@ def event_index_key(correlation_id: str) -> str:
 AUDIT_STREAM = f"{PREFIX}:audit"
 AUDIT_HEAD = f"{PREFIX}:audit:head"
 
+
+def audit_scratch_stream(token: str) -> str:
+    """A throw-away audit stream the bench appends to (never the real log)."""
+    return f"{AUDIT_STREAM}:bench:{token}"
+
+
 # Dead letters and agent messaging
 DLQ_STREAM = f"{PREFIX}:dlq"
-
-
-def message_key(message_id: str) -> str:
-    return f"{PREFIX}:msg:{message_id}"
+DLQ_REDRIVEN = f"{DLQ_STREAM}:redriven"  # hash: dead-letter id -> who re-drove it, when, and the outcome
 
 
 def inbox_key(agent_id: str) -> str:
@@ -165,21 +175,14 @@ def clarification_key(token: str) -> str:
     return f"{PREFIX}:clarify:{token}"
 
 
-def session_key(session_id: str) -> str:
-    return f"{PREFIX}:session:{session_id}"
-
-
-ROUTING_HISTORY = f"{PREFIX}:routing:history"
-EXECUTION_HISTORY = f"{PREFIX}:exec:history"
-
-
 # Agents
 def agent_health_key(agent_id: str) -> str:
     return f"{PREFIX}:agent:{agent_id}:health"
 
 
-# Sample instance (the built-in handlers' ServiceNow-like data)
-SAMPLE_PREFIX = f"{PREFIX}:sample"
+def agent_health_history_key(agent_id: str) -> str:
+    """The agent's recent health checks, newest first (a capped list)."""
+    return f"{agent_health_key(agent_id)}:history"
 
 
 # Browser sessions of the workflow view (/ui): a bearer token exchanged for an HttpOnly cookie
@@ -190,6 +193,14 @@ def ui_session_key(digest: str) -> str:
 
 # Schedules (Celery beat through celery-redbeat): entries live under this prefix, one hash per schedule
 SCHEDULE_PREFIX = f"{PREFIX}:schedule:"
+SCHEDULE_INDEX = f"{SCHEDULE_PREFIX}:schedule"  # redbeat's sorted set of entries by next due time
+
+
+def schedule_key(schedule_id: str) -> str:
+    """One schedule's redbeat entry (a hash)."""
+    return f"{SCHEDULE_PREFIX}{schedule_id}"
+
+
 TASK_SCHEDULED_START = "orch.scheduled_start"  # names beat entries; the beat starts runs itself, nothing consumes it
 
 

@@ -21,12 +21,11 @@ from orchestrator import __version__, bounds, keys
 from orchestrator.catalog import get_action, get_agent, validate_params
 from orchestrator.chat.desk import ChatDesk
 from orchestrator.chat.rules_file import RoutingRulesFile
-from orchestrator.dispatch.dispatcher import Dispatcher
+from orchestrator.dispatch.dispatcher import Dispatcher, new_run_id
 from orchestrator.dispatch.messaging import Messenger
 from orchestrator.dispatch.reconciler import Reconciler
 from orchestrator.errors import (
     InputInvalidError,
-    OrchestratorError,
     RedisUnavailableError,
     ShuttingDownError,
     TaskInvalidError,
@@ -39,12 +38,13 @@ from orchestrator.models.events import AuditEntry, Event
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import Template, WorkflowDefinition, WorkflowStep
 from orchestrator.runtime import redis_client
+from orchestrator.runtime.broker import BrokerProbe
 from orchestrator.runtime.celery_app import create_celery
 from orchestrator.runtime.redis_client import RedisClient, get_redis
 from orchestrator.security.policy import PolicyGate, load_table
 from orchestrator.security.principals import Principal, require
-from orchestrator.settings import Settings
-from orchestrator.state import audit_anchor
+from orchestrator.settings import AGENT_IDS, Settings
+from orchestrator.state import agent_views, audit_anchor
 from orchestrator.state import events as ev
 from orchestrator.state.agents import AgentDirectory
 from orchestrator.state.audit import AuditLog
@@ -52,9 +52,9 @@ from orchestrator.state.deadletters import DeadLetters
 from orchestrator.state.event_hub import EventHub
 from orchestrator.state.events import EventBus
 from orchestrator.state.runs import RunStore
+from orchestrator.state.templates import TemplateRegistry
 from orchestrator.state.worklog import build_worklog
 from orchestrator.workflows.dag import plan as plan_workflow
-from orchestrator.workflows.templates import TemplateRegistry
 
 if TYPE_CHECKING:
     from orchestrator.models.schedule import ScheduleSpec, ScheduleView
@@ -65,6 +65,17 @@ _STARTED = time.time()
 
 RUN_CLOSING_EVENTS = frozenset({ev.WORKFLOW_COMPLETED, ev.WORKFLOW_FAILED, ev.WORKFLOW_CANCELLED})
 CLOSING_GRACE_SECONDS = 1.0
+
+
+DEFAULT_WAIT_SECONDS = 300.0
+WAIT_GRACE_SECONDS = 10.0
+
+
+def wait_budget(step_timeout_seconds: float | None) -> float:
+    """How long a front door waits for a one-step run: its step limit plus queueing grace, else 300 s."""
+    if step_timeout_seconds:
+        return step_timeout_seconds + WAIT_GRACE_SECONDS
+    return DEFAULT_WAIT_SECONDS
 
 
 def _settled(view: RunView) -> bool:
@@ -125,7 +136,16 @@ class Orchestrator:
         self.routing_rules = RoutingRulesFile(settings.data_dir)
         self.deadletters = DeadLetters(self.redis)
         self.messenger = Messenger(self.redis, self.app, self.events, self.audit)
-        self.chatdesk = ChatDesk(self)
+        self.chatdesk = ChatDesk(
+            redis=self.redis,
+            settings=settings,
+            agents=self.agents,
+            routing_rules=self.routing_rules,
+            audit=self.audit,
+            events=self.events,
+            start_and_wait=self._start_and_wait,
+            health=self.health,
+        )
         self.closing = threading.Event()  # set on shutdown: waits end at once
         bounds.set_echo_chars(settings.frontdoor.error_echo_chars)
 
@@ -188,7 +208,7 @@ class Orchestrator:
 
     # -- system ---------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        """The original's health fields, with real values.
+        """The compatible health fields (README: Compatibility), with real values.
 
         ``unhealthy``: Redis does not answer. ``degraded``: an agent has no live worker (or its worker is being
         restarted), or no reconciler has made a pass recently, so accepted work may wait for nobody.
@@ -251,7 +271,7 @@ class Orchestrator:
         if (template_id is None) == (definition is None):
             raise InputInvalidError("Give exactly one of template_id or definition")
         if idempotency_key is not None:
-            existing = self._run_for_key(idempotency_key)
+            existing = self.runs.run_for_start_key(principal.actor, idempotency_key)
             if existing is not None:
                 return existing
         if template_id is not None:
@@ -268,32 +288,21 @@ class Orchestrator:
         plan = plan_workflow(origin, parameters or {}, template_id=template_id, priority=_priority(priority))
         for step in plan.steps:
             self._bounded(step.parameters, f"parameters of step '{step.step_id}'")
-        return self.dispatcher.start(
-            plan,
-            actor=principal.actor,
-            run_id=self._reserve_key(idempotency_key) if idempotency_key else None,
-            source=source,
-        )
+        if idempotency_key is None:
+            return self.dispatcher.start(plan, actor=principal.actor, source=source)
+        run_id = new_run_id()
+        if not self.runs.claim_start_key(principal.actor, idempotency_key, run_id):
+            raise InputInvalidError(f"Idempotency key '{idempotency_key}' is being used by a concurrent request; retry")
+        try:
+            return self.dispatcher.start(plan, actor=principal.actor, run_id=run_id, source=source)
+        except BaseException:
+            if not self.runs.exists(run_id):  # refused before it was recorded: a retry may use the key again
+                self.runs.release_start_key(principal.actor, idempotency_key, run_id)
+            raise
 
     def _bounded(self, value: Any, what: str) -> None:
         limits = self.settings.reliability
         bounds.check(value or {}, what=what, max_depth=limits.max_param_depth, max_bytes=limits.max_param_bytes)
-
-    def _reserve_key(self, key: str) -> str:
-        from orchestrator.dispatch.dispatcher import new_run_id
-
-        run_id = new_run_id()
-        if not self.redis.set(
-            keys.start_idempotency_key(key), run_id, nx=True, ex=self.settings.retention.run_ttl_seconds
-        ):
-            raise InputInvalidError(f"Idempotency key '{key}' is being used by a concurrent request; retry")
-        return run_id
-
-    def _run_for_key(self, key: str) -> RunView | None:
-        run_id = self.redis.get(keys.start_idempotency_key(key))
-        if run_id and self.runs.exists(run_id):
-            return self.runs.get(run_id)
-        return None
 
     def execute_task(
         self,
@@ -350,6 +359,23 @@ class Orchestrator:
         require(principal, "resume")
         self.identifier(run_id, "run_id")
         return self.dispatcher.resume(run_id, actor=principal.actor)
+
+    def _start_and_wait(
+        self,
+        principal: Principal,
+        *,
+        action: str,
+        parameters: dict[str, Any],
+        agent_id: str,
+        timeout: float,
+        on_started: Callable[[str], None],
+    ) -> RunView:
+        """The chat desk's one way to start work: a one-step run through the gate, waited for."""
+        started = self.execute_task(
+            principal, action=action, parameters=parameters, agent_id=agent_id, timeout_seconds=timeout, source="chat"
+        )
+        on_started(started.run_id)
+        return self.wait_for_run(started.run_id, timeout=timeout + 5)
 
     def wait_for_run(
         self, run_id: str, *, timeout: float = 60.0, on_event: Callable[[Event], None] | None = None
@@ -505,7 +531,7 @@ class Orchestrator:
         parameters: dict[str, Any] | None = None,
         timeout_seconds: float = 300,
     ) -> dict[str, Any]:
-        """Route only (the original ``route_task``): nothing is executed."""
+        """Route only (the ``route_task`` tool): nothing is executed."""
         require(principal, "read")
         _priority(priority)
         return self.chatdesk.route_only(
@@ -606,9 +632,49 @@ class Orchestrator:
         require(principal, "read")
         return build_worklog(self.redis, self.runs, limit)
 
-    # -- helpers for front doors ----------------------------------------------------------------------
-    def error_body(self, error: OrchestratorError) -> dict[str, Any]:
-        return {"error_code": error.code, "error_message": error.message, "timestamp": iso_now()}
+    # -- agents (read) --------------------------------------------------------------------------------
+    def agent_registry(
+        self, *, domain: str | None = None, status: str | None = None, capability: str | None = None
+    ) -> dict[str, Any]:
+        """Registered agents with one filter (capability > domain > status) and the count of all registered."""
+        return agent_views.agent_registry(self.agents, domain=domain, status=status, capability=capability)
+
+    def agent_details(self, agent_id: str) -> dict[str, Any]:
+        return agent_views.agent_details(self.agents, agent_id)
+
+    def check_all_agents(self, *, force_check: bool = False) -> dict[str, Any]:
+        return agent_views.check_all_agents(self.agents, force_check=force_check)
+
+    def agents_summary(self, *, force: bool = False) -> dict[str, Any]:
+        """Every agent's status and the status counts (``force`` also pings the workers over Celery)."""
+        return self.agents.summary(force=force)
+
+    def agent_health(self, agent_id: str, *, force: bool = False) -> dict[str, Any]:
+        return self.agents.health_view(agent_id, force=force)
+
+    def list_agents(self) -> list[dict[str, Any]]:
+        return self.agents.list()
+
+    def agent_statuses(self) -> dict[str, str]:
+        return self.agents.statuses()
+
+    # -- metrics (read) -------------------------------------------------------------------------------
+    def gauges(self) -> dict[str, int]:
+        """Shared state the ``/metrics`` gauges report: active runs, agents online, dead letters."""
+        return {
+            "active_runs": self.runs.active_count(),
+            "agents_online": self.agents.connected_count(),
+            "dead_letters": self.deadletters.count(),
+        }
+
+    def outcome_counts(self) -> dict[str, str]:
+        """The outcome counters every process writes where state changes (one hash: field -> count)."""
+        counts: dict[str, str] = self.redis.hgetall(keys.METRICS)
+        return counts
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages waiting in each agent queue, all priorities (raises when the broker is unreachable)."""
+        return BrokerProbe(self.app).queue_depths([keys.agent_queue(agent) for agent in AGENT_IDS])
 
     # -- operators' additions (issue 14): schedules, run listing by time, a run's audit tail, broken templates --
     @cached_property
@@ -616,7 +682,16 @@ class Orchestrator:
         """Schedules (celery-redbeat entries in Redis), built on first use."""
         from orchestrator.schedules.manager import Scheduling
 
-        return Scheduling(self)
+        return Scheduling(
+            app=self.app,
+            redis=self.redis,
+            settings=self.settings,
+            audit=self.audit,
+            events=self.events,
+            templates=self.templates,
+            gate=self.gate,
+            start_workflow=self.start_workflow,
+        )
 
     def add_schedule(self, principal: Principal, spec: ScheduleSpec | dict[str, Any]) -> ScheduleView:
         """Validate (cron, template, parameters, policy) and store a schedule; its first run is the next match."""

@@ -52,7 +52,6 @@ class AgentSettings(BaseModel):
 
     mcp_url: str | None = None
     mcp_token: str | None = None
-    concurrency: int = Field(default=1, ge=1, le=64)
 
 
 class TokenGrant(BaseModel):
@@ -202,7 +201,7 @@ class Settings(BaseSettings):
     ui: UiSettings = Field(default_factory=UiSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     frontdoor: FrontDoorSettings = Field(default_factory=FrontDoorSettings)
-    # The original's per-agent URL variables (still exported by itom-chat-ui's start script): aliases of
+    # The legacy per-agent URL variables (still exported by itom-chat-ui's start script): aliases of
     # ORCH_AGENTS__<AGENT>__MCP_URL, which wins when both are set.
     cmdb_agent_url: str | None = None
     csa_agent_url: str | None = None

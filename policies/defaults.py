@@ -1,5 +1,5 @@
-"""The built-in role table: the original's six roles, plus the CMDB reads the chat UI's commands need (``cmdb.ping``,
-``cmdb.stale``, ``cmdb.history``, ...) and the csa-agent policy it lacked.
+"""The built-in role table: the six compatible roles, plus the CMDB reads the chat UI's commands need (``cmdb.ping``,
+``cmdb.stale``, ``cmdb.history``, ...) and a csa-agent policy.
 
 Why data in code: the defaults must exist with no file on disk (a worker on a bare machine still enforces
 them); a policy file only overrides or adds roles (see ``policies.loader``).

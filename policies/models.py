@@ -17,7 +17,7 @@ Permission = Literal["read", "write", "execute", "admin"]
 #: The access levels an action can declare; ``admin`` in a role's permissions implies all of them.
 ACCESS_LEVELS: tuple[str, ...] = ("read", "write", "execute")
 
-#: The seven domains of the product ("all 7 domains" in the original's role table).
+#: The seven domains of the product ("all 7 domains" in the compatible role table).
 DOMAINS: tuple[str, ...] = ("cmdb", "discovery", "asset", "csa", "audit", "documentation", "orchestration")
 
 _SEGMENT = r"[a-z0-9_][a-z0-9_-]*"

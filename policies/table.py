@@ -4,7 +4,7 @@ Why compile: a decision runs twice per step (dispatch and worker), so policies a
 frozensets and a dict keyed by role; a decision is then a handful of set lookups. Decisions are
 deterministic for a table, so the table also memoises them (bounded, cleared when full).
 
-Semantics (the original's ``check_permission`` plus access levels):
+Semantics (the compatible ``check_permission`` plus access levels):
 
 1. an unknown role is denied;
 2. ``*`` in ``allowed_actions`` allows every action in every domain;

@@ -3,8 +3,8 @@
 Why: the bridge must work against the servers our users run, not against servers shaped like our catalog.
 Each factory below declares the sibling's tools with the same names, parameters, types and defaults
 (snow-discovery-agent, snow-asset-agent and snow-itom-auditor as published; the CMDB and CSA agents, which
-are not public, as the original orchestrator's dispatch and the chat UI's prompt call them; the documentator,
-which has no public server, under the original registry's capability names). Bodies are stand-ins: they
+are not public, as the chat UI's prompt calls them; the documentator,
+which has no public server, under the legacy registry's capability names). Bodies are stand-ins: they
 record each call and answer in the sibling's style, including its habit of reporting failures inside a
 normal reply. ``Faults`` makes a server fail that way on demand.
 
@@ -394,7 +394,7 @@ def auditor_server(rec: Recorder, *, check_errors: Callable[[], int] = lambda: 0
     return mcp
 
 
-# ---- CMDB agent (not public: the tools the original orchestrator and the chat UI call, with their arguments) ----
+# ---- CMDB agent (not public: the tools the chat UI calls, with their arguments) ----
 
 
 def cmdb_server(rec: Recorder) -> FastMCP:
@@ -477,7 +477,7 @@ def cmdb_server(rec: Recorder) -> FastMCP:
     return mcp
 
 
-# ---- CSA agent (not public: as the original dispatch and the chat UI's prompt call it) ---------------------------
+# ---- CSA agent (not public: as the chat UI's prompt calls it) ---------------------------
 
 
 def csa_server(rec: Recorder) -> FastMCP:
@@ -534,7 +534,7 @@ def csa_server(rec: Recorder) -> FastMCP:
     return mcp
 
 
-# ---- documentator (no public server: the original registry's capability names) ---------------------------------
+# ---- documentator (no public server: the legacy registry's capability names) ---------------------------------
 
 
 def documentator_server(rec: Recorder) -> FastMCP:

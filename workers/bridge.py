@@ -1,14 +1,14 @@
 """The MCP bridge: run an action as a tool call on a real agent's MCP server (streamable HTTP).
 
-Why a background event loop: Celery step tasks are synchronous, fastmcp's ``Client`` is async, and the
-original opened a new connection (and a throw-away event loop) for every call. Here each worker process
+Why a background event loop: Celery step tasks are synchronous, fastmcp's ``Client`` is async, and a
+new connection (and a throw-away event loop) for every call would cost more than the call. Here each worker process
 keeps ONE event-loop thread holding one open client session per server URL; calls are submitted to it
 with ``run_coroutine_threadsafe`` and waited on with the step's timeout. The thread, its loop and its
 sessions belong to the process that made them: after ``fork()`` the child starts its own, and a session
 that hit a connection error is dropped and re-opened on the next call.
 
 Errors map onto the ORCH tree: no answer in time -> ``TaskTimeoutError`` (ORCH_7002); connection refused
-or reset before a response -> ``RetryableTaskError`` (ORCH_7001, retryable); the tool reported an error,
+or reset before a response -> ``RetryableTaskError`` (ORCH_7006, retryable); the tool reported an error,
 as an MCP error or inside a normal reply (``toolresults``) -> ``TaskExecutionError`` (ORCH_7001) with the
 server's message, retryable when the server calls it passing; no such tool, or arguments the tool's
 ``inputSchema`` refuses (``toolschema``) -> ``TaskInvalidError`` (ORCH_7003) before anything is sent.

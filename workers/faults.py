@@ -31,8 +31,8 @@ def wrap(redis: Any, ctx: ActionContext, action: Callable[[ActionContext], Any])
     if not raw:
         return action(ctx)
     plan = json.loads(raw)
-    redis.set(f"{keys.fault_key(ctx.step_id)}:pid", os.getpid(), ex=600)
-    if redis.incr(f"{keys.fault_key(ctx.step_id)}:deliveries") <= int(plan.get("exit_times", 0)):
+    redis.set(keys.fault_mark_key(ctx.step_id, "pid"), os.getpid(), ex=600)
+    if redis.incr(keys.fault_mark_key(ctx.step_id, "deliveries")) <= int(plan.get("exit_times", 0)):
         os._exit(70)  # the process dies mid-step, as an out-of-memory kill would
     if plan.get("deaf"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
@@ -41,7 +41,7 @@ def wrap(redis: Any, ctx: ActionContext, action: Callable[[ActionContext], Any])
         raise RetryableTaskError(message) if plan.get("retryable", True) else TaskExecutionError(message)
     if plan.get("hold"):
         deadline = time.monotonic() + float(plan["hold"])
-        while not redis.exists(f"{keys.fault_key(ctx.step_id)}:release") and time.monotonic() < deadline:
+        while not redis.exists(keys.fault_mark_key(ctx.step_id, "release")) and time.monotonic() < deadline:
             time.sleep(0.02)  # a deliberately stuck step, released by the test
     if plan.get("sleep"):
         time.sleep(float(plan["sleep"]))  # simulates slow work inside the step
@@ -49,7 +49,7 @@ def wrap(redis: Any, ctx: ActionContext, action: Callable[[ActionContext], Any])
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
     result = action(ctx)
     if plan.get("sleep_after"):
-        redis.set(f"{keys.fault_key(ctx.step_id)}:after", "1", ex=600)
+        redis.set(keys.fault_mark_key(ctx.step_id, "after"), "1", ex=600)
         time.sleep(float(plan["sleep_after"]))  # the window between the effect and its record
     return result
 
@@ -60,6 +60,6 @@ def crash_after_record(redis: Any, step_id: str) -> None:
     if (
         raw
         and json.loads(raw).get("crash_after_record")
-        and redis.set(f"{keys.fault_key(step_id)}:crashed", "1", nx=True)
+        and redis.set(keys.fault_mark_key(step_id, "crashed"), "1", nx=True)
     ):
         os._exit(71)

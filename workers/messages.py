@@ -9,6 +9,7 @@ from celery import shared_task
 from celery.signals import task_revoked
 
 from orchestrator import keys
+from orchestrator.errors import MessageDeliveryError
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import Event
 from orchestrator.state import deadletters, outcome_metrics
@@ -22,7 +23,7 @@ INBOX_MAX = 10_000
 def deliver_message(message: dict[str, Any]) -> dict[str, Any]:
     rt = runtime()
     recipient = message.get("recipient_id")
-    if recipient != rt.agent_id:
+    if recipient is None or recipient != rt.agent_id:
         rt.audit.append(
             "permission_denied",
             rt.actor,
@@ -33,9 +34,7 @@ def deliver_message(message: dict[str, Any]) -> dict[str, Any]:
         return {"status": "refused"}
     delivered = {**message, "delivered_at": iso_now()}
     pipe = rt.redis.pipeline(transaction=False)
-    pipe.xadd(
-        keys.inbox_key(rt.agent_id), {"m": json.dumps(delivered, default=str)}, maxlen=INBOX_MAX, approximate=True
-    )
+    pipe.xadd(keys.inbox_key(recipient), {"m": json.dumps(delivered, default=str)}, maxlen=INBOX_MAX, approximate=True)
     rt.events.publish_to(
         pipe,
         Event(
@@ -65,7 +64,7 @@ def _dead_letter_expired(sender: Any = None, request: Any = None, expired: bool 
         action="message.deliver",
         params=message,
         reason="expired",
-        error={"code": "ORCH_4001", "message": "Message expired before delivery"},
+        error=MessageDeliveryError("Message expired before delivery").to_dict(),
         max_len=rt.settings.retention.dlq_max,
     )
     outcome_metrics.count_to(pipe, outcome_metrics.DEAD_LETTERS, "expired")

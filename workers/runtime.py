@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from orchestrator.dispatch.outbox import Outbox
 from orchestrator.runtime import redis_client
 from orchestrator.runtime.redis_client import RedisClient, get_redis
 from orchestrator.security.policy import PolicyGate, load_table
 from orchestrator.settings import Settings, get_settings
 from orchestrator.state.audit import AuditLog
 from orchestrator.state.events import EventBus
-from orchestrator.state.outbox import Outbox
 from orchestrator.state.runs import RunStore
 
 
@@ -36,9 +36,10 @@ class WorkerRuntime:
 
     @property
     def outbox(self) -> Outbox:
-        from workers.app import app  # the worker's app (imported lazily: app imports the tasks that use this)
+        """The outbox on the app running this worker (Celery's current app: the tasks' own app in a worker)."""
+        from celery import current_app
 
-        return Outbox(self.runs, app)
+        return Outbox(self.runs, current_app._get_current_object())
 
     def outbox_drain(self, run_id: str, only: list[str] | None = None) -> None:
         """Apply outbox entries now; a broker error leaves them to the reconciler instead of failing the step."""

@@ -57,7 +57,7 @@ FAILED = (StepStatus.FAILED.value, StepStatus.DENIED.value)
 
 def backoff_seconds(rt: WorkerRuntime, attempt: int) -> float:
     """Exponential backoff with a cap and full jitter in the upper half (avoids retry stampedes)."""
-    base = rt.settings.retry_backoff_base_seconds * (2 ** max(0, attempt - 1))
+    base: float = rt.settings.retry_backoff_base_seconds * (2 ** max(0, attempt - 1))
     capped = min(base, rt.settings.retry_backoff_max_seconds)
     return capped * random.uniform(0.5, 1.0)
 
@@ -77,7 +77,9 @@ class StepTask(Task):  # type: ignore[misc]
             if message is not None:
                 from workers.timeouts import record_hard_timeout
 
-                record_hard_timeout(runtime(), message, exc)
+                record_hard_timeout(
+                    runtime(), message, exc, record_finish=record_finish, backoff_seconds=backoff_seconds
+                )
 
 
 @shared_task(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator import keys
@@ -28,9 +29,15 @@ from workers.runtime import WorkerRuntime
 log = logging.getLogger(__name__)
 
 
-def record_hard_timeout(rt: WorkerRuntime, message: StepMessage, exc: Any) -> None:
-    from workers.tasks import backoff_seconds, record_finish
-
+def record_hard_timeout(
+    rt: WorkerRuntime,
+    message: StepMessage,
+    exc: Any,
+    *,
+    record_finish: Callable[..., Any],
+    backoff_seconds: Callable[[WorkerRuntime, int], float],
+) -> None:
+    """Record a step killed at its hard limit with the step task's own finish and backoff (passed in by it)."""
     try:
         plan = rt.runs.plan(message.run_id)
     except Exception:  # the run expired or Redis is gone: the reconciler's deadline check covers it

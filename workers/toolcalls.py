@@ -89,7 +89,7 @@ def ci_table(value: Any) -> str | None:
         return key if key.startswith("cmdb_ci_") else f"cmdb_ci_{key}"
 
 
-# ---- cmdb-agent (tool names and arguments as the chat UI's prompt and the original dispatch use them) ---------
+# ---- cmdb-agent (tool names and arguments as the chat UI's prompt uses them) ---------
 
 
 def _search(p: CallInput, limit: Any) -> ToolCall:
@@ -199,7 +199,7 @@ _maps("asset.reconcile")(lambda p: ToolCall("tool_reconcile_assets_to_cis", {}))
 _maps("asset.license_check")(lambda p: ToolCall("tool_check_license_compliance", {"product": p["software"]}))
 
 
-# ---- csa-agent (tool names and arguments as the original dispatch and the chat UI's prompt use them) ----------
+# ---- csa-agent (tool names and arguments as the chat UI's prompt uses them) ----------
 
 
 def _affected(p: CallInput) -> list[dict[str, Any]]:
@@ -251,7 +251,7 @@ _maps("audit.report")(
 _maps("audit.policy")(lambda p: ToolCall("compliance_rules", {"category": p["category"]}))
 
 
-# ---- itom-documentator (no public server: the original registry's capability names, our parameters) -----------
+# ---- itom-documentator (no public server: the legacy registry's capability names, our parameters) -----------
 
 _maps("documentation.generate")(
     lambda p: ToolCall("generate_documentation", {"report_type": p["report_type"], "title": p["title"]})

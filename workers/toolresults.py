@@ -61,7 +61,7 @@ def _transient(code: str | None, status: Any, message: str) -> bool:
 
 def _audit_errors(content: dict[str, Any]) -> str | None:
     """The failed checks of an audit report that counts errors, or None when it counts none."""
-    checks = content.get("checks") if isinstance(content.get("checks"), list) else []
+    checks: list[Any] = content["checks"] if isinstance(content.get("checks"), list) else []
     failed = [c for c in checks if isinstance(c, dict) and c.get("status") == "error"]
     if failed:
         names = "; ".join(f"{c.get('name')}: {_text(c.get('description') or c.get('details'))}" for c in failed[:3])

@@ -23,7 +23,7 @@ from pathlib import Path
 from orchestrator.errors import AgentUnavailableError
 from orchestrator.runtime.embedded import free_port, start_embedded
 
-CLI = [sys.executable, "-c", "from orchestrator.cli.app import main; main()"]
+CLI = [sys.executable, "-c", "from orchestrator.cli.main import main; main()"]
 
 
 @dataclass(frozen=True)

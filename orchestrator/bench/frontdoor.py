@@ -28,6 +28,7 @@ from uuid import uuid4
 
 import httpx2 as httpx
 
+from orchestrator import keys
 from orchestrator.bench.orchestrated import AGENT_ID, chain_definition
 from orchestrator.errors import BrokerUnavailableError
 from orchestrator.runtime.embedded import free_port, start_embedded
@@ -95,7 +96,7 @@ def _api(url: str, data_dir: Path, streams: int) -> Iterator[tuple[str, subproce
         "ORCH_LOG_LEVEL": "WARNING",
         "ORCH_BROKER_URL": "",
     }
-    command = [sys.executable, "-c", "from orchestrator.cli.app import main; main()", "api", "--port", str(port)]
+    command = [sys.executable, "-c", "from orchestrator.cli.main import main; main()", "api", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -196,11 +197,11 @@ def _fill_runs(url: str, total: int) -> int:
     """Add one-step runs straight into the run store until it holds ``total`` (listing reads what is there)."""
     client = get_redis(url)
     store = RunStore(client)
-    existing = int(client.zcard("orch:runs"))
+    existing = int(client.zcard(keys.RUNS_INDEX))
     one = plan(chain_definition(1), {}, template_id=None)
     for _ in range(max(0, total - existing)):
         store.create(f"run-{uuid4().hex[:16]}", one, created_by="bench")
-    return int(client.zcard("orch:runs"))
+    return int(client.zcard(keys.RUNS_INDEX))
 
 
 def _list_latency(base: str, samples: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from orchestrator.runtime.redis_client import RedisClient
 
 if TYPE_CHECKING:
     from orchestrator.bench.dagrate import DagRateFigure
-    from orchestrator.bench.runner import BenchResults, ShapeResult
+    from orchestrator.bench.results import BenchResults, ShapeResult
     from orchestrator.bench.shapes import Timing
 
 SCHEMA_VERSION = 1

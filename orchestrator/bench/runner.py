@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -17,48 +17,18 @@ import redis
 from orchestrator.bench import orchestrated as orch_defs
 from orchestrator.bench.config import BenchConfig
 from orchestrator.bench.cpu import CpuMeter
-from orchestrator.bench.dagrate import DagRateFigure, measure_dag_rates
-from orchestrator.bench.eventbus import EVENT_BATCH, EventBusFigure, measure_event_bus
+from orchestrator.bench.dagrate import measure_dag_rates
+from orchestrator.bench.eventbus import EVENT_BATCH, measure_event_bus
 from orchestrator.bench.harness import BenchEnv, bench_environment, release_result_subscriptions
-from orchestrator.bench.memory import MemoryFigure, measure_memory
-from orchestrator.bench.micro import CompileFigure, measure_audit, measure_compile, measure_decision
+from orchestrator.bench.memory import measure_memory
+from orchestrator.bench.micro import measure_audit, measure_compile, measure_decision
 from orchestrator.bench.monitor import CommandCount, count_commands
 from orchestrator.bench.report import build_report, load_average, machine_info
+from orchestrator.bench.results import BenchResults, MicroResults, ShapeResult
 from orchestrator.bench.shapes import Shape, ShapeRunner, Timing
 from orchestrator.models.common import iso_now
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class ShapeResult:
-    shape: Shape
-    bare: list[Timing] = field(default_factory=list)
-    orchestrated: list[Timing] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class MicroResults:
-    compile: CompileFigure
-    decision_us: tuple[float, ...]
-    audit_ms: tuple[float, ...]
-    events: EventBusFigure  # batched publishing (publish_many): the figure checked against the target
-    events_single: EventBusFigure  # one event per publish call
-    memory: MemoryFigure
-
-
-@dataclass(frozen=True)
-class BenchResults:
-    """Everything measured in one run (``report.build_report`` turns it into the JSON document)."""
-
-    config: BenchConfig
-    started_at: str
-    duration_seconds: float
-    machine: dict[str, Any]
-    shapes: list[ShapeResult]
-    micro: MicroResults
-    commands: dict[str, CommandCount]
-    dag_rates: DagRateFigure | None = None
 
 
 def run_bench(config: BenchConfig, progress: Progress = lambda _: None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Pending clarifications: a chat message parked in Redis until the user answers which domain they meant.
 
-Why Redis with a TTL: the original kept tokens in a module-level dict, lost on restart, invisible to other API
-processes and never expired. Here a token is one key (``keys.clarification_key``) that expires on its own, and
+Why Redis with a TTL: a pending token must survive a restart, be seen by every API process and expire on its
+own. A token is one key (``keys.clarification_key``) that expires on its own, and
 ``take`` is a single GETDEL, so two concurrent answers cannot both consume the same token.
 """
 

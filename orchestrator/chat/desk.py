@@ -11,10 +11,10 @@ the sibling MCP tool for a bridged agent, else the catalog action) and where fro
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from orchestrator import keys
 from orchestrator.catalog import ACTIONS, AGENTS, tool_for
 from orchestrator.chat.clarify import ClarificationStore
 from orchestrator.chat.routing import resolve_clarification, route
@@ -50,30 +50,67 @@ from orchestrator.state import events as ev
 from orchestrator.state.worklog import log_exchange
 
 if TYPE_CHECKING:
-    from orchestrator.service import Orchestrator
+    from orchestrator.chat.rules_file import RoutingRulesFile
+    from orchestrator.models.run import RunView
+    from orchestrator.runtime.redis_client import RedisClient
+    from orchestrator.settings import Settings
+    from orchestrator.state.agents import AgentDirectory
+    from orchestrator.state.audit import AuditLog
+    from orchestrator.state.events import EventBus
 
 CHAT_TIMEOUT_SECONDS = 30.0
-ROUTING_HISTORY_MAX = 1000
 
 
+class StartAndWait(Protocol):
+    """Run one action as a one-step run through the service's gate and wait for it to end.
+
+    ``on_started`` gets the run id as soon as the run exists (the work log names it even when the wait fails);
+    a run that does not end within ``timeout`` raises ORCH_3004 (``WorkflowTimeoutError``).
+    """
+
+    def __call__(
+        self,
+        principal: Principal,
+        *,
+        action: str,
+        parameters: dict[str, Any],
+        agent_id: str,
+        timeout: float,
+        on_started: Callable[[str], None],
+    ) -> RunView: ...
+
+
+@dataclass(frozen=True)
 class ChatDesk:
-    """Chat and routing on top of the service (it starts runs through the service's gate)."""
+    """Chat and routing: the stores it reads and writes, and the one way it starts work (``start_and_wait``).
 
-    def __init__(self, service: Orchestrator) -> None:
-        self.service = service
-        self.store = ClarificationStore(service.redis)
+    Why not the whole service: the desk needs to start a run and wait for it, nothing else of the service, and
+    taking only that keeps the dependency one way (the service builds the desk, the desk never sees the service).
+    """
+
+    redis: RedisClient
+    settings: Settings
+    agents: AgentDirectory
+    routing_rules: RoutingRulesFile
+    audit: AuditLog
+    events: EventBus
+    start_and_wait: StartAndWait
+    health: Callable[[], dict[str, Any]]
+    store: ClarificationStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "store", ClarificationStore(self.redis))
 
     def _routing(self) -> dict[str, Any]:
         """What routing reads now: registered agents, the rules file, and the agents in maintenance."""
-        agents = self.service.agents
-        return {"rules": self.service.routing_rules.rules(), "unavailable": agents.unavailable()}
+        return {"rules": self.routing_rules.rules(), "unavailable": self.agents.unavailable()}
 
     def chat(self, principal: Principal, request: ChatRequest) -> ChatResponse | ClarificationResponse:
         if (request.target_agent or "").strip().casefold() in ORCHESTRATOR_TARGETS:
             require(principal, "read")  # a look at the orchestrator's own status runs nothing
             return self._orchestrator_answer(principal, request)
         require(principal, "start")
-        decision = route(RouteRequest.for_chat(request), self.service.agents.routable(), **self._routing())
+        decision = route(RouteRequest.for_chat(request), self.agents.routable(), **self._routing())
         if not isinstance(decision, RoutingDecision):
             token = self.store.put(request.message, request.session_id, decision, context=request.context)
             return ClarificationResponse(
@@ -95,7 +132,7 @@ class ChatDesk:
             )
         try:
             decision = resolve_clarification(
-                pending.clarification, request.clarification_answer, self.service.agents.routable(), **self._routing()
+                pending.clarification, request.clarification_answer, self.agents.routable(), **self._routing()
             )
         except AmbiguousRouteError as exc:
             raise ClarificationStillAmbiguousError(exc.message, exc.details) from exc
@@ -115,7 +152,7 @@ class ChatDesk:
         parameters: dict[str, Any] | None = None,
         timeout_seconds: float = 300,
     ) -> dict[str, Any]:
-        """The original ``route_task``: decide the agent, record the decision, execute nothing."""
+        """The ``route_task`` tool: decide the agent, record the decision, execute nothing."""
         request = RouteRequest.for_task(
             title,
             description,
@@ -123,7 +160,7 @@ class ChatDesk:
             target_agent=target_agent,
             required_capability=(parameters or {}).get("required_capability"),
         )
-        decision = route(request, self.service.agents.routable(), **self._routing())
+        decision = route(request, self.agents.routable(), **self._routing())
         assert isinstance(decision, RoutingDecision)  # for_task never asks for clarification
         self._record_route(task_id, decision, "orchestrator")
         return {
@@ -143,24 +180,19 @@ class ChatDesk:
             "timestamp": decision.timestamp,
         }
 
-    def routing_history(self, limit: int = 50) -> list[dict[str, Any]]:
-        return [json.loads(r) for r in self.service.redis.lrange(keys.ROUTING_HISTORY, 0, max(0, limit - 1))]
-
     # -- internals ------------------------------------------------------------------------------------
     def _record_route(self, task_id: str, decision: RoutingDecision, actor: str) -> None:
         record = {"task_id": task_id, **decision.model_dump()}
-        pipe = self.service.redis.pipeline(transaction=False)
-        pipe.lpush(keys.ROUTING_HISTORY, json.dumps(record, default=str))
-        pipe.ltrim(keys.ROUTING_HISTORY, 0, ROUTING_HISTORY_MAX - 1)
-        self.service.audit.append_to(
+        pipe = self.redis.pipeline(transaction=False)
+        self.audit.append_to(
             pipe,
             "task_routed",
             actor,
             task_id,
             {"agent_id": decision.agent_id, "method": decision.method, "reason": decision.reason},
         )
-        self.service.events.publish_to(pipe, Event(event_type=ev.TASK_ROUTED, correlation_id=task_id, payload=record))
-        execute_pipeline(self.service.redis, pipe)
+        self.events.publish_to(pipe, Event(event_type=ev.TASK_ROUTED, correlation_id=task_id, payload=record))
+        execute_pipeline(self.redis, pipe)
 
     def _answer(
         self,
@@ -182,9 +214,9 @@ class ChatDesk:
         try:
             response = self._run(principal, decision, message, context, session_id, message_id, exchange)
         except OrchestratorError as exc:
-            log_exchange(self.service.redis, {**exchange, "status": "failed", "error_code": exc.code})
+            log_exchange(self.redis, {**exchange, "status": "failed", "error_code": exc.code})
             raise
-        log_exchange(self.service.redis, {**exchange, "status": "completed"})
+        log_exchange(self.redis, {**exchange, "status": "completed"})
         return response
 
     def _run(
@@ -197,22 +229,26 @@ class ChatDesk:
         message_id: str,
         exchange: dict[str, Any],
     ) -> ChatResponse:
-        bridged = bool(self.service.settings.agent(decision.agent_id).mcp_url)
+        bridged = bool(self.settings.agent(decision.agent_id).mcp_url)
         action, params = choose_action(decision.agent_id, message, context, bridged=bridged)
         exchange["action"] = action
-        started = self.service.execute_task(
-            principal,
-            action=action,
-            parameters=params,
-            agent_id=decision.agent_id,
-            timeout_seconds=CHAT_TIMEOUT_SECONDS,
-            source="chat",
-        )
-        exchange["run_id"] = started.run_id
+
+        def started(run_id: str) -> None:
+            exchange["run_id"] = run_id
+
         try:
-            view = self.service.wait_for_run(started.run_id, timeout=CHAT_TIMEOUT_SECONDS + 5)
+            view = self.start_and_wait(
+                principal,
+                action=action,
+                parameters=params,
+                agent_id=decision.agent_id,
+                timeout=CHAT_TIMEOUT_SECONDS,
+                on_started=started,
+            )
         except WorkflowTimeoutError as exc:
-            raise TaskTimeoutError(f"Timed out after {CHAT_TIMEOUT_SECONDS:g}s", {"run_id": started.run_id}) from exc
+            raise TaskTimeoutError(
+                f"Timed out after {CHAT_TIMEOUT_SECONDS:g}s", {"run_id": exchange.get("run_id")}
+            ) from exc
         step = view.steps[0]
         if view.status != RunStatus.COMPLETED or step.error is not None:
             error = step.error or view.error
@@ -260,9 +296,9 @@ class ChatDesk:
             reason=reason,
         )
         self._record_route(message_id, decision, principal.actor)
-        result = orchestrator_reply(self.service, request.message)
+        result = orchestrator_reply(self.health(), self.agents.list(), request.message)
         log_exchange(
-            self.service.redis,
+            self.redis,
             {
                 "message_id": message_id,
                 "message": request.message,

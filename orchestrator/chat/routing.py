@@ -1,13 +1,13 @@
 """Free-text chat routing: message text and hints -> ``RoutingDecision`` or ``Clarification``. Pure, no I/O.
 
 Why pure: routing runs on every chat turn and in the ``route_task`` tool, and is tested as a table. The
-precedence is the original's (explicit target > rules > domain > capability > session continuity > ORCH_2001),
-with its defects fixed:
+precedence is the compatible one (explicit target > rules > domain > capability > session continuity > ORCH_2001),
+with these refinements (README: Compatibility):
 
 - keywords match whole words (precompiled, case-insensitive, with plain English inflections), so "ire" no
   longer matches "required" or "fire", and "ci" does not depend on a trailing space;
 - a domain hint settles a tie in its own favour instead of asking (it still counts as a match for its
-  domain's rules, as in the original);
+  domain's rules);
 - clarification options name their domain and agent, so an answer settles the route
   (``resolve_clarification``) instead of re-routing the same ambiguous words.
 """
@@ -77,7 +77,7 @@ def rule(rule_id: str, priority: int, domain: str, keywords: str, target_agent: 
     return RoutingRule(rule_id, priority, domain, tuple(k.strip() for k in keywords.split(",")), target_agent)
 
 
-# The original's default rules (what actually ran), with whole-word matching and a few plural/spelling variants.
+# The default rules (the compatible set), with whole-word matching and a few plural/spelling variants.
 DEFAULT_RULES: tuple[RoutingRule, ...] = sort_rules(
     (
         rule("cmdb-ci-compliance", 5, "cmdb", "compliance check on, check compliance for, check compliance of"),
@@ -127,7 +127,7 @@ DEFAULT_RULES: tuple[RoutingRule, ...] = sort_rules(
     )
 )
 
-# The original's per-pair questions; each option maps straight to a domain.
+# The per-pair questions the chat UI shows; each option maps straight to a domain.
 _PAIR_TEMPLATES: dict[frozenset[str], tuple[str, tuple[tuple[str, str], ...]]] = {
     frozenset({"cmdb", "csa"}): (
         "Are you looking to query the CMDB, or create a service request?",
@@ -168,7 +168,7 @@ _GENERIC_OPTIONS: tuple[tuple[str, str], ...] = (
     ("Audit / Compliance", "audit"),
     ("Documentation / Runbooks", "documentation"),
 )
-_GENERIC_SHOWN_ALWAYS = 5  # the original's five; "Documentation" only when it is one of the tied domains
+_GENERIC_SHOWN_ALWAYS = 5  # five domains always; "Documentation" only when it is one of the tied domains
 
 # The chat UI's short ids and the domain names, accepted wherever an agent id is.
 AGENT_ALIASES: dict[str, str] = {
@@ -274,7 +274,7 @@ def _match_rules(
 def build_clarification(
     domains: Sequence[str], agents: Mapping[str, AgentInfo] | None = None, unavailable: Collection[str] = ()
 ) -> Clarification:
-    """The original's question for a tied pair of domains, or the generic one; options keep only routable domains."""
+    """The compatible question for a tied pair of domains, or the generic one; options keep only routable domains."""
     agents = AGENTS if agents is None else agents
     template = _PAIR_TEMPLATES.get(frozenset(domains)) if len(domains) == 2 else None
     if template is not None:

@@ -9,19 +9,16 @@ agent but the orchestrator itself. It answers them in the chat reply's shape
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from orchestrator.service import Orchestrator
+from typing import Any
 
 ORCHESTRATOR_TARGETS = frozenset({"orchestrator"})
 _AGENT_LISTING = re.compile(r"\b(?:list|agents?)\b", re.IGNORECASE)
 _HEALTH = re.compile(r"\b(?:health|status)\b", re.IGNORECASE)
 
 
-def _agent_rows(service: Orchestrator) -> list[dict[str, Any]]:
+def _agent_rows(agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
-    for record in service.agents.list():
+    for record in agents:
         rows.append(
             {
                 "agent_id": record["agent_id"],
@@ -58,10 +55,11 @@ def _markdown(health: dict[str, Any], rows: list[dict[str, Any]], title: str) ->
     return "\n".join(lines) + "\n"
 
 
-def orchestrator_reply(service: Orchestrator, message: str) -> dict[str, Any]:
-    """The chat ``response.result`` for a message to the orchestrator: health first, or the agent list."""
-    health = service.health()
-    rows = _agent_rows(service)
+def orchestrator_reply(health: dict[str, Any], agents: list[dict[str, Any]], message: str) -> dict[str, Any]:
+    """The chat ``response.result`` for a message to the orchestrator: health first, or the agent list.
+
+    ``health`` is what ``GET /api/health`` returns, ``agents`` what ``GET /api/agents`` lists."""
+    rows = _agent_rows(agents)
     listing = _AGENT_LISTING.search(message) is not None and _HEALTH.search(message) is None
     tool = "get_agent_registry" if listing else "get_orchestrator_health"
     title = "ITOM agents" if listing else "ITOM system health"

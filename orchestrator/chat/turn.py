@@ -1,9 +1,8 @@
 """Chat turn helpers, pure: a routed message -> (catalog action, parameters); an action's result -> markdown.
 
-Why here and not in the agents: the original hid a hand-written keyword->tool cascade inside each agent's
-dispatch handler, in the agent's own tool vocabulary, and ignored the chat UI's ``tool_hint``/``tool_args``.
-Here the chat layer speaks the one catalog vocabulary, honours the UI's hint when it names a catalog action
-(or the MCP tool an action maps to), reads ``tool_args`` in the original's names (``ci_type``, ``days``,
+Why here and not in the agents: one place turns a chat message into a catalog action for every agent. It
+speaks the one catalog vocabulary, honours the UI's ``tool_hint`` when it names a catalog action (or the MCP
+tool an action maps to), reads ``tool_args`` in the chat UI's legacy names (``ci_type``, ``days``,
 ``ci_sys_id``, ...) and refuses names it cannot place instead of dropping them, and always validates
 parameters against the action's declared ones, so a chat turn is dispatched exactly like any other action.
 The chat UI's slash commands arrive as its prompt templates ("Find stale servers in the CMDB", "Show the
@@ -399,7 +398,7 @@ _BY_MCP_TOOL: dict[str, str] = {}
 for _name, _spec in ACTIONS.items():
     for _tool in _spec.tools:
         _BY_MCP_TOOL.setdefault(_tool, _name)
-# Tools the original chat UI's prompt or the original dispatch name that no action maps to one to one.
+# Tool names the chat UI's prompt uses that no action maps to one to one.
 _BY_MCP_TOOL.update(
     {
         "list_ci_classes_with_ire": "cmdb.ire_rules",
@@ -409,7 +408,7 @@ _BY_MCP_TOOL.update(
         "get_request_details": "csa.request_status",
     }
 )
-# The original's argument names (the chat UI's tool_args) -> the parameters they mean, in order of preference.
+# The chat UI's legacy argument names (its tool_args) -> the parameters they mean, in order of preference.
 TOOL_ARG_ALIASES: dict[str, tuple[str, ...]] = {
     "ci_type": ("ci_class",),
     "ci_sys_id": ("ci_id",),
@@ -434,17 +433,17 @@ def _hinted_action(agent_id: str, context: Mapping[str, Any]) -> str | None:
 
 
 def _target(name: str, value: Any, declared: set[str]) -> tuple[str | None, Any]:
-    """The parameter a ``tool_args`` entry means (its own name, or the original's), with its value; None if none."""
+    """The parameter a ``tool_args`` entry means (its own name, or a legacy one), with its value; None if none."""
     if name in declared and name != "tool_args":
         return name, value
     target = next((p for p in TOOL_ARG_ALIASES.get(name, ()) if p in declared), None)
     if target is None and name == "query" and isinstance(value, str) and "name" in declared:
-        return "name", value.removeprefix("nameLIKE")  # the original's encoded query by name
+        return "name", value.removeprefix("nameLIKE")  # the chat UI's encoded query by name
     return target, value
 
 
 def _tool_args(action: str, args: Mapping[str, Any], *, bridged: bool) -> dict[str, Any]:
-    """``context.tool_args`` as parameters of ``action``: its own names, the original's (``ci_type`` ...), and for a
+    """``context.tool_args`` as parameters of ``action``: its own names, the legacy ones (``ci_type`` ...), and for a
     bridged agent anything else as ``tool_args`` for its MCP tool (checked there against the tool's schema)."""
     declared = {p.name for p in ACTIONS[action].params}
     params: dict[str, Any] = {}
@@ -473,7 +472,7 @@ def choose_action(
     """The catalog action (and its bound parameters) that answers ``message`` on ``agent_id``.
 
     ``context["tool_hint"]`` wins when it names one of this agent's actions (by action, legacy or MCP tool
-    name); ``context["tool_args"]`` then override what the message implies, in the action's or the original's
+    name); ``context["tool_args"]`` then override what the message implies, in the action's or the legacy
     names; a name neither knows is refused (ORCH_7003), unless the agent is ``bridged``: then it goes to the
     agent's MCP tool, whose schema decides.
     Raises AgentNotFoundError for an unknown agent and TaskInvalidError when the parameters do not validate.

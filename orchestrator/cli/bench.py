@@ -12,8 +12,10 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.app import _fail, app, console, err_console
+from orchestrator.cli.common import console, err_console, fail
 from orchestrator.errors import OrchestratorError
+
+app = typer.Typer()
 
 DEFAULT_JSON = Path("bench-results.json")
 
@@ -60,7 +62,7 @@ def bench(
         config = BenchConfig.quick(repeat) if quick else BenchConfig.full(repeat)
         report = run_bench(config, progress=lambda line: console.print(f"[dim]{line}[/]"))
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         err_console.print("[yellow]bench interrupted; its Redis and worker were stopped[/]")
         raise typer.Exit(130) from None
@@ -85,7 +87,7 @@ def _recovery(repeat: int, json_path: Path) -> None:
     try:
         figure = measure_recovery(repeat, progress=lambda line: console.print(f"[dim]{line}[/]"))
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
         return
     data = figure.as_dict()
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +107,7 @@ def _devstack(repeat: int, json_path: Path) -> None:
     try:
         data = measure_devstack(repeat).as_dict()
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
         return
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps({"devstack": data}, indent=2))
@@ -127,7 +129,7 @@ def _frontdoor(quick: bool, json_path: Path) -> None:
     try:
         data = measure_frontdoor(config, progress=lambda line: console.print(f"[dim]{line}[/]"))
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
         return
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps({"frontdoor": data}, indent=2))

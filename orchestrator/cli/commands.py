@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.app import _fail, app, console, local_principal, service
+from orchestrator.cli.common import console, fail, local_principal, service
 from orchestrator.errors import OrchestratorError
+
+app = typer.Typer()
 
 
 @app.command()
@@ -19,7 +21,7 @@ def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for the wo
     try:
         ok = run_demo(console, timeout=timeout)
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; everything started was stopped[/]")
         raise typer.Exit(130) from None
@@ -84,7 +86,7 @@ def audit(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 def _read_anchor(path: str) -> Any:
@@ -117,7 +119,7 @@ def dlq_list(limit: int = 50) -> None:
     console.print(table)
 
 
-from orchestrator.cli.app import dlq_app  # noqa: E402
+dlq_app = typer.Typer(help="Dead letters: list, show, re-drive.", no_args_is_help=True)
 
 
 @dlq_app.command("list")
@@ -132,7 +134,7 @@ def _dlq_show(dlq_id: str) -> None:
     try:
         console.print_json(data=service().dlq_show(local_principal(), dlq_id))
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @dlq_app.command("redrive")
@@ -141,4 +143,4 @@ def _dlq_redrive(dlq_id: str) -> None:
     try:
         console.print_json(data=service().dlq_redrive(local_principal(), dlq_id))
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)

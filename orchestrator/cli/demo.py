@@ -54,7 +54,7 @@ def where_it_wrote(handle: Any, settings: Any) -> str:
 
 
 def run_demo(console: Console, *, timeout: float = 120.0) -> bool:
-    from orchestrator.cli.app import connect, follow
+    from orchestrator.cli.common import connect, follow
     from orchestrator.runtime.procs import WorkerPool
     from orchestrator.security.principals import Principal
     from orchestrator.service import Orchestrator

@@ -11,11 +11,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orchestrator.cli.app import _fail, app, connect, console, local_principal, parse_params, service
+from orchestrator.cli.common import connect, console, fail, local_principal, parse_params, service
 from orchestrator.errors import OrchestratorError
 
+app = typer.Typer()
+
 schedule_app = typer.Typer(help="Schedules: start a template on a cron schedule (UTC).", no_args_is_help=True)
-app.add_typer(schedule_app, name="schedule")
 
 
 @schedule_app.command("add")
@@ -40,7 +41,7 @@ def schedule_add(
     try:
         view = svc.add_schedule(local_principal(), spec)
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
         return
     console.print(
         f"added [bold]{view.schedule_id}[/]: {view.template_id} at '{view.cron}' (UTC), next {view.next_run_at}"
@@ -76,7 +77,7 @@ def schedule_remove(schedule_id: str) -> None:
     try:
         service().remove_schedule(local_principal(), schedule_id)
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"removed {schedule_id}")
 
 
@@ -88,6 +89,6 @@ def beat(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info") ->
     try:
         settings, _ = connect(allow_embedded=False)
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
         return
     run_beat(settings, loglevel=loglevel.upper())

@@ -1,21 +1,24 @@
 """The serving commands: ``up`` (Redis + supervised agent workers + API + reconciler), ``api`` (the API and a
-reconciler), ``reconcile`` (the reconciler alone), ``mcp`` (stdio tools).
+reconciler), ``reconcile`` (the reconciler alone), ``mcp`` (stdio tools), ``worker`` (one agent) and ``flower``.
 
-Why here and not in ``cli.py``: these own the process lifecycle (workers, uvicorn, an embedded Redis, the
+Why a module of their own: these own the process lifecycle (workers, uvicorn, an embedded Redis, the
 reconciler thread) and must stop everything they started on Ctrl-C. The service is built once per process and
-shared by the HTTP routes and the MCP tools mounted at ``/mcp``. ``cli.main()`` imports this module to register
-the commands.
+shared by the HTTP routes and the MCP tools mounted at ``/mcp``.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.panel import Panel
 
-from orchestrator.cli.app import _fail, app, connect, console, err_console, local_principal
+from orchestrator.cli.common import connect, console, err_console, fail, local_principal
 from orchestrator.errors import OrchestratorError
+
+app = typer.Typer()
 
 if TYPE_CHECKING:
     from orchestrator.settings import Settings
@@ -52,7 +55,7 @@ def serve_http(settings: Settings, host: str | None, port: int | None) -> None:
     """Build the service once, then serve HTTP + MCP with uvicorn until Ctrl-C."""
     import uvicorn
 
-    from orchestrator.http import create_app
+    from orchestrator.asgi import create_app
     from orchestrator.service import Orchestrator
 
     bind_host = host or settings.http_host
@@ -101,7 +104,7 @@ def up(
     try:
         settings, redis = connect(allow_embedded=True, announce=True)
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
         return
     pool = WorkerPool(settings.redis_url, supervise=True)
     try:
@@ -116,7 +119,7 @@ def up(
         console.print("beat started: schedules (`itom-orch schedule list`) start their runs while `up` runs")
         serve_http(settings, host, port)
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         pass
     finally:
@@ -133,7 +136,7 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
         settings, _ = connect(allow_embedded=False, announce=True)
         serve_http(with_api_token(settings), host, port)
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @app.command()
@@ -149,7 +152,7 @@ def reconcile(
         settings, _ = connect(allow_embedded=False, announce=True)
         svc = Orchestrator(settings)
     except OrchestratorError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if once:
         console.print_json(data=svc.reconciler.tick())
@@ -178,3 +181,70 @@ def mcp() -> None:
         err_console.print(f"[red]{exc.code}[/] {exc.message}")
         raise typer.Exit(2) from exc
     server.run(transport="stdio", show_banner=False)
+
+
+@app.command()
+def worker(
+    agent: Annotated[str, typer.Option("--agent", "-a", help="Agent whose queue this worker consumes")],
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c")] = 1,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info",
+) -> None:
+    """Run one agent's Celery worker (its role comes from --agent, never from messages)."""
+    from orchestrator.settings import AGENT_IDS
+
+    if agent not in AGENT_IDS:
+        err_console.print(f"[red]ORCH_1001[/] Unknown agent '{agent}'. Known: {', '.join(AGENT_IDS)}")
+        raise typer.Exit(2)
+    from orchestrator.runtime.procs import worker_command, worker_env
+
+    settings, _ = connect(allow_embedded=False)
+    env = worker_env(agent, settings.redis_url)
+    command = worker_command(agent, concurrency=concurrency, loglevel=loglevel)
+    os.execvpe(command[0], command, env)
+
+
+# Flower's task list: the kwargs column shows each step's run, step and action; exception the error code.
+FLOWER_TASK_COLUMNS = "name,uuid,state,kwargs,exception,retries,received,runtime,worker"
+
+
+@app.command()
+def flower(
+    port: Annotated[int | None, typer.Option()] = None,
+    address: Annotated[str, typer.Option()] = "127.0.0.1",
+    allow_control: Annotated[
+        bool,
+        typer.Option(
+            "--allow-control",
+            help="Enable Flower's revoke/terminate/shutdown/apply buttons (they bypass policy checks and the audit "
+            "log; use cancel, resume and dlq redrive instead)",
+        ),
+    ] = False,
+) -> None:
+    """Run Flower behind basic auth (ORCH_FLOWER__BASIC_AUTH=user:password, required), read-only by default.
+
+    The credentials reach Flower through its environment (``FLOWER_BASIC_AUTH``), never its command line, which
+    any local user can read (``ps``, ``/proc/<pid>/cmdline``). Its task list shows each step's run, step and action
+    (the ``kwargs`` column) unless ``FLOWER_TASKS_COLUMNS`` says otherwise."""
+    settings, _ = connect(allow_embedded=False)
+    credentials = settings.flower.basic_auth or ""
+    if not credentials or not all(":" in pair for pair in credentials.split(",")):
+        err_console.print(
+            "[red]ORCH_8001[/] Set ORCH_FLOWER__BASIC_AUTH=user:password (several: comma-separated; a password "
+            "cannot hold a comma); Flower never runs open."
+        )
+        raise typer.Exit(2)
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "flower",
+        f"--port={port or settings.flower.port}",
+        f"--address={address}",
+    ]
+    env = {**os.environ, "FLOWER_BASIC_AUTH": credentials, "FLOWER_READ_ONLY": "false" if allow_control else "true"}
+    env.setdefault("FLOWER_TASKS_COLUMNS", FLOWER_TASK_COLUMNS)
+    if allow_control:
+        err_console.print("[yellow]Flower's control buttons are on: they bypass policy checks and the audit log.[/]")
+    os.execvpe(command[0], command, env)

@@ -17,6 +17,7 @@ from uuid import uuid4
 from celery import Celery
 
 from orchestrator import keys
+from orchestrator.dispatch.outbox import Outbox, prepare_canvas
 from orchestrator.errors import InvalidStateTransitionError, RoleViolationError, WorkflowNotFoundError
 from orchestrator.models.common import RunStatus, StepStatus, iso_now
 from orchestrator.models.events import Event
@@ -28,7 +29,6 @@ from orchestrator.state import events as ev
 from orchestrator.state import outcome_metrics
 from orchestrator.state.audit import AuditLog, audit_body
 from orchestrator.state.events import EventBus, encode
-from orchestrator.state.outbox import Outbox, bind, prepare_canvas
 from orchestrator.state.runs import Lease, RunStore
 from orchestrator.workflows.compiler import CompiledPlan, compile_plan
 from orchestrator.workflows.dag import subplan
@@ -348,4 +348,4 @@ def lean(compiled: CompiledPlan, broker_url: str = "") -> CompiledPlan:
     return replace(compiled, main_dict=canvas, triggers=triggers)
 
 
-__all__ = ["CancelReport", "Dispatcher", "bind", "lean", "new_run_id"]
+__all__ = ["CancelReport", "Dispatcher", "lean", "new_run_id"]

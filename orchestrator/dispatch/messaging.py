@@ -15,6 +15,7 @@ from celery import Celery
 
 from orchestrator import keys
 from orchestrator.catalog import get_agent
+from orchestrator.dispatch.enqueue import enqueue
 from orchestrator.errors import MessageInvalidError
 from orchestrator.models.common import iso_now
 from orchestrator.models.events import Event
@@ -66,7 +67,7 @@ class Messenger:
             "created_at": iso_now(),
             "expires_in_seconds": expires_in_seconds,
         }
-        self.app.send_task(
+        delivery = self.app.signature(
             keys.TASK_DELIVER_MESSAGE,
             kwargs={"message": message},
             queue=keys.agent_queue(recipient),
@@ -74,6 +75,7 @@ class Messenger:
             expires=expires_in_seconds,
             task_id=f"msg-{message['message_id']}",
         )
+        enqueue(self.app, delivery)
         pipe = self.redis.pipeline(transaction=False)
         self.audit.append_to(
             pipe,

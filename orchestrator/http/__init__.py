@@ -1,4 +1,5 @@
-"""The HTTP front door: ``create_app(service)`` builds the FastAPI app (routes under ``/api``, MCP at ``/mcp``)."""
+"""The HTTP front door: ``create_app(service)`` builds the FastAPI app (routes under ``/api``; ``orchestrator.asgi``
+mounts the MCP server at ``/mcp``)."""
 
 from orchestrator.http.app import create_app
 

@@ -1,4 +1,4 @@
-"""The FastAPI app factory: every route under ``/api``, the MCP server mounted at ``/mcp``, ``/metrics``.
+"""The FastAPI app factory: every route under ``/api``, ``/metrics``, and the MCP app it is given at ``/mcp``.
 
 Why a factory that takes the service: one process builds the Orchestrator once and hands the same instance to
 HTTP and MCP (and tests hand in one on fakeredis). Middleware order, outermost first: metrics, CORS, body
@@ -8,11 +8,12 @@ limit; so even a 413 is counted and carries CORS headers.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Lifespan
 
 from orchestrator import __version__
 from orchestrator.http.docs import install_docs
@@ -39,8 +40,6 @@ from orchestrator.http.routes import (
 )
 from orchestrator.http.sessions import SessionStore
 from orchestrator.http.ui import install_ui
-from orchestrator.mcp import create_mcp
-from orchestrator.mcp.auth import ShapedAuthErrors
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings, get_settings
 
@@ -60,12 +59,14 @@ tokens) is at `/mcp/`.
 """
 
 
-def _lifespan(service: Orchestrator, mcp_app: Any) -> Any:
+def _lifespan(service: Orchestrator, mcp_lifespan: Lifespan[Any] | None) -> Any:
     """The MCP session manager's lifespan (it must run, or /mcp/ fails), then ending waits and streams on exit."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with mcp_app.lifespan(app):
+        async with AsyncExitStack() as stack:
+            if mcp_lifespan is not None:
+                await stack.enter_async_context(mcp_lifespan(app))
             try:
                 yield
             finally:
@@ -74,13 +75,19 @@ def _lifespan(service: Orchestrator, mcp_app: Any) -> Any:
     return lifespan
 
 
-def create_app(service: Orchestrator | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    service: Orchestrator | None = None,
+    settings: Settings | None = None,
+    *,
+    mcp_app: ASGIApp | None = None,
+    mcp_lifespan: Lifespan[Any] | None = None,
+) -> FastAPI:
     """The HTTP front door over ``service``; ``settings`` (default ``get_settings()``) only build a service when
-    none is given. The MCP server mounted at ``/mcp`` shares the same service instance."""
+    none is given. ``mcp_app`` (built over the same service by ``orchestrator.asgi``) is mounted at ``/mcp``, and
+    ``mcp_lifespan`` is the one it needs run: this package never imports the MCP door."""
     if service is None:
         service = Orchestrator(settings or get_settings())
     settings = service.settings
-    mcp_app = create_mcp(service).http_app(path="/")
     app = FastAPI(
         title="itom-orchestrator",
         version=__version__,
@@ -88,7 +95,7 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
         docs_url=None,  # served from a package by install_docs: works offline
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        lifespan=_lifespan(service, mcp_app),
+        lifespan=_lifespan(service, mcp_lifespan),
     )
     app.state.service = service
     app.state.sessions = SessionStore(service.redis, settings)
@@ -99,7 +106,8 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
         app.include_router(module.router)
     install_docs(app, f"{API_PREFIX}/openapi.json")
     install_ui(app)
-    app.mount(MCP_PATH, ShapedAuthErrors(mcp_app))
+    if mcp_app is not None:
+        app.mount(MCP_PATH, mcp_app)
     app.add_middleware(InputLimitMiddleware, max_chars=settings.frontdoor.max_identifier_chars)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(

@@ -2,8 +2,8 @@
 
 Body: ``{error_code, error_message, timestamp}``, where ``error_code`` is always an ORCH code; a 422 adds
 ``errors`` (each bad field and why). The chat UI's routes (``/api/chat``...) also carry ``detail``, the same
-object, because itom-chat-ui reads ``detail.error_code`` there (the original service's contract), and for
-clarification errors ``legacy_code`` (the original's ``CLARIFICATION_*`` string). Nothing else repeats itself.
+object, because itom-chat-ui reads ``detail.error_code`` there (README: Compatibility), and for
+clarification errors ``legacy_code`` (the ``CLARIFICATION_*`` string). Nothing else repeats itself.
 
 Nothing becomes a plain-text 500: Redis and broker failures are 503 with their ORCH code, and anything
 unforeseen is ORCH_8010 in the same shape (the traceback goes to the log). Messages are clipped and lone

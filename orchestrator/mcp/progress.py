@@ -21,10 +21,6 @@ from orchestrator.service import Orchestrator
 DONE_EVENTS = ("workflow.step.completed", "workflow.step.skipped", "workflow.step.failed")
 
 
-def finished_steps(view: RunView) -> set[str]:
-    return {step.step_id for step in view.steps if step.status.is_done}
-
-
 class ProgressReporter:
     """Sends ``done/total`` for a run: one notification per finished step, never backwards."""
 

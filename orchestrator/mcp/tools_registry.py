@@ -1,7 +1,7 @@
-"""The original seven MCP tools, with their intended names on the wire (no leading underscore), and
+"""The seven registry MCP tools, with their intended names on the wire (no leading underscore), and
 ``set_agent_status`` (the registry's persisted maintenance switch).
 
-Fields are the original's (seed-behaviour 1.2); errors are ``[ORCH_xxxx]`` tool errors instead of error
+Fields are the compatible ones (README: Compatibility); errors are ``[ORCH_xxxx]`` tool errors instead of error
 dicts. Sync tools: FastMCP runs them in a worker thread, so the blocking Redis calls never stall the loop.
 """
 
@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 from fastmcp import FastMCP
 from pydantic import Field
 
-from orchestrator.mcp import views
 from orchestrator.mcp.auth import caller
 from orchestrator.mcp.errors import tool_errors
 from orchestrator.security.principals import Principal
@@ -27,7 +26,7 @@ READ_ONLY = {"readOnlyHint": True, "openWorldHint": False}
 
 
 def register_registry_tools(mcp: FastMCP, service: Orchestrator, local: Principal) -> None:
-    """Add the original's seven tools to ``mcp``."""
+    """Add the seven registry tools to ``mcp``."""
 
     @mcp.tool(name="get_orchestrator_health", annotations=READ_ONLY)
     def get_orchestrator_health() -> dict[str, Any]:
@@ -43,25 +42,25 @@ def register_registry_tools(mcp: FastMCP, service: Orchestrator, local: Principa
     ) -> dict[str, Any]:
         """Registered agents with live status. One filter applies, in the order capability > domain > status."""
         with tool_errors("get_agent_registry"):
-            return views.agent_registry(service, domain=domain, status=status, capability=capability)
+            return service.agent_registry(domain=domain, status=status, capability=capability)
 
     @mcp.tool(name="get_agent_details", annotations=READ_ONLY)
     def get_agent_details(agent_id: AgentId) -> dict[str, Any]:
         """One agent's full record: capabilities with input schemas, MCP server URL, metadata."""
         with tool_errors("get_agent_details"):
-            return views.agent_details(service, agent_id)
+            return service.agent_details(agent_id)
 
     @mcp.tool(name="get_agent_status", annotations=READ_ONLY)
     def get_agent_status(agent_id: AgentId, force_check: ForceCheck = False) -> dict[str, Any]:
         """Run a health check on one agent and return its health view and check history statistics."""
         with tool_errors("get_agent_status"):
-            return service.agents.health_view(agent_id, force=force_check)
+            return service.agent_health(agent_id, force=force_check)
 
     @mcp.tool(name="check_all_agents", annotations=READ_ONLY)
     def check_all_agents(force_check: ForceCheck = False) -> dict[str, Any]:
         """Health-check every agent: one result per agent plus the status summary."""
         with tool_errors("check_all_agents"):
-            return views.check_all_agents(service, force_check=force_check)
+            return service.check_all_agents(force_check=force_check)
 
     @mcp.tool(name="set_agent_status", annotations={"readOnlyHint": False, "idempotentHint": True})
     def set_agent_status(

@@ -15,12 +15,11 @@ from pydantic import Field
 from orchestrator.mcp.auth import caller
 from orchestrator.mcp.errors import tool_errors
 from orchestrator.mcp.progress import wait_with_progress
-from orchestrator.mcp.views import wait_budget
 from orchestrator.models.common import RunStatus
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import WorkflowDefinition
 from orchestrator.security.principals import Principal
-from orchestrator.service import Orchestrator
+from orchestrator.service import Orchestrator, wait_budget
 from orchestrator.state.events import event_json
 
 RunId = Annotated[str, Field(description="A run id, as returned by start_workflow or execute_task")]

@@ -1,22 +1,19 @@
 """The outcome metrics as Prometheus families, read from Redis and the broker when ``/metrics`` is scraped.
 
 Why a collector and not counters in this process: the counts are made by whichever process changed the state
-(see ``outcome_metrics``); every API process reads the same hash, so every scrape shows the whole system.
-One scrape is one ``HGETALL`` on the state store and one pipeline of ``LLEN`` on the broker.
+(see ``outcome_metrics``); every API process reads the same hash through the service, so every scrape shows the
+whole system. One scrape is one ``HGETALL`` on the state store and one pipeline of ``LLEN`` on the broker.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from orchestrator import keys
-from orchestrator.runtime.broker import BrokerProbe
 from orchestrator.state import outcome_metrics as om
 
 log = logging.getLogger(__name__)
@@ -56,16 +53,15 @@ COUNTERS: dict[str, tuple[str, str, list[str]]] = {
 class OutcomeCollector(Collector):
     """Reads the outcome counters and the agent queues' depth at scrape time."""
 
-    def __init__(self, redis: Any, broker: BrokerProbe, queues: list[str]) -> None:
-        self.redis = redis
-        self.broker = broker
-        self.queues = queues
+    def __init__(self, read_counts: Callable[[], dict[str, str]], queue_depths: Callable[[], dict[str, int]]) -> None:
+        self.read_counts = read_counts  # the outcome hash (field -> count), read through the service
+        self.queue_depths = queue_depths
 
     def describe(self) -> list[Metric]:
         return []  # registering must not read Redis
 
     def collect(self) -> Iterator[Metric]:
-        raw: dict[str, str] = self.redis.hgetall(keys.METRICS)
+        raw = self.read_counts()
         counts: dict[str, list[tuple[list[str], float]]] = defaultdict(list)
         for name, text in raw.items():
             family, *labels = name.split(om.SEP)
@@ -82,7 +78,7 @@ class OutcomeCollector(Collector):
             "orch_queue_depth", "Messages waiting in each agent queue (all priorities)", labels=["queue"]
         )
         try:
-            depths = self.broker.queue_depths(self.queues)
+            depths = self.queue_depths()
         except Exception:  # the broker is away: the counters still export, the queues show no sample
             log.warning("queue depth unavailable (broker unreachable)", exc_info=True)
             depths = {}

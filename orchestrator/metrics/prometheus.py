@@ -23,10 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from orchestrator.keys import agent_queue
 from orchestrator.metrics.collector import OutcomeCollector
-from orchestrator.runtime.broker import BrokerProbe
-from orchestrator.settings import AGENT_IDS
 
 if TYPE_CHECKING:
     from orchestrator.service import Orchestrator
@@ -63,13 +60,14 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 def refresh_gauges(service: Orchestrator) -> None:
     """Read the shared state the gauges report (one small Redis round trip each)."""
-    ACTIVE_RUNS.set(service.runs.active_count())
-    AGENTS_ONLINE.set(service.agents.connected_count())
-    DEAD_LETTERS.set(service.deadletters.count())
+    gauges = service.gauges()
+    ACTIVE_RUNS.set(gauges["active_runs"])
+    AGENTS_ONLINE.set(gauges["agents_online"])
+    DEAD_LETTERS.set(gauges["dead_letters"])
 
 
 def render(service: Orchestrator) -> bytes:
     """The Prometheus text exposition of every metric: gauges refreshed first, then the shared outcomes."""
     refresh_gauges(service)
-    outcomes = OutcomeCollector(service.redis, BrokerProbe(service.app), [agent_queue(a) for a in AGENT_IDS])
+    outcomes = OutcomeCollector(service.outcome_counts, service.queue_depths)
     return generate_latest(REGISTRY) + generate_latest(outcomes)

@@ -1,7 +1,7 @@
 """Chat contracts: what itom-chat-ui sends and reads back, plus the routing layer's own value objects.
 
 Why these shapes: the chat UI (and its strict client) validates ``ChatResponse`` and ``ClarificationResponse``
-field by field, so the original's field names, formats (``chat-`` + 12 hex, 32-hex tokens) and the string
+field by field, so the field names, formats (``chat-`` + 12 hex, 32-hex tokens) and the string
 ``options`` stay exactly as they were. New fields (``run_id``, ``suggested_actions``) are optional additions.
 """
 
@@ -27,7 +27,7 @@ def new_chat_message_id() -> str:
 
 
 class ChatRequest(BaseModel):
-    """``POST /api/chat``: a blank, whitespace-only or missing message is a 422 (pydantic), as in the original."""
+    """``POST /api/chat``: a blank, whitespace-only or missing message is a 422 (pydantic), as the chat UI expects."""
 
     message: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_CHAT_MESSAGE_CHARS)]
     target_agent: str | None = None

@@ -1,4 +1,4 @@
-"""The event envelope (the original's fields plus correlation_id) and the audit entry."""
+"""The event envelope (the compatible fields plus correlation_id) and the audit entry."""
 
 from __future__ import annotations
 

@@ -115,6 +115,7 @@ class WorkerPool:
 
     @property
     def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        """The running worker process of each agent (the bench reads their CPU time)."""
         return {a: w.process for a, w in self.workers.items() if w.process is not None}
 
     def start(

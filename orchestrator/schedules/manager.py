@@ -12,6 +12,7 @@ start, the schedule records the error and an audit entry and a ``schedule.failed
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,14 @@ from orchestrator.security.principals import Principal, require
 from orchestrator.workflows.dag import plan as plan_workflow
 
 if TYPE_CHECKING:
-    from orchestrator.service import Orchestrator
+    from celery import Celery
+
+    from orchestrator.runtime.redis_client import RedisClient
+    from orchestrator.security.policy import PolicyGate
+    from orchestrator.settings import Settings
+    from orchestrator.state.audit import AuditLog
+    from orchestrator.state.events import EventBus
+    from orchestrator.state.templates import TemplateRegistry
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +59,36 @@ SCHEDULER = SchedulerPrincipal("scheduler", "operator")
 
 
 class Scheduling:
-    """The schedule operations of ``Orchestrator`` (which delegates to this)."""
+    """The schedule operations of ``Orchestrator`` (which delegates to this).
 
-    def __init__(self, service: Orchestrator) -> None:
-        self.service = service
-        settings = service.settings
+    It gets the stores it writes and the service's ``start_workflow`` (the one way a schedule starts work),
+    never the service itself, so the dependency runs one way.
+    """
+
+    def __init__(
+        self,
+        *,
+        app: Celery,
+        redis: RedisClient,
+        settings: Settings,
+        audit: AuditLog,
+        events: EventBus,
+        templates: TemplateRegistry,
+        gate: PolicyGate,
+        start_workflow: Callable[..., RunView],
+    ) -> None:
+        self.audit = audit
+        self.events = events
+        self.templates = templates
+        self.gate = gate
+        self.start_workflow = start_workflow
         configure_redbeat(
-            service.app,
+            app,
             settings.redis_url,
-            client=service.redis,
+            client=redis,
             max_interval=settings.schedules.max_interval_seconds,
         )
-        self.store = ScheduleStore(service.app, service.redis)
+        self.store = ScheduleStore(app, redis)
 
     def add(self, principal: Principal, spec: ScheduleSpec | dict[str, Any]) -> ScheduleView:
         require(principal, "schedule.manage")
@@ -75,15 +101,15 @@ class Scheduling:
         self.check(spec)
         self.store.create(spec, created_by=principal.actor)
         details = {"template_id": spec.template_id, "cron": spec.cron, "parameters": spec.parameters}
-        self.service.audit.append("schedule_added", principal.actor, spec.schedule_id, details)
-        self.service.events.emit(SCHEDULE_ADDED, {"schedule_id": spec.schedule_id, **details}, source=EVENT_SOURCE)
+        self.audit.append("schedule_added", principal.actor, spec.schedule_id, details)
+        self.events.emit(SCHEDULE_ADDED, {"schedule_id": spec.schedule_id, **details}, source=EVENT_SOURCE)
         return self.store.get(spec.schedule_id)
 
     def check(self, spec: ScheduleSpec) -> None:
         """Raise what starting it now would raise: unknown or broken template, bad parameters, policy denial."""
-        template = self.service.templates.get(spec.template_id)
+        template = self.templates.get(spec.template_id)
         planned = plan_workflow(template, spec.parameters, template_id=spec.template_id, priority=spec.priority)
-        denied = self.service.dispatcher.gate.first_denied(planned.steps)
+        denied = self.gate.first_denied(planned.steps)
         if denied is not None:
             step, decision = denied
             raise RoleViolationError(
@@ -104,8 +130,8 @@ class Scheduling:
         view = self.store.get(schedule_id)
         self.store.remove(schedule_id)
         details = {"template_id": view.template_id, "cron": view.cron}
-        self.service.audit.append("schedule_removed", principal.actor, schedule_id, details)
-        self.service.events.emit(SCHEDULE_REMOVED, {"schedule_id": schedule_id, **details}, source=EVENT_SOURCE)
+        self.audit.append("schedule_removed", principal.actor, schedule_id, details)
+        self.events.emit(SCHEDULE_REMOVED, {"schedule_id": schedule_id, **details}, source=EVENT_SOURCE)
         return {"schedule_id": schedule_id, "removed": True}
 
     def fire(self, schedule_id: str) -> RunView | None:
@@ -117,7 +143,7 @@ class Scheduling:
             return None
         minute = utcnow().strftime("%Y%m%dT%H%M")
         try:
-            run = self.service.start_workflow(
+            run = self.start_workflow(
                 SCHEDULER,
                 template_id=view.template_id,
                 parameters=view.parameters,
@@ -130,8 +156,8 @@ class Scheduling:
             return None
         self.store.record_fired(schedule_id, run.run_id)
         details = {"run_id": run.run_id, "template_id": view.template_id, "created_by": view.created_by}
-        self.service.audit.append("schedule_fired", SCHEDULER.actor, schedule_id, details)
-        self.service.events.emit(
+        self.audit.append("schedule_fired", SCHEDULER.actor, schedule_id, details)
+        self.events.emit(
             SCHEDULE_FIRED, {"schedule_id": schedule_id, **details}, run_id=run.run_id, source=EVENT_SOURCE
         )
         return run
@@ -141,8 +167,8 @@ class Scheduling:
         log.warning("schedule %s could not start: %s", view.schedule_id, exc)
         self.store.record_failed(view.schedule_id, error)
         details = {"template_id": view.template_id, "error": error}
-        self.service.audit.append("schedule_failed", SCHEDULER.actor, view.schedule_id, details, result="failure")
-        self.service.events.emit(SCHEDULE_FAILED, {"schedule_id": view.schedule_id, **details}, source=EVENT_SOURCE)
+        self.audit.append("schedule_failed", SCHEDULER.actor, view.schedule_id, details, result="failure")
+        self.events.emit(SCHEDULE_FAILED, {"schedule_id": view.schedule_id, **details}, source=EVENT_SOURCE)
 
     def _with_problem(self, view: ScheduleView) -> ScheduleView:
         """The view with ``invalid`` and the reason when it would not plan now (else as stored)."""

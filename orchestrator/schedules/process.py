@@ -14,7 +14,7 @@ BEAT = "beat"  # its name in the pool
 
 
 def beat_command(loglevel: str = "warning") -> list[str]:
-    return [sys.executable, "-c", "from orchestrator.cli.app import main; main()", "beat", "--loglevel", loglevel]
+    return [sys.executable, "-c", "from orchestrator.cli.main import main; main()", "beat", "--loglevel", loglevel]
 
 
 def beat_env(redis_url: str, extra_env: dict[str, str] | None = None) -> dict[str, str]:

@@ -23,7 +23,6 @@ from orchestrator.runtime.redis_client import RedisClient
 from orchestrator.schedules import cron
 
 STATUS_FIELD = "orch"
-SCHEDULE_INDEX = f"{keys.SCHEDULE_PREFIX}:schedule"  # redbeat's sorted set of entries by next due time
 
 
 def configure_redbeat(
@@ -52,7 +51,7 @@ class ScheduleStore:
         self.redis = redis
 
     def key(self, schedule_id: str) -> str:
-        return f"{keys.SCHEDULE_PREFIX}{schedule_id}"
+        return keys.schedule_key(schedule_id)
 
     def create(self, spec: ScheduleSpec, *, created_by: str) -> None:
         """Store a new schedule; its first run is the next cron match from now (never at once)."""
@@ -82,7 +81,7 @@ class ScheduleStore:
 
     def list(self) -> list[ScheduleView]:
         """Every schedule, by id."""
-        names = self.redis.zrange(SCHEDULE_INDEX, 0, -1)
+        names = self.redis.zrange(keys.SCHEDULE_INDEX, 0, -1)
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(name)

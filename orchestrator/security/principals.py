@@ -26,9 +26,6 @@ class Principal:
         return f"anonymous:{self.name}" if self.anonymous else f"{self.role}:{self.name}"
 
 
-SYSTEM = Principal("system", "admin")
-
-
 def authenticate(token: str | None, settings: Settings) -> Principal:
     """The principal for a bearer token (constant-time compare); ORCH_8001 when missing or unknown."""
     if not token:

@@ -33,10 +33,6 @@ STATUSES = ("online", "offline", "degraded", "maintenance")
 CHECK_RESULTS = {"online": "healthy", "degraded": "degraded", "maintenance": "skipped"}
 
 
-def history_key(agent_id: str) -> str:
-    return f"{keys.agent_health_key(agent_id)}:history"
-
-
 def required_tools(agent_id: str) -> builtins.list[str]:
     """The sibling MCP tools the catalog maps this agent's actions to."""
     return sorted({tool for action in AGENTS[agent_id].actions for tool in ACTIONS[action].tools})
@@ -57,7 +53,7 @@ def mcp_problems(agent_id: str, beat: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class AgentDirectory:
-    """Registry records (the original's fields) plus live status."""
+    """Registry records (the compatible fields) plus live status."""
 
     def __init__(self, client: RedisClient, app: Celery, settings: Settings) -> None:
         self.redis = client
@@ -231,8 +227,8 @@ class AgentDirectory:
             "details": details,
         }
         pipe = self.redis.pipeline(transaction=False)
-        pipe.lpush(history_key(agent_id), json.dumps(result, default=str))
-        pipe.ltrim(history_key(agent_id), 0, HISTORY_MAX - 1)
+        pipe.lpush(keys.agent_health_history_key(agent_id), json.dumps(result, default=str))
+        pipe.ltrim(keys.agent_health_history_key(agent_id), 0, HISTORY_MAX - 1)
         pipe.execute()
         return result
 
@@ -246,10 +242,10 @@ class AgentDirectory:
         return sorted(name for name, queues in active.items() if any(q.get("name") == queue for q in queues))
 
     def history(self, agent_id: str) -> builtins.list[dict[str, Any]]:
-        return [json.loads(r) for r in self.redis.lrange(history_key(agent_id), 0, HISTORY_MAX - 1)]
+        return [json.loads(r) for r in self.redis.lrange(keys.agent_health_history_key(agent_id), 0, HISTORY_MAX - 1)]
 
     def health_view(self, agent_id: str, *, force: bool = False) -> dict[str, Any]:
-        """The original's per-agent health view plus ``latest_check_result``."""
+        """The compatible per-agent health view plus ``latest_check_result``."""
         latest = self.check(agent_id, force=force)
         history = self.history(agent_id)
         results = [h["result"] for h in history]
@@ -287,7 +283,7 @@ class AgentDirectory:
                     "name": registered[agent_id].name,
                     "status": status,
                     "last_check": (check or {}).get("checked_at") or (beat or {}).get("at"),
-                    "checks_in_history": int(self.redis.llen(history_key(agent_id))),
+                    "checks_in_history": int(self.redis.llen(keys.agent_health_history_key(agent_id))),
                 }
             )
         summary: dict[str, int] = {}

@@ -483,7 +483,7 @@ def _ms(moment: datetime) -> int:
 
 def measure_append(redis: Redis, n: int = 2000) -> float:
     """Seconds per audit append on ``redis`` (for ``itom-orch bench``); uses throw-away keys it removes."""
-    scratch = f"{keys.AUDIT_STREAM}:bench:{uuid4().hex}"
+    scratch = keys.audit_scratch_stream(uuid4().hex)
     log = AuditLog(redis, max_entries=max(n, 1000), stream_key=scratch, head_key=f"{scratch}:head")
     try:
         log.append("bench_warmup", "bench")

@@ -84,14 +84,14 @@ class DeadLetters:
                 f"Dead letter '{dlq_id}' not found; list them with `itom-orch dlq list`", {"dlq_id": dlq_id}
             )
         stream_id, fields = found[0]
-        marks = self.redis.hget(f"{keys.DLQ_STREAM}:redriven", stream_id)
+        marks = self.redis.hget(keys.DLQ_REDRIVEN, stream_id)
         entry: dict[str, Any] = {"dlq_id": stream_id, **json.loads(fields["d"])}
         if marks:
             entry["redriven"] = json.loads(marks)
         return entry
 
     def mark_redriven(self, dlq_id: str, by: str, outcome: dict[str, Any]) -> None:
-        self.redis.hset(f"{keys.DLQ_STREAM}:redriven", dlq_id, json.dumps({"by": by, "at": iso_now(), **outcome}))
+        self.redis.hset(keys.DLQ_REDRIVEN, dlq_id, json.dumps({"by": by, "at": iso_now(), **outcome}))
 
     def count(self) -> int:
         return int(self.redis.xlen(keys.DLQ_STREAM))

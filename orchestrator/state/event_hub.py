@@ -90,9 +90,6 @@ class Subscription:
         self.ended = False
         self._wake = asyncio.Event()
 
-    def wants(self, event_type: str) -> bool:
-        return not self.types or type_matches(event_type, self.types)
-
     def offer_many(self, items: list[Delivery]) -> None:
         """Append what this subscriber wants of a batch and wake it once (``OVERFLOW`` when it would not fit)."""
         if self.types:

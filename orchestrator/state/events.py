@@ -18,7 +18,7 @@ from orchestrator.models.events import Event
 from orchestrator.runtime.redis_client import RedisClient, execute_pipeline, queue_script
 from orchestrator.state import run_scripts
 
-# Dotted names from the original, plus new ones in the same style.
+# Dotted names: the compatible ones (README: Compatibility) and new ones in the same style.
 WORKFLOW_STARTED = "workflow.started"
 WORKFLOW_COMPLETED = "workflow.completed"
 WORKFLOW_FAILED = "workflow.failed"
@@ -29,21 +29,15 @@ STEP_STARTED = "workflow.step.started"
 STEP_COMPLETED = "workflow.step.completed"
 STEP_FAILED = "workflow.step.failed"
 STEP_RETRYING = "workflow.step.retrying"
-STEP_SKIPPED = "workflow.step.skipped"
 STEP_DENIED = "workflow.step.denied"
 STEP_CANCELLED = "workflow.step.cancelled"
 STEP_REDELIVERED = "workflow.step.redelivered"
 STEP_REFUSED = "workflow.step.refused"
-RECONCILER_REPAIRED = "reconciler.repaired"
 WORKER_LOST = "worker.lost"
 TASK_ROUTED = "task.routed"
-TASK_DISPATCHED = "task.dispatched"
-TASK_COMPLETED = "task.completed"
-TASK_FAILED = "task.failed"
 POLICY_DENIED = "policy.denied"
 MESSAGE_SENT = "message.sent"
 MESSAGE_EXPIRED = "message.expired"
-DLQ_ADDED = "dlq.added"
 AGENT_STATUS_CHANGED = "agent.status_changed"
 
 

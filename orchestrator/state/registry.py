@@ -1,14 +1,14 @@
 """The agent registry file (``ORCH_DATA_DIR/agents.json``): which agents are registered, since when, and their
 administrative status.
 
-Why a file: as in the original, an operator can read and edit the registry, and a status set through the
+Why a file: an operator can read and edit the registry, and a status set through the
 API (``maintenance``) survives restarts. The catalog still says what each agent *is* (its actions, its
 domain); this file says whether it is registered (``enabled``), its display fields, ``registered_at`` (filled
 the first time the orchestrator writes the file, so it is the real registration time) and its status:
 ``active`` (live status from worker heartbeats) or ``maintenance`` (shown as such and skipped by routing).
 
 Validation names the entry: an unknown agent id is ORCH_1001, an agent listed twice ORCH_1002, a bad field
-ORCH_1003, a file that is not a registry at all ORCH_1004. The original's statuses (online, offline,
+ORCH_1003, a file that is not a registry at all ORCH_1004. Legacy statuses (online, offline,
 degraded) are read as ``active``: live status comes from heartbeats here, never from a file.
 """
 
@@ -29,7 +29,7 @@ from orchestrator.errors import (
     RegistrySaveError,
 )
 from orchestrator.models.common import iso_now
-from orchestrator.state.watched import WatchedJsonFile, packaged_default, write_json_atomically
+from orchestrator.state.watched import WatchedJsonFile, write_json_atomically
 
 FILE_NAME = "agents.json"
 AdminStatus = Literal["active", "maintenance"]
@@ -185,7 +185,3 @@ class AgentRegistry:
                 raise RegistrySaveError(f"Cannot write the agent registry {self.path}: {exc}") from exc
             finally:
                 self.file.invalidate()
-
-    @staticmethod
-    def packaged() -> dict[str, RegistryEntry]:
-        return parse_registry(packaged_default(FILE_NAME), FILE_NAME)

@@ -20,10 +20,10 @@ from orchestrator import keys
 from orchestrator.models.common import RunStatus
 from orchestrator.models.run import RunView
 from orchestrator.runtime.redis_client import RedisClient
+from orchestrator.state.run_views import view_from_hash
 
 log = logging.getLogger(__name__)
 STATUSES = tuple(s.value for s in RunStatus)
-INDEXED_MARK = f"{keys.PREFIX}:runs:indexed:v1"  # set once the indexes cover runs created before they existed
 BACKFILL_BATCH = 500
 
 
@@ -99,7 +99,7 @@ def forget(redis: RedisClient, run_ids: list[str], template_ids: set[str]) -> No
 
 def backfill(redis: RedisClient) -> int:
     """Index runs created before the status and template indexes existed (once per Redis); returns how many."""
-    if redis.exists(INDEXED_MARK):
+    if redis.exists(keys.RUNS_INDEXED_MARK):
         return 0
     entries: list[tuple[str, float]] = redis.zrange(keys.RUNS_INDEX, 0, -1, withscores=True)
     done = 0
@@ -120,7 +120,7 @@ def backfill(redis: RedisClient) -> int:
                 write.zadd(keys.runs_by_template_status(template_id, status), {run_id: epoch})
             done += 1
         write.execute()
-    redis.set(INDEXED_MARK, "1")
+    redis.set(keys.RUNS_INDEXED_MARK, "1")
     if done:
         log.info("indexed %d runs created before the listing indexes existed", done)
     return done
@@ -141,8 +141,6 @@ def list_runs(
     Reads ``limit`` run hashes (a few more only when some of them expired meanwhile); ``total`` counts the
     index entries in the window.
     """
-    from orchestrator.state.runs import view_from_hash  # runs imports this module to keep the indexes
-
     backfill(redis)
     key = index_key(status, template_id)
     high: Any = "+inf" if until is None else until.timestamp()

@@ -20,8 +20,6 @@ from __future__ import annotations
 from orchestrator import keys
 from orchestrator.state import outcome_metrics
 
-DONE_STATES = "completed failed skipped"
-
 # ``emit``: append an event to the stream, index its stream id under its correlation id, publish it live.
 _EMIT = (
     """

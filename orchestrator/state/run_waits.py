@@ -20,7 +20,7 @@ from orchestrator.models.events import Event
 from orchestrator.models.run import RunView
 from orchestrator.state.event_hub import CLOSED, Delivery, EventHub
 from orchestrator.state.events import decode
-from orchestrator.state.runs import view_from_hash
+from orchestrator.state.run_views import view_from_hash
 
 RUN_CLOSING_EVENTS = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
 CLOSING_GRACE_SECONDS = 1.0

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import keys
-from orchestrator.errors import InvalidStateTransitionError, StateCorruptedError, WorkflowNotFoundError
+from orchestrator.errors import InvalidStateTransitionError, WorkflowNotFoundError
 from orchestrator.models.common import Priority, RunStatus, StepStatus, iso_now
 from orchestrator.models.run import ErrorInfo, RunView, StepState
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.runtime.redis_client import RedisClient, queue_script
 from orchestrator.state import run_listing, run_scripts
+from orchestrator.state.run_views import read_meta, read_spec, view_from_hash
 
 # Which statuses a run may move to from which (completed/failed via steps are handled by FINISH_STEP).
 LEGAL_FROM: dict[RunStatus, tuple[RunStatus, ...]] = {
@@ -100,6 +101,13 @@ def cap_result(result: Any, max_bytes: int) -> Any:
     return {"truncated": True, "size_bytes": len(text), "preview": text[: max_bytes // 2]}
 
 
+# KEYS: the start key; ARGV: the run id it must still name
+RELEASE_START_KEY = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class RunStore:
     """Reads and moves run state; the only module that knows the run hash layout."""
 
@@ -129,6 +137,7 @@ class RunStore:
         self._fail_run = client.register_script(run_scripts.FAIL_RUN)
         self._transition = client.register_script(run_scripts.TRANSITION)
         self._prune_clock = run_listing.PruneClock()
+        self._release_start_key = client.register_script(RELEASE_START_KEY)
 
     # -- creation -------------------------------------------------------------------------------------
     def create(
@@ -355,7 +364,7 @@ class RunStore:
     @staticmethod
     def parse_step_specs(run_id: str, step_ids: list[str], raw: list[str | None]) -> dict[str, PlannedStep]:
         """``step_specs`` from an HMGET of each ``p:<step>`` (read in a caller's pipeline)."""
-        return {sid: _spec(spec, run_id, sid) for sid, spec in zip(step_ids, raw, strict=True) if spec}
+        return {sid: read_spec(spec, run_id, sid) for sid, spec in zip(step_ids, raw, strict=True) if spec}
 
     def confirm_outbox(self, run_id: str, entries: list[str]) -> int:
         """Remove entries that took effect; returns how many are left."""
@@ -546,7 +555,7 @@ class RunStore:
             ],
         )
         verdict = str(reply[0])
-        spec = _spec(reply[1], run_id, step_id) if reply[1] else None
+        spec = read_spec(reply[1], run_id, step_id) if reply[1] else None
         return BeginResult(verdict, spec, int(reply[2] or 0), str(reply[3]), reply[4] not in ("0", 0))
 
     def finish_step(
@@ -637,6 +646,24 @@ class RunStore:
         summary = json.loads(reply[2]) if reply[2] else {}
         return FinishResult(False, ended, [str(t) for t in reply[3:]], summary)
 
+    # -- start idempotency keys -----------------------------------------------------------------------
+    def run_for_start_key(self, actor: str, key: str) -> RunView | None:
+        """The run this caller already started with this idempotency key (None: none, or it expired)."""
+        run_id = self.redis.get(keys.start_idempotency_key(actor, key))
+        if run_id and self.exists(run_id):
+            return self.get(run_id)
+        return None
+
+    def claim_start_key(self, actor: str, key: str, run_id: str) -> bool:
+        """Bind the caller's key to the run about to start, for as long as runs are kept; False when taken."""
+        return bool(self.redis.set(keys.start_idempotency_key(actor, key), run_id, nx=True, ex=self.ttl))
+
+    def release_start_key(self, actor: str, key: str, run_id: str) -> None:
+        """Give the key back after a start that recorded no run (denied, invalid): a retry must not be refused.
+
+        Only while it still names ``run_id``: a key another start holds now is not this start's to release."""
+        self._release_start_key(keys=[keys.start_idempotency_key(actor, key)], args=[run_id])
+
     # -- reading --------------------------------------------------------------------------------------
     def exists(self, run_id: str) -> bool:
         return bool(self.redis.exists(keys.run_key(run_id)))
@@ -652,8 +679,8 @@ class RunStore:
 
     def plan(self, run_id: str) -> WorkflowPlan:
         data = self.raw(run_id)
-        meta = _meta(data, run_id)
-        steps = [_spec(data[f"p:{sid}"], run_id, sid) for sid in meta["order"]]
+        meta = read_meta(data, run_id)
+        steps = [read_spec(data[f"p:{sid}"], run_id, sid) for sid in meta["order"]]
         return WorkflowPlan(
             template_id=meta["template_id"],
             name=meta["name"],
@@ -681,85 +708,3 @@ class RunStore:
 
     def active_count(self) -> int:
         return int(self.redis.scard(keys.ACTIVE_RUNS))
-
-
-def _meta(data: dict[str, str], run_id: str) -> dict[str, Any]:
-    raw = data.get("meta")
-    if raw is None:
-        raise StateCorruptedError(
-            f"Run '{run_id}' has state but no record of its plan (a partial write); it cannot be read. "
-            "The reconciler fails such runs; inspect it with the audit log",
-            {"run_id": run_id},
-        )
-    meta: dict[str, Any] = json.loads(raw)
-    return meta
-
-
-def _spec(raw: str, run_id: str, step_id: str) -> PlannedStep:
-    try:
-        return PlannedStep.model_validate_json(raw)
-    except ValueError as exc:
-        raise StateCorruptedError(
-            f"Step '{step_id}' of run '{run_id}' cannot be read back ({type(exc).__name__}); it is refused",
-            {"run_id": run_id, "step_id": step_id},
-        ) from exc
-
-
-def _after_cancel(data: dict[str, str], outcome: dict[str, Any]) -> bool:
-    """A step that finished (for real) after its run was cancelled: its effect happened, the run had stopped."""
-    finished, cancelled_at = outcome.get("finished_at"), data.get("finished_at")
-    return bool(
-        data.get("status") == RunStatus.CANCELLED.value
-        and finished
-        and cancelled_at
-        and not outcome.get("stopped")
-        and finished > cancelled_at
-    )
-
-
-def view_from_hash(data: dict[str, str], run_id: str = "?") -> RunView:
-    """Assemble the public run shape from the hash fields."""
-    meta = _meta(data, run_id)
-    steps: list[StepState] = []
-    for step_id in meta["order"]:
-        spec = json.loads(data[f"p:{step_id}"])
-        outcome = json.loads(data[f"r:{step_id}"]) if f"r:{step_id}" in data else {}
-        error = outcome.get("error")
-        steps.append(
-            StepState(
-                step_id=step_id,
-                agent_id=spec["agent_id"],
-                action=spec["action"],
-                status=StepStatus(data.get(f"st:{step_id}", "pending")),
-                attempts=int(data.get(f"at:{step_id}", 0)),
-                started_at=data.get(f"t0:{step_id}"),
-                finished_at=outcome.get("finished_at"),
-                duration_ms=outcome.get("duration_ms"),
-                result=outcome.get("result"),
-                error=ErrorInfo(**error) if error else None,
-                queue=outcome.get("queue"),
-                depends_on=spec["depends_on"],
-                stopped=outcome.get("stopped"),
-                after_cancel=_after_cancel(data, outcome),
-            )
-        )
-    error_raw = data.get("error")
-    return RunView(
-        run_id=meta["run_id"],
-        template_id=meta["template_id"],
-        name=meta["name"],
-        status=RunStatus(data["status"]),
-        priority=Priority(meta["priority"]),
-        steps=steps,
-        steps_completed=[s.step_id for s in steps if s.status == StepStatus.COMPLETED],
-        steps_remaining=[s.step_id for s in steps if not s.status.is_done],
-        error=ErrorInfo.model_validate_json(error_raw) if error_raw else None,
-        parameters=meta["parameters"],
-        created_by=meta["created_by"],
-        created_at=meta["created_at"],
-        started_at=data.get("started_at"),
-        finished_at=data.get("finished_at"),
-        generation=int(data.get("generation", 0)),
-        cancelled_by=data.get("cancelled_by"),
-        repairs=int(data.get("regen", 0)),
-    )

@@ -1,6 +1,6 @@
 """A JSON configuration file under ``ORCH_DATA_DIR``, re-read when it changes, with a default shipped in the package.
 
-Why: the registry and the routing rules are files an operator edits (as in the original), and a running
+Why: the registry and the routing rules are files an operator edits, and a running
 API must pick up an edit without a restart. Each read checks the file's modification time and size (at
 most once per ``interval``); a changed file is parsed and validated again. A file that no longer
 validates is not applied: the last good version stays in force and the error is logged and kept in

@@ -1,9 +1,11 @@
-"""Workflows: templates (data), planning (validated DAG) and compiling (plan -> Celery canvas + triggers)."""
+"""Workflows, pure: planning (validated DAG) and compiling (plan -> Celery canvas + triggers).
 
-from orchestrator.workflows.compiler import CompiledPlan, Trigger, compile_plan, to_canvas_dict, to_signature
+The built-in templates are data files here; ``orchestrator.state.templates`` loads them and the user's.
+"""
+
+from orchestrator.workflows.compiler import CompiledPlan, Trigger, compile_plan, to_canvas_dict
 from orchestrator.workflows.dag import bind_parameters, plan, subplan, validate_definition
 from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step, render
-from orchestrator.workflows.templates import TemplateRegistry
 
 __all__ = [
     "CanvasSpec",
@@ -12,7 +14,6 @@ __all__ = [
     "CompiledPlan",
     "Group",
     "Step",
-    "TemplateRegistry",
     "Trigger",
     "bind_parameters",
     "compile_plan",
@@ -20,6 +21,5 @@ __all__ = [
     "render",
     "subplan",
     "to_canvas_dict",
-    "to_signature",
     "validate_definition",
 ]

@@ -235,8 +235,3 @@ def to_canvas_dict(spec: CanvasSpec, step_dict: Callable[[str], dict[str, Any]])
 
 def _container(task: str, kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {"task": task, "args": [], "kwargs": kwargs, "options": {}, "subtask_type": kind, "immutable": False}
-
-
-def to_signature(spec: CanvasSpec, step_dict: Callable[[str], dict[str, Any]]) -> Signature:
-    """The applicable Celery canvas for ``spec``."""
-    return signature(to_canvas_dict(spec, step_dict))

@@ -1,7 +1,7 @@
 """``"{{name}}"`` placeholders in step parameters, bound to a workflow's declared parameters.
 
-Why a rule instead of the original's blind merge: the seed merged every supplied parameter into every step
-(so passing ``action`` rewrote every step). Here a step says exactly which declared parameter goes where:
+Why a rule instead of a blind merge: merging every supplied parameter into every step would let one
+parameter (``action``, say) rewrite every step. Here a step says exactly which declared parameter goes where:
 a value that is exactly ``"{{name}}"`` becomes the typed value (or disappears when that value is ``None``,
 so the action's own default applies); ``{{name}}`` inside a longer string is interpolated as text.
 """

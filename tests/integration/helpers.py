@@ -64,4 +64,4 @@ def ts(value: str | None) -> float:
 
 def release(rclient: Any, step_id: str) -> None:
     """Let a step injected with ``hold`` finish."""
-    rclient.set(f"{keys.fault_key(step_id)}:release", "1", ex=600)
+    rclient.set(keys.fault_mark_key(step_id, "release"), "1", ex=600)

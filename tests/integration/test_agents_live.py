@@ -41,8 +41,8 @@ def test_worker_killed_mid_write_leaves_exactly_one_ticket(
             step(step_id, "csa.run_remediation", parameters={"summary": "kill test", "risk_level": "low"})
         ),
     )
-    wait_until(lambda: rclient.get(f"{keys.fault_key(step_id)}:after"), what="the ticket write")
-    pid = int(rclient.get(f"{keys.fault_key(step_id)}:pid"))
+    wait_until(lambda: rclient.get(keys.fault_mark_key(step_id, "after")), what="the ticket write")
+    pid = int(rclient.get(keys.fault_mark_key(step_id, "pid")))
     os.kill(pid, signal.SIGKILL)  # the pool process executing the step dies after its side effect
 
     view = orch.wait_for_run(started.run_id, timeout=60)
@@ -73,7 +73,7 @@ def test_messages_are_delivered_by_priority_and_expired_ones_dead_lettered(orch:
     blocker = orch.start_workflow(
         OPERATOR, definition=definition(step(busy, "documentation.diagram", parameters={"ci_id": "web-prod-01"}))
     )
-    wait_until(lambda: rclient.get(f"{keys.fault_key(busy)}:pid"), what=f"{agent} busy")
+    wait_until(lambda: rclient.get(keys.fault_mark_key(busy, "pid")), what=f"{agent} busy")
     tag = uid("m")
     for label, priority in (
         ("low", "low"),

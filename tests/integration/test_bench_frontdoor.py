@@ -19,8 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_quick_frontdoor_bench_reports_every_figure(tmp_path: Path) -> None:
     _need_redis_server()
-    import orchestrator.cli.bench  # noqa: F401 - registers the command on the app
-    from orchestrator.cli.app import app
+    from orchestrator.cli.main import app
 
     out = tmp_path / "frontdoor.json"
     result = CliRunner().invoke(app, ["bench", "frontdoor", "--quick", "--json", str(out)])

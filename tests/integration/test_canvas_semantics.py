@@ -69,7 +69,7 @@ def app(store: redis.Redis, canvas_url: str) -> Iterator[Celery]:
         broker_connection_retry_on_startup=True,
     )
 
-    @celery_app.task(name=keys.TASK_RUN_STEP)
+    @celery_app.task(name=keys.TASK_RUN_STEP, shared=False)  # a stand-in on this app only, not on later apps
     def run_step(run_id: str, step_id: str, generation: int = 0) -> str:
         state = _state_key(run_id)
         started = time.time()

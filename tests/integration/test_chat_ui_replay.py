@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
-from orchestrator.http import create_app
+from orchestrator.asgi import create_app
 from orchestrator.runtime.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AnonymousSettings, Settings

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli.app import app
+from orchestrator.cli.main import app
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from tests.integration.helpers import OPERATOR, definition, inject, run_and_wait, step, uid

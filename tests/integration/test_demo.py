@@ -14,7 +14,7 @@ from tests.integration.conftest import DB_DEMO, _redis_or_skip, db_url
 
 pytestmark = pytest.mark.integration
 
-DEMO = [sys.executable, "-c", "from orchestrator.cli.app import main; main()", "demo"]
+DEMO = [sys.executable, "-c", "from orchestrator.cli.main import main; main()", "demo"]
 
 
 def _run_demo(env_extra: dict[str, str], data_dir: Path) -> subprocess.CompletedProcess[str]:

@@ -103,7 +103,7 @@ def flower(redis_url: str, service: Orchestrator, data_dir: Path) -> Iterator[Fl
         }
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", "from orchestrator.cli.app import main; main()", "flower", "--port", str(port)],
+        [sys.executable, "-c", "from orchestrator.cli.main import main; main()", "flower", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -256,7 +256,7 @@ def test_a_retried_step_is_retry_while_its_retry_waits_then_succeeds(
         return orch.start_workflow(OPERATOR, definition=body).run_id
 
     blocker = start(first_hold)
-    wait_until(lambda: rclient.get(f"{keys.fault_key(first_hold)}:pid"), what="documentator busy")
+    wait_until(lambda: rclient.get(keys.fault_mark_key(first_hold, "pid")), what="documentator busy")
     run_id = start(retried, on_failure="retry", max_retries=2)
     second = start(second_hold)  # queued behind the retried step: it takes the worker when the first attempt fails
     release(rclient, first_hold)

@@ -20,8 +20,8 @@ import pytest
 import uvicorn
 from fastmcp import Client
 
+from orchestrator.asgi import create_app
 from orchestrator.cli.demo import first_ci_name
-from orchestrator.http import create_app
 from orchestrator.runtime.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AuthSettings, Settings, TokenGrant

@@ -265,7 +265,7 @@ def test_refused_connection_is_retryable(monkeypatch: pytest.MonkeyPatch) -> Non
             execute_action(_ctx("cmdb.query", "cmdb-agent", {}))
     finally:
         reset_settings()
-    assert caught.value.code == "ORCH_7001"
+    assert caught.value.code == "ORCH_7006"
     assert caught.value.retryable
 
 

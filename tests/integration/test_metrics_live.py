@@ -25,7 +25,7 @@ from fastmcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator import keys
-from orchestrator.http import create_app
+from orchestrator.asgi import create_app
 from orchestrator.runtime.procs import WorkerPool
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AGENT_IDS, AuthSettings, Settings, TokenGrant
@@ -89,7 +89,7 @@ def cli_run(settings: Settings, template_id: str) -> subprocess.CompletedProcess
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env.update({"ORCH_REDIS__URL": settings.redis_url, "ORCH_DATA_DIR": str(settings.data_dir)})
     return subprocess.run(
-        [sys.executable, "-c", "from orchestrator.cli.app import main; main()", "run", template_id, "--wait"],
+        [sys.executable, "-c", "from orchestrator.cli.main import main; main()", "run", template_id, "--wait"],
         env=env,
         capture_output=True,
         text=True,

@@ -84,3 +84,20 @@ def test_an_empty_dead_letter_list_says_so_and_a_bad_id_is_one_line(redis_base: 
     assert bad.returncode == 2
     assert_quiet(bad)
     assert "ORCH_8003" in bad.stdout + bad.stderr
+
+
+def test_cancel_says_who_cancelled_and_resume_says_what_a_generation_is(redis_base: str, tmp_path: Path) -> None:
+    nobody = db_url(redis_base, DB_NO_WORKERS)  # nobody serves the run: it stays pending until cancelled
+    started = itom(["run", "incident-response", "-p", "ci_id=web-prod-01"], redis_url=nobody, data_dir=tmp_path)
+    assert started.returncode == 0, started.stdout + started.stderr
+    run_id = started.stdout.split("started ", 1)[1].split()[0]
+    cancelled = itom(["cancel", run_id], redis_url=nobody, data_dir=tmp_path)
+    assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+    assert_quiet(cancelled)
+    assert "cancelled by admin:" in cancelled.stdout  # the local operator is admin:<user>
+    assert "ORCH_" not in cancelled.stdout  # a normal outcome is not an error code
+    resumed = itom(["resume", run_id], redis_url=nobody, data_dir=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "as generation 1" in resumed.stdout
+    assert "each resume starts a new generation" in resumed.stdout
+    itom(["cancel", run_id], redis_url=nobody, data_dir=tmp_path)  # leave nothing queued for a later test

@@ -42,7 +42,7 @@ def beat(settings: Settings, worker_pool: Any) -> Iterator[subprocess.Popen[byte
     )
     quiet = os.environ.get("ORCH_TEST_WORKER_LOGS") != "1"
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from orchestrator.cli.app import main; main()", "beat", "-l", "warning"],
+        [sys.executable, "-c", "from orchestrator.cli.main import main; main()", "beat", "-l", "warning"],
         env=env,
         stdout=subprocess.DEVNULL if quiet else None,
         stderr=subprocess.DEVNULL if quiet else None,

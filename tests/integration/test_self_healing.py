@@ -79,7 +79,7 @@ def test_whole_worker_sigkill_mid_write_completes_exactly_once(c: Cluster) -> No
     write = uid("ticket")
     inject(rc, write, sleep_after=2.0)  # the window between the ticket write and its record
     run = start(c, ticket_step(write))
-    wait_until(lambda: rc.get(f"{keys.fault_key(write)}:after"), what="the ticket write")
+    wait_until(lambda: rc.get(keys.fault_mark_key(write, "after")), what="the ticket write")
     killed_at = c.kill_worker("csa-agent")
 
     wait_until(
@@ -102,15 +102,15 @@ def test_graceful_stop_during_a_long_step_hands_the_step_over(c: Cluster) -> Non
     slow = uid("slow")
     inject(rc, slow, hold=60)
     run = start(c, step(slow))
-    wait_until(lambda: rc.get(f"{keys.fault_key(slow)}:pid"), what="the step to run")
+    wait_until(lambda: rc.get(keys.fault_mark_key(slow, "pid")), what="the step to run")
     pid = c.worker_pid("cmdb-agent")
     os.kill(pid, signal.SIGTERM)  # warm shutdown waits for the step ...
     asked = time.monotonic()
     wait_until(lambda: time.monotonic() - asked > 1.0, what="the stop's grace period to pass")
     assert step_of(c.orch.get_run(run.run_id), slow).status == StepStatus.RUNNING
     os.killpg(pid, signal.SIGKILL)  # ... longer than the stop's grace period: the stopper kills it
-    rc.delete(f"{keys.fault_key(slow)}:pid")
-    wait_until(lambda: rc.get(f"{keys.fault_key(slow)}:pid"), timeout=30, what="the step to run again elsewhere")
+    rc.delete(keys.fault_mark_key(slow, "pid"))
+    wait_until(lambda: rc.get(keys.fault_mark_key(slow, "pid")), timeout=30, what="the step to run again elsewhere")
     release(rc, slow)
     view = ends(c, run.run_id)
     assert view.status == RunStatus.COMPLETED, view.error
@@ -161,7 +161,7 @@ def test_a_frozen_worker_loses_its_step_which_fails_at_its_deadline(c: Cluster) 
     frozen = uid("frozen")
     inject(rc, frozen, hold=8)
     run = start(c, step(frozen, timeout_seconds=2))
-    wait_until(lambda: rc.get(f"{keys.fault_key(frozen)}:pid"), what="the step to run")
+    wait_until(lambda: rc.get(keys.fault_mark_key(frozen, "pid")), what="the step to run")
     pid = c.worker_pid("cmdb-agent")
     os.killpg(pid, signal.SIGSTOP)
     try:
@@ -260,7 +260,7 @@ def test_redis_restart_while_recording_an_outcome(c: Cluster) -> None:
     write = uid("ticket")
     inject(rc, write, sleep_after=1.5)
     run = start(c, ticket_step(write))
-    wait_until(lambda: rc.get(f"{keys.fault_key(write)}:after"), what="the ticket write")
+    wait_until(lambda: rc.get(keys.fault_mark_key(write, "after")), what="the ticket write")
     c.server.restart(crash=True)  # AOF with fsync always: nothing acknowledged is lost
     view = ends(c, run.run_id)
     assert view.status == RunStatus.COMPLETED, view.error
@@ -272,7 +272,7 @@ def test_redis_restart_with_a_task_in_flight_restarts_the_worker_and_the_run_end
     busy = uid("busy")
     inject(rc, busy, hold=60)
     run = start(c, step(busy))
-    wait_until(lambda: rc.get(f"{keys.fault_key(busy)}:pid"), what="the step to run")
+    wait_until(lambda: rc.get(keys.fault_mark_key(busy, "pid")), what="the step to run")
     restarts_before = c.pool.workers["cmdb-agent"].restarts
     c.server.restart(crash=True)
     seen: set[str] = set()
@@ -351,7 +351,7 @@ def test_cancel_then_immediate_resume_never_runs_a_step_twice(c: Cluster) -> Non
     held = uid("held")
     inject(rc, held, hold=60)
     run = start(c, step(held))
-    wait_until(lambda: rc.get(f"{keys.fault_key(held)}:pid"), what="the step to run")
+    wait_until(lambda: rc.get(keys.fault_mark_key(held, "pid")), what="the step to run")
     cancelled = c.orch.cancel_run(OPERATOR, run.run_id)
     assert step_of(cancelled, held).stopped == "interrupted"
     resumed = c.orch.resume_run(OPERATOR, run.run_id)
@@ -367,11 +367,11 @@ def test_cancel_terminates_a_step_that_does_not_listen(c: Cluster) -> None:
     deaf = uid("deaf")
     inject(rc, deaf, hold=60, deaf=True)
     run = start(c, step(deaf))
-    wait_until(lambda: rc.get(f"{keys.fault_key(deaf)}:pid"), what="the step to run")
+    wait_until(lambda: rc.get(keys.fault_mark_key(deaf, "pid")), what="the step to run")
     cancelled = c.orch.cancel_run(OPERATOR, run.run_id)
     assert cancelled.status == RunStatus.CANCELLED
     assert step_of(cancelled, deaf).status == StepStatus.CANCELLED and step_of(cancelled, deaf).stopped == "terminated"
-    pid = int(rc.get(f"{keys.fault_key(deaf)}:pid"))
+    pid = int(rc.get(keys.fault_mark_key(deaf, "pid")))
     wait_until(lambda: not _alive(pid), timeout=10, what="the stuck process to be gone")
 
 
@@ -441,4 +441,4 @@ def test_a_step_that_kills_its_worker_every_time_is_dead_lettered_after_the_cap(
     assert view.status == RunStatus.FAILED and view.error is not None and view.error.code == "ORCH_7005"
     letters = [d for d in c.orch.dlq_list(ADMIN, reason="delivery_limit", limit=100) if d["run_id"] == run.run_id]
     assert len(letters) == 1
-    assert int(rc.get(f"{keys.fault_key(killer)}:deliveries")) == 3  # delivered three times, then refused
+    assert int(rc.get(keys.fault_mark_key(killer, "deliveries"))) == 3  # delivered three times, then refused

@@ -102,7 +102,7 @@ def test_a_discovery_failure_reported_in_the_reply_is_a_retryable_failure(bridge
     bridged.recorders["discovery-agent"].fail_next(DISCOVERY_RATE_LIMITED)
     with pytest.raises(RetryableTaskError) as caught:
         run("discovery.status", {})
-    assert "ServiceNow rate limit exceeded" in caught.value.message
+    assert "ServiceNow rate limit exceeded" in caught.value.message and caught.value.code == "ORCH_7006"
     assert caught.value.details["server_error_code"] == "RATE_LIMIT_ERROR"
     assert run("discovery.status", {})["success"] is True  # the next call goes through
 

@@ -183,7 +183,7 @@ def test_critical_run_overtakes_a_low_priority_backlog(orch: Orchestrator, rclie
     blocker = orch.start_workflow(
         OPERATOR, definition=definition(step(busy, "documentation.diagram", parameters=diagram))
     )  # the documentator has one pool process
-    wait_until(lambda: rclient.get(f"{keys.fault_key(busy)}:pid"), what="documentator busy")
+    wait_until(lambda: rclient.get(keys.fault_mark_key(busy, "pid")), what="documentator busy")
     low = [
         orch.start_workflow(
             OPERATOR,

@@ -20,7 +20,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from orchestrator.http import create_app
+from orchestrator.asgi import create_app
 from orchestrator.models.common import RunStatus
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AuthSettings, Settings, TokenGrant

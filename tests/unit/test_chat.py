@@ -214,7 +214,7 @@ def test_tool_hint_names_a_catalog_action_or_its_mcp_tool(hint: str) -> None:
     )
 
 
-def test_tool_args_in_the_originals_names_are_honoured() -> None:
+def test_tool_args_in_legacy_names_are_honoured() -> None:
     context = {
         "tool_hint": "find_stale_configuration_items",
         "tool_args": {"ci_type": "linux_server", "days": 60, "limit": 10},

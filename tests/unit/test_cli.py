@@ -8,8 +8,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from orchestrator.cli import app as cli
-from orchestrator.cli.app import app, main, parse_params
+from orchestrator.cli import serve
+from orchestrator.cli.common import parse_params
+from orchestrator.cli.main import app, main
 from orchestrator.settings import Settings
 
 runner = CliRunner()
@@ -97,8 +98,8 @@ def flower_exec(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     def fake_exec(path: str, argv: list[str], env: dict[str, str]) -> None:
         seen.update(path=path, argv=argv, env=env)
 
-    monkeypatch.setattr(cli, "connect", fake_connect)
-    monkeypatch.setattr(cli.os, "execvpe", fake_exec)
+    monkeypatch.setattr(serve, "connect", fake_connect)
+    monkeypatch.setattr(serve.os, "execvpe", fake_exec)
     return seen
 
 
@@ -114,7 +115,7 @@ def test_flower_gets_its_password_in_its_environment_and_runs_read_only(flower_e
 
 
 def test_flower_refuses_credentials_without_a_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "connect", lambda **_: (Settings(flower={"basic_auth": "ops:ok,nopassword"}), None))
+    monkeypatch.setattr(serve, "connect", lambda **_: (Settings(flower={"basic_auth": "ops:ok,nopassword"}), None))
     result = runner.invoke(app, ["flower"])
     assert result.exit_code == 2 and "ORCH_8001" in result.output
 
@@ -124,8 +125,7 @@ def test_main_registers_every_documented_command(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(SystemExit) as done:
         main()
     assert done.value.code == 0
-    names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
-    names |= {g.name for g in app.registered_groups}
+    names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
     for command in (
         "demo",
         "up",

@@ -19,10 +19,17 @@ def test_every_error_rebuilds_from_its_args_and_pickles(cls: type[OrchestratorEr
     assert (rebuilt.code, rebuilt.message, rebuilt.details) == (original.code, original.message, original.details)
     unpickled = pickle.loads(pickle.dumps(original))
     assert str(unpickled) == f"[{cls.code}] something went wrong"
-    assert from_dict(original.to_dict()).code == cls.code
+    again = from_dict(original.to_dict())
+    assert type(again) is cls and again.retryable is cls.retryable  # run state and events keep the class
 
 
-def test_codes_follow_the_original_table() -> None:
+def test_every_class_owns_its_code() -> None:
+    """A shared code would rebuild as the first class that has it (a retryable error would lose ``retryable``)."""
+    codes = [cls.code for cls in ALL]
+    assert len(codes) == len(set(codes)), sorted(c for c in codes if codes.count(c) > 1)
+
+
+def test_codes_follow_the_compatible_table() -> None:
     expected = {
         "ORCH_1001": 404,
         "ORCH_2001": 502,

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator import keys
-from orchestrator.http import create_app
+from orchestrator.asgi import create_app
 from orchestrator.service import Orchestrator
 from orchestrator.settings import AGENT_IDS
 from tests.unit.test_http_fixtures import ADMIN, OPERATOR, VIEWER, bearer, service  # noqa: F401
@@ -67,7 +67,7 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     return body
 
 
-def test_health_is_open_and_has_the_original_fields(client: TestClient) -> None:
+def test_health_is_open_and_has_the_compatible_fields(client: TestClient) -> None:
     response = client.get("/api/health")
     assert response.status_code == 200
     body = response.json()

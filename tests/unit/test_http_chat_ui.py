@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator import keys
+from orchestrator.asgi import create_app
 from orchestrator.errors import NoRouteFoundError
-from orchestrator.http import create_app
 from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
 from orchestrator.state import event_hub as event_hub_module

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.http import create_app
+from orchestrator.asgi import create_app
 from orchestrator.models.events import Event
 from orchestrator.service import Orchestrator
 from tests.unit.test_http_fixtures import VIEWER, service  # noqa: F401

@@ -20,7 +20,7 @@ from orchestrator.runtime.celery_app import create_celery
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.state import event_hub as event_hub_module
-from orchestrator.state.events import STEP_COMPLETED, WORKFLOW_COMPLETED
+from orchestrator.state import step_records as records
 from tests.unit.conftest import make_fake_server
 
 ADMIN_TOKEN = "tok-admin"
@@ -38,6 +38,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 ADMIN, OPERATOR, VIEWER = bearer(ADMIN_TOKEN), bearer(OPERATOR_TOKEN), bearer(VIEWER_TOKEN)
+ACTOR = "worker:fake"  # how the fake worker appears in the audit log
 
 
 def build_service(server: fakeredis.FakeServer | None = None, **overrides: Any) -> Orchestrator:
@@ -63,22 +64,23 @@ def service(monkeypatch: pytest.MonkeyPatch) -> Orchestrator:
 
 
 def complete_run(service: Orchestrator, run_id: str, result: Any = None) -> None:
-    """Do what the agent workers would: run every step in order, with its events."""
+    """Do what the agent worker's step task does when every action succeeds: begin each step in order and
+    record its end with the same records (audit entry, ``workflow.step.completed``), so the run scripts emit
+    exactly the events a real worker causes (``tests/unit/test_step_task.py`` runs the real task)."""
     view = service.get_run(run_id)
     for step in view.steps:
         begun = service.runs.begin_step(run_id, step.step_id)
-        assert begun.verdict == "run", begun
-        finish = service.runs.finish_step(
+        assert begun.verdict == "run" and begun.spec is not None, begun
+        service.runs.finish_step(
             run_id,
             step.step_id,
             StepStatus.COMPLETED,
             effect="done",
+            records=records.completed(ACTOR, run_id, begun.spec, begun.attempt, 1.0),
+            actor=ACTOR,
             started=None,
             result=result if result is not None else {"ok": True},
         )
-        service.events.emit(STEP_COMPLETED, {"step_id": step.step_id, "action": step.action}, run_id=run_id)
-        if finish.run_ended is not None:
-            service.events.emit(WORKFLOW_COMPLETED, {"steps_completed": len(view.steps)}, run_id=run_id)
 
 
 class FakeWorker:

@@ -9,12 +9,11 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.http import create_app
+from orchestrator.asgi import create_app
 from orchestrator.service import Orchestrator
 from tests.unit.test_http_fixtures import service  # noqa: F401
 
 ASSET_REF = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
-SWAGGER_URL = re.compile(r"""(?:url|_url)\s*[:=]\s*["']([^"']+)["']""")
 
 
 @pytest.fixture

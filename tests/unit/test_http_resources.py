@@ -1,4 +1,4 @@
-"""HTTP agents, audit, dead letters, messages, chat (the original contract), execution history and metrics."""
+"""HTTP agents, audit, dead letters, messages, chat (the compatible contract), execution history and metrics."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator import keys
+from orchestrator.asgi import create_app
 from orchestrator.errors import WorkflowTimeoutError
-from orchestrator.http import create_app
 from orchestrator.service import Orchestrator
 from orchestrator.state import deadletters
 from tests.unit.test_http_fixtures import ADMIN, OPERATOR, VIEWER, fake_worker, service  # noqa: F401
@@ -54,7 +54,7 @@ def add_dead_letter(service: Orchestrator, action: str = "cmdb.ping") -> str:  #
 # ---- agents --------------------------------------------------------------------------------------------------
 
 
-def test_agent_registry_has_the_original_fields_and_live_status(client: TestClient, service: Orchestrator) -> None:  # noqa: F811
+def test_agent_registry_has_the_compatible_fields_and_live_status(client: TestClient, service: Orchestrator) -> None:  # noqa: F811
     beat(service, "cmdb-agent")
     body = client.get("/api/agents", headers=VIEWER).json()
     assert (body["count"], body["total_registered"], body["filters_applied"]) == (6, 6, {})
@@ -67,7 +67,7 @@ def test_agent_registry_has_the_original_fields_and_live_status(client: TestClie
     audit = client.get("/api/agents?domain=audit", headers=VIEWER).json()
     assert [a["agent_id"] for a in audit["agents"]] == ["itom-auditor"]
     by_cap = client.get("/api/agents?capability=cmdb.query&domain=asset", headers=VIEWER).json()
-    assert [a["agent_id"] for a in by_cap["agents"]] == ["cmdb-agent"]  # capability wins, as in the original
+    assert [a["agent_id"] for a in by_cap["agents"]] == ["cmdb-agent"]  # capability wins over domain
 
 
 @pytest.mark.parametrize(("query", "valid"), [("domain=hr", "orchestration"), ("status=asleep", "maintenance")])
@@ -223,7 +223,7 @@ def test_viewers_cannot_send_messages(client: TestClient) -> None:
 # ---- chat (the chat UI's contract) ---------------------------------------------------------------------------
 
 
-def test_chat_answers_with_the_original_chat_response(client: TestClient, service: Orchestrator) -> None:  # noqa: F811
+def test_chat_answers_with_the_compatible_chat_response(client: TestClient, service: Orchestrator) -> None:  # noqa: F811
     with fake_worker(service, result={"items": [{"name": "web-01"}], "count": 1}):
         response = client.post(
             "/api/chat",
@@ -349,7 +349,7 @@ def test_viewers_cannot_chat(client: TestClient) -> None:
 # ---- execution history and metrics ---------------------------------------------------------------------------
 
 
-def test_execution_history_has_the_original_fields(client: TestClient) -> None:
+def test_execution_history_has_the_compatible_fields(client: TestClient) -> None:
     body = client.get("/api/execution-history?limit=5", headers=VIEWER).json()
     assert {"records", "record_count", "stats", "active_tasks", "filters", "timestamp"} <= set(body)
     assert body["filters"]["limit"] == 5

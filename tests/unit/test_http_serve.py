@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import serve as cli_serve
-from orchestrator.cli.app import app
+from orchestrator.cli.main import app
 from orchestrator.errors import AgentUnavailableError
 from orchestrator.security.tokens import ensure_api_token, token_path
 from orchestrator.settings import AGENT_IDS, Settings

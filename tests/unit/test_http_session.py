@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator import keys
-from orchestrator.http import create_app
+from orchestrator.asgi import create_app
 from orchestrator.http.sessions import COOKIE_NAME, _digest
 from orchestrator.service import Orchestrator
 from tests.unit.test_http_fixtures import (  # noqa: F401

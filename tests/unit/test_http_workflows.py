@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.http import create_app
+from orchestrator.asgi import create_app
 from orchestrator.models.run import RunView
 from orchestrator.service import Orchestrator
 from tests.unit.test_http_fixtures import ADMIN, OPERATOR, VIEWER, fake_worker, service  # noqa: F401

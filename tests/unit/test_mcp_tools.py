@@ -20,7 +20,7 @@ from tests.unit.test_http_fixtures import TOKENS, fake_worker, service  # noqa: 
 
 T = TypeVar("T")
 EXPECTED_TOOLS = {
-    # the original seven, without the stray leading underscore
+    # the seven registry tools, without a leading underscore
     "get_orchestrator_health",
     "get_agent_registry",
     "get_agent_details",
@@ -84,7 +84,7 @@ def test_start_workflow_declares_wait_false(service: Orchestrator) -> None:  # n
     assert tools["start_workflow"].input_schema["properties"]["wait"]["default"] is False
 
 
-def test_registry_tools_return_the_original_fields(service: Orchestrator) -> None:  # noqa: F811
+def test_registry_tools_return_the_compatible_fields(service: Orchestrator) -> None:  # noqa: F811
     async def body(client: Client[Any]) -> None:
         health = await call(client, "get_orchestrator_health")
         assert {

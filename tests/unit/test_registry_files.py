@@ -1,5 +1,5 @@
 """The registry and routing-rules files under ORCH_DATA_DIR: defaults, validation naming the entry, reload on
-change, persisted status; and the original's per-agent URL variables as aliases."""
+change, persisted status; and the legacy per-agent URL variables as aliases."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_bad_registry_entries_are_named(agents: list[dict[str, Any]], error: typ
     assert fragment in str(caught.value)
 
 
-def test_the_originals_live_statuses_read_as_active() -> None:
+def test_legacy_live_statuses_read_as_active() -> None:
     entries = parse_registry({"agents": [{"agent_id": "csa-agent", "status": "offline"}]}, "agents.json")
     assert entries["csa-agent"].status == "active"
 
@@ -125,8 +125,8 @@ def test_the_packaged_rules_are_the_default_rules() -> None:
     assert parse_rules(packaged_default("routing-rules.json"), "default") == DEFAULT_RULES
 
 
-def test_the_originals_rules_file_loads() -> None:
-    original = {
+def test_a_legacy_rules_file_loads() -> None:
+    legacy = {
         "version": "1.1.0",
         "domains": {"cmdb": {"id": "cmdb", "name": "CMDB", "keywords": ["cmdb"]}},
         "capability_mappings": {},
@@ -144,7 +144,7 @@ def test_the_originals_rules_file_loads() -> None:
             {"id": "rule-002", "name": "Off", "priority": 1, "domain": "asset", "keywords": ["x"], "enabled": False},
         ],
     }
-    (rule,) = parse_rules(original, "original")
+    (rule,) = parse_rules(legacy, "legacy")
     assert (rule.rule_id, rule.target_agent, rule.keywords) == (
         "rule-001",
         "cmdb-agent",
@@ -199,10 +199,10 @@ def test_an_edited_rules_file_changes_routing_without_a_restart(tmp_path: Path) 
     assert (decision.agent_id, decision.rule_id) == ("asset-agent", "payroll")  # type: ignore[union-attr]
 
 
-# ---- the original's per-agent URL variables -----------------------------------------------------------------
+# ---- the legacy per-agent URL variables -------------------------------------------------------------------
 
 
-def test_the_originals_agent_urls_are_aliases_and_the_nested_form_wins(
+def test_legacy_agent_urls_are_aliases_and_the_nested_form_wins(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("ORCH_CMDB_AGENT_URL", "http://localhost:8002/mcp")

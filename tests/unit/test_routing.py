@@ -1,4 +1,4 @@
-"""Free-text routing: the original's verified examples, its precedence, and the defects it had (now fixed)."""
+"""Free-text routing: the verified examples, the precedence, and the refinements (README: Compatibility)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def clarification(request: RouteRequest) -> Clarification:
     return result
 
 
-# ---- the original's verified examples -------------------------------------------------------------------------
+# ---- verified examples -------------------------------------------------------------------------------------
 
 AMBIGUOUS = [
     ("audit the servers", {"audit", "cmdb"}, CMDB_AUDIT_Q),
@@ -68,7 +68,7 @@ AMBIGUOUS = [
 
 
 @pytest.mark.parametrize(("text", "domains", "question"), AMBIGUOUS)
-def test_ambiguous_messages_ask_the_originals_question(text: str, domains: set[str], question: str) -> None:
+def test_ambiguous_messages_ask_the_compatible_question(text: str, domains: set[str], question: str) -> None:
     asked = clarification(RouteRequest(text=text))
     assert set(asked.domains) == domains
     assert asked.question == question
@@ -77,7 +77,7 @@ def test_ambiguous_messages_ask_the_originals_question(text: str, domains: set[s
     assert domains <= {o.domain for o in asked.options}
 
 
-def test_generic_question_offers_the_originals_five_options() -> None:
+def test_generic_question_offers_five_options() -> None:
     asked = clarification(RouteRequest(text="scan my network for policy drift"))
     assert asked.labels == GENERIC_LABELS
 

@@ -56,7 +56,7 @@ def test_runs_created_before_the_indexes_are_backfilled_once() -> None:
     service.redis.zrem(keys.runs_by_status(status), old.run_id)
     service.redis.zrem(keys.runs_by_template(TEMPLATE), old.run_id)
     service.redis.hdel(keys.run_key(old.run_id), "ct", "tpl")
-    service.redis.delete(run_listing.INDEXED_MARK)
+    service.redis.delete(keys.RUNS_INDEXED_MARK)
     page, _ = service.list_runs(status=status, template_id=TEMPLATE)
     assert [v.run_id for v in page] == [old.run_id]
     assert service.redis.hget(keys.run_key(old.run_id), "tpl") == TEMPLATE

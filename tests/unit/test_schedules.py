@@ -16,8 +16,8 @@ from fastmcp import Client
 from fastmcp.exceptions import ToolError
 from redbeat.schedulers import RedBeatSchedulerEntry
 
+from orchestrator.asgi import create_app
 from orchestrator.errors import OrchestratorError
-from orchestrator.http import create_app
 from orchestrator.mcp import create_mcp
 from orchestrator.models.common import utcnow
 from orchestrator.schedules import cron

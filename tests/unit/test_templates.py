@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
 
 from orchestrator.errors import WorkflowDefinitionInvalidError, WorkflowNotFoundError
-from orchestrator.workflows import TemplateRegistry, plan
+from orchestrator.state.templates import TemplateRegistry
+from orchestrator.workflows import plan
 from orchestrator.workflows.placeholders import find_placeholders, substitute
 
 BUILTINS = {
@@ -70,10 +72,19 @@ def test_unknown_template_lists_the_known_ids(registry: TemplateRegistry) -> Non
     assert all(template_id in caught.value.message for template_id in BUILTINS)
 
 
-def test_default_user_dir_comes_from_settings() -> None:
+def test_without_a_user_dir_only_the_builtins_load() -> None:
     registry = TemplateRegistry()
-    assert registry.user_dir.name == "templates"
-    assert len(registry.list()) == 4
+    assert registry.user_dir is None
+    assert sorted(t.template_id for t in registry.list()) == sorted(BUILTINS)
+    assert registry.broken() == []
+
+
+def test_the_service_reads_user_templates_from_its_data_dir(tmp_path: Path) -> None:
+    from orchestrator.service import Orchestrator
+    from orchestrator.settings import Settings
+
+    service = Orchestrator(Settings(data_dir=tmp_path), redis=fakeredis.FakeRedis(decode_responses=True))
+    assert service.templates.user_dir == tmp_path / "templates"
 
 
 # -- parameters -------------------------------------------------------------------------------------------
@@ -159,7 +170,7 @@ def test_user_templates_load_from_json_and_yaml_and_override_builtins(tmp_path: 
     assert registry.get("cmdb-health-check").name == "User cmdb-health-check"
     assert registry.get("cmdb-health-check").source.startswith("user:")
     assert registry.get("extra").steps[0].action == "audit.drift"  # id defaults to the file name
-    assert len(registry.list()) == 5 and registry.problems() == {}
+    assert len(registry.list()) == 5 and registry.broken() == []
 
 
 @pytest.mark.parametrize(
@@ -199,7 +210,7 @@ def test_a_broken_user_file_is_reported_by_name_and_breaks_nothing_else(
         registry.get(claimed)
     assert caught.value.code == "ORCH_3006"
     assert filename in caught.value.message and fragment in caught.value.message
-    assert claimed in registry.problems()
+    assert claimed in {entry["template_id"] for entry in registry.broken()}
 
 
 def test_a_broken_override_hides_the_builtin_instead_of_silently_using_it(tmp_path: Path) -> None:

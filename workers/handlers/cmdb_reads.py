@@ -2,7 +2,7 @@
 health trend, dashboard, dependency tree, change history, reconciliation (dry run), IRE rules, CI and
 relationship types, recent activity and the agent's own health.
 
-Result fields follow the sibling CMDB agent's replies where the original orchestrator's formatters show them
+Result fields follow the sibling CMDB agent's replies where the chat UI shows them
 (``stale_cis``/``days_threshold``, ``duplicate_groups``/``total_groups``, ``snapshots``, ``history``, ...), so a
 reply reads the same whether the agent is built in or bridged.
 """
@@ -123,7 +123,7 @@ def health_trend(ctx: ActionContext, instance: SampleInstance) -> dict[str, Any]
     ci_class, cis = _cis(ctx, instance)
     days = int_param(ctx, "days", 90, minimum=7, maximum=730)
     today = instance.now().date()
-    snapshots = []
+    snapshots: list[dict[str, Any]] = []
     for n in range(_TREND_POINTS, -1, -1):
         day = today - timedelta(days=round(days * n / _TREND_POINTS))
         then = [c for ci in cis if (c := _as_of(ci, day)) is not None]

@@ -2,7 +2,7 @@
 
 ``plan_fulfillment`` and ``run_remediation`` read what earlier steps found (impact analysis, health audit,
 discovery, licences, compliance) and turn it into a catalog item, an assignment group and a risk level:
-the hand-off the original system did with per-session chat context, here carried by run state.
+the hand-off between agents, carried by run state.
 """
 
 from __future__ import annotations

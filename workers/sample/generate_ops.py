@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from workers.sample import vocabulary as vocab
-
-if TYPE_CHECKING:
-    from workers.sample.generate import _Builder
+from workers.sample.builder import Builder
 
 _SERVER_CLASSES = {"cmdb_ci_linux_server", "cmdb_ci_win_server"}
 _PHYSICAL_CLASSES = {*_SERVER_CLASSES, "cmdb_ci_netgear", "cmdb_ci_storage"}
@@ -41,7 +39,7 @@ def _in_ranges(ip: str, ranges: tuple[str, ...]) -> bool:
     return any(address in ipaddress.ip_network(r) for r in ranges)
 
 
-def _device(b: _Builder, scan: dict[str, Any], ci: dict[str, Any]) -> dict[str, Any]:
+def _device(b: Builder, scan: dict[str, Any], ci: dict[str, Any]) -> dict[str, Any]:
     serial = ci.get("serial_number") or (b.serial("Dell Inc.") if ci["sys_class_name"] in _PHYSICAL_CLASSES else None)
     os_name = ci.get("os")
     if not os_name and ci["sys_class_name"] in _SERVER_CLASSES:
@@ -62,7 +60,7 @@ def _device(b: _Builder, scan: dict[str, Any], ci: dict[str, Any]) -> dict[str, 
     }
 
 
-def _scans_for(b: _Builder, schedule: dict[str, Any], n: int, first_days_ago: int) -> list[dict[str, Any]]:
+def _scans_for(b: Builder, schedule: dict[str, Any], n: int, first_days_ago: int) -> list[dict[str, Any]]:
     """``n`` scans a week apart, newest first, the newest about ``first_days_ago`` days old."""
     scans = []
     for index in range(n):
@@ -85,7 +83,7 @@ def _scans_for(b: _Builder, schedule: dict[str, Any], n: int, first_days_ago: in
     return scans
 
 
-def discovery(b: _Builder) -> dict[str, list[dict[str, Any]]]:
+def discovery(b: Builder) -> dict[str, list[dict[str, Any]]]:
     schedules: list[dict[str, Any]] = []
     scans: list[dict[str, Any]] = []
     devices: list[dict[str, Any]] = []
@@ -152,7 +150,7 @@ def discovery(b: _Builder) -> dict[str, list[dict[str, Any]]]:
     return {"discovery_schedule": schedules, "discovery_scan": scans, "discovered_device": devices}
 
 
-def _lifecycle(b: _Builder, eol_years: int) -> dict[str, str]:
+def _lifecycle(b: Builder, eol_years: int) -> dict[str, str]:
     roll = b.rng.random()
     age = (
         b.rng.randint(60, 1500)
@@ -169,7 +167,7 @@ def _lifecycle(b: _Builder, eol_years: int) -> dict[str, str]:
     }
 
 
-def _hardware(b: _Builder) -> list[dict[str, Any]]:
+def _hardware(b: Builder) -> list[dict[str, Any]]:
     category = {
         "cmdb_ci_linux_server": "Server",
         "cmdb_ci_win_server": "Server",
@@ -272,7 +270,7 @@ def _hardware(b: _Builder) -> list[dict[str, Any]]:
     return assets
 
 
-def _installs(b: _Builder, assets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _installs(b: Builder, assets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     installs: list[dict[str, Any]] = []
     engine_product = {
         "Oracle": "Oracle Database Enterprise Edition",
@@ -320,7 +318,7 @@ def _installs(b: _Builder, assets: list[dict[str, Any]]) -> list[dict[str, Any]]
     return installs
 
 
-def _entitlements(b: _Builder, installs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _entitlements(b: Builder, installs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for product, (publisher, metric, spare) in vocab.SOFTWARE.items():
         if product in vocab.UNLICENSED:
@@ -348,13 +346,13 @@ def _entitlements(b: _Builder, installs: list[dict[str, Any]]) -> list[dict[str,
     return rows
 
 
-def assets(b: _Builder) -> dict[str, list[dict[str, Any]]]:
+def assets(b: Builder) -> dict[str, list[dict[str, Any]]]:
     hardware = _hardware(b)
     installs = _installs(b, hardware)
     return {"alm_asset": hardware, "cmdb_sam_sw_install": installs, "alm_license": _entitlements(b, installs)}
 
 
-def service_catalog(b: _Builder) -> dict[str, list[dict[str, Any]]]:
+def service_catalog(b: Builder) -> dict[str, list[dict[str, Any]]]:
     items = [
         {
             "sys_id": b.sys_id(),

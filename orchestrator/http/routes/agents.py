@@ -1,4 +1,4 @@
-"""Agent registry and health: the original's routes and shapes, backed by real worker heartbeats.
+"""Agent registry and health: the compatible routes and shapes, backed by real worker heartbeats.
 
 ``GET /api/agents/status`` also serves the opt-in anonymous principal (itom-chat-ui polls it without a
 token); every other route here needs a bearer token. ``POST /api/agents/{id}/status`` sets the persisted
@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field
 
 from orchestrator.http.deps import AUTHENTICATED, ChatPrincipalDep, PrincipalDep, ServiceDep
 from orchestrator.http.routes import API_PREFIX
-from orchestrator.mcp import views
 
 router = APIRouter(prefix=f"{API_PREFIX}/agents", tags=["agents"])
 ForceCheck = Annotated[bool, Query(description="Also ping the agent's workers over Celery's control channel")]
@@ -34,22 +33,22 @@ def list_agents(
     status: Annotated[str | None, Query(description="online, offline, degraded or maintenance")] = None,
     capability: Annotated[str | None, Query(description="An action name, e.g. cmdb.query")] = None,
 ) -> dict[str, Any]:
-    return views.agent_registry(service, domain=domain, status=status, capability=capability)
+    return service.agent_registry(domain=domain, status=status, capability=capability)
 
 
 @router.get("/status", summary="Every agent's status and the status counts")
 def agents_status(service: ServiceDep, principal: ChatPrincipalDep, force_check: ForceCheck = False) -> dict[str, Any]:
-    return service.agents.summary(force=force_check)
+    return service.agents_summary(force=force_check)
 
 
 @router.get("/{agent_id}", summary="One agent's full record, with capability schemas", dependencies=AUTHENTICATED)
 def agent_details(service: ServiceDep, agent_id: str) -> dict[str, Any]:
-    return views.agent_details(service, agent_id)
+    return service.agent_details(agent_id)
 
 
 @router.get("/{agent_id}/health", summary="One agent's health view and check history", dependencies=AUTHENTICATED)
 def agent_health(service: ServiceDep, agent_id: str, force_check: ForceCheck = False) -> dict[str, Any]:
-    return service.agents.health_view(agent_id, force=force_check)
+    return service.agent_health(agent_id, force=force_check)
 
 
 @router.post("/{agent_id}/status", summary="Set an agent's administrative status (persisted in the registry file)")

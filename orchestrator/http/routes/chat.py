@@ -1,8 +1,8 @@
-"""The chat UI's contract (itom-chat-ui): ``POST /api/chat`` and ``POST /api/chat/clarify``, as the original.
+"""The chat UI's contract (itom-chat-ui): ``POST /api/chat`` and ``POST /api/chat/clarify``, as it expects them.
 
 Status codes: 200 with a ChatResponse or ClarificationResponse; 422 for a blank message; 400 for an invalid
 domain or a bad clarification token/answer; 502 for routing and execution errors; 504 when the task timed out.
-``/clarify`` answers 502 for every server-side failure (no 504), as the original did.
+``/clarify`` answers 502 for every server-side failure (no 504), as the chat UI expects.
 
 Both routes also serve the opt-in anonymous principal (itom-chat-ui sends no token), see ``deps``.
 """

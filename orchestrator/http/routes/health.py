@@ -33,7 +33,7 @@ def _limiter(request: Request) -> anyio.CapacityLimiter:
 
 @router.get(
     "/health",
-    summary="Liveness and the original's health fields (no token needed); 503 when Redis does not answer",
+    summary="Liveness and the compatible health fields (no token needed); 503 when Redis does not answer",
     response_model=dict[str, Any],
     responses={503: {"model": HealthUnavailable, "description": "Redis does not answer (status unhealthy)"}},
 )

@@ -1,4 +1,4 @@
-"""``GET /api/execution-history``: the original's per-attempt execution records, stats and active tasks."""
+"""``GET /api/execution-history``: the compatible per-attempt execution records, stats and active tasks."""
 
 from __future__ import annotations
 

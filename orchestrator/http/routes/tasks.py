@@ -9,8 +9,8 @@ from orchestrator.http.deps import AUTHENTICATED, PrincipalDep, ServiceDep
 from orchestrator.http.routes import API_PREFIX
 from orchestrator.http.routes.workflows import accepted
 from orchestrator.http.schemas import ExecuteTaskRequest, RunAccepted
-from orchestrator.mcp.views import wait_budget
 from orchestrator.models.run import RunView
+from orchestrator.service import wait_budget
 
 router = APIRouter(prefix=f"{API_PREFIX}/tasks", tags=["tasks"], dependencies=AUTHENTICATED)
 

@@ -18,18 +18,13 @@ from typing import Any
 from celery import Celery
 
 from orchestrator import keys
+from orchestrator.dispatch.enqueue import enqueue
 from orchestrator.runtime.canvas_results import drop_unused_results, map_priorities
 from orchestrator.runtime.celery_app import broker_priority
 from orchestrator.state.runs import RunStore
 from orchestrator.workflows.compiler import step_signature_dict
 
 log = logging.getLogger(__name__)
-
-
-def bind(app: Celery, canvas: Any) -> Any:
-    """Rebuild a canvas (or its JSON dict form) bound to ``app`` all the way down its nested signatures."""
-    plain = canvas if type(canvas) is dict else json.loads(json.dumps(canvas))
-    return app.signature(plain)
 
 
 class PendingConfirms:
@@ -135,7 +130,7 @@ class Outbox:
             for name in sorted(entries):
                 canvas = canvases.get(name)
                 if canvas is not None:
-                    bind(self.app, canvas).apply_async()
+                    enqueue(self.app, canvas)
                     applied.append(name)
                 settled.append(name)
         finally:
@@ -149,7 +144,7 @@ class Outbox:
         The drain without its read: the caller holds the canvas and knows the run is running. A cancel that
         lands in between only leaves steps that refuse to run (the cancel flag), as it would after a drain.
         """
-        bind(self.app, canvas).apply_async()
+        enqueue(self.app, canvas)
         self.pending.add(run_id, f"start:{generation}")
 
     def _canvases(

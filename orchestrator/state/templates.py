@@ -28,7 +28,6 @@ from pydantic import ValidationError
 
 from orchestrator.errors import OrchestratorError, WorkflowDefinitionInvalidError, WorkflowNotFoundError
 from orchestrator.models import Template
-from orchestrator.settings import get_settings
 from orchestrator.workflows.dag import validate_definition
 
 BUILTIN_PACKAGE = "orchestrator.workflows"
@@ -51,8 +50,9 @@ class TemplateRegistry:
         self._lock = threading.Lock()
 
     @property
-    def user_dir(self) -> Path:
-        return self._user_dir if self._user_dir is not None else get_settings().user_templates_dir
+    def user_dir(self) -> Path | None:
+        """Where user templates live (``ORCH_DATA_DIR/templates`` in the service); ``None``: built-ins only."""
+        return self._user_dir
 
     def reload(self) -> None:
         fingerprint = _fingerprint(self.user_dir)
@@ -91,11 +91,6 @@ class TemplateRegistry:
             {"template_id": template_id},
         )
 
-    def problems(self) -> dict[str, str]:
-        """Broken user files by template id (what ``get`` would raise), for status pages and the CLI."""
-        self._loaded()
-        return {template_id: error.message for template_id, error in sorted(self._broken.items())}
-
     def broken(self) -> builtins.list[dict[str, Any]]:
         """Broken user files, by template id: ``{template_id, file, line, error_code, error}`` (line may be None)."""
         self._loaded()
@@ -118,8 +113,10 @@ class TemplateRegistry:
             return self._templates
 
 
-def _fingerprint(folder: Path) -> Fingerprint:
+def _fingerprint(folder: Path | None) -> Fingerprint:
     """What a change to the user directory changes: each template file's name, size and mtime (ns)."""
+    if folder is None:
+        return ()
     try:
         with os.scandir(folder) as entries:
             found = []
@@ -137,8 +134,8 @@ def _builtin_files() -> Iterable[Traversable]:
     return sorted((e for e in folder.iterdir() if e.name.endswith(".json")), key=lambda e: e.name)
 
 
-def _user_files(folder: Path) -> builtins.list[Path]:
-    if not folder.is_dir():
+def _user_files(folder: Path | None) -> builtins.list[Path]:
+    if folder is None or not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in USER_SUFFIXES)
 
