@@ -345,9 +345,19 @@ class Orchestrator:
         return self.runs.get(run_id)
 
     def list_runs(
-        self, *, status: str | None = None, template_id: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        status: str | None = None,
+        template_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
     ) -> tuple[list[RunView], int]:
-        return self.runs.list(status=status, template_id=template_id, offset=offset, limit=limit)
+        """Newest first, optionally only those created in ``[since, until]``; one page from the run indexes."""
+        return self.runs.list(
+            status=status, template_id=template_id, since=since, until=until, offset=offset, limit=limit
+        )
 
     def cancel_run(self, principal: Principal, run_id: str) -> RunView:
         """Cancel; steps that were running say how they stopped (``stopped``: interrupted or terminated)."""
@@ -710,23 +720,6 @@ class Orchestrator:
     def fire_schedule(self, schedule_id: str) -> RunView | None:
         """Start a due schedule's run as the principal ``scheduler`` (the beat process calls this)."""
         return self.scheduling.fire(schedule_id)
-
-    def list_runs_window(
-        self,
-        *,
-        status: str | None = None,
-        template_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> tuple[list[RunView], int]:
-        """Runs created in ``[since, until]``, newest first, paged (reads only that slice of the run index)."""
-        from orchestrator.state.run_listing import list_runs_between
-
-        return list_runs_between(
-            self.redis, status=status, template_id=template_id, since=since, until=until, offset=offset, limit=limit
-        )
 
     def run_audit(self, principal: Principal, run_id: str, *, limit: int = 50) -> list[AuditEntry]:
         """The audit entries of one run and its steps (targets ``<run>`` and ``<run>/<step>``), newest first."""

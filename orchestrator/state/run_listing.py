@@ -168,19 +168,3 @@ def list_runs(
         forget(redis, stale, {template_id} if template_id else set())
         total -= len(stale)
     return views, max(total, 0)
-
-
-def list_runs_between(
-    redis: RedisClient,
-    *,
-    status: str | None = None,
-    template_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    offset: int = 0,
-    limit: int = 50,
-) -> tuple[list[RunView], int]:
-    """Runs created in ``[since, until]``, newest first (the time-window listing of the workflow view)."""
-    return list_runs(
-        redis, status=status, template_id=template_id, since=since, until=until, offset=offset, limit=limit
-    )

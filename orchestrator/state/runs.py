@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from orchestrator import keys
@@ -701,10 +702,19 @@ class RunStore:
         return out
 
     def list(
-        self, *, status: str | None = None, template_id: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        status: str | None = None,
+        template_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
     ) -> tuple[list[RunView], int]:
-        """Newest first, one page read from the listing indexes (see ``run_listing``)."""
-        return run_listing.list_runs(self.redis, status=status, template_id=template_id, offset=offset, limit=limit)
+        """Newest first, created in ``[since, until]`` (default: any time), one page read from the listing indexes."""
+        return run_listing.list_runs(
+            self.redis, status=status, template_id=template_id, since=since, until=until, offset=offset, limit=limit
+        )
 
     def active_count(self) -> int:
         return int(self.redis.scard(keys.ACTIVE_RUNS))

@@ -48,12 +48,9 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> RunPage:
     status = status_filter.value if status_filter else None
-    if since is None and until is None:
-        items, total = service.list_runs(status=status, template_id=template_id, offset=offset, limit=limit)
-    else:
-        items, total = service.list_runs_window(
-            status=status, template_id=template_id, since=since, until=until, offset=offset, limit=limit
-        )
+    items, total = service.list_runs(
+        status=status, template_id=template_id, since=since, until=until, offset=offset, limit=limit
+    )
     return RunPage(items=items, total=total, offset=offset, limit=limit)
 
 
