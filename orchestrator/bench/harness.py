@@ -86,6 +86,8 @@ def bench_environment(config: BenchConfig) -> Iterator[BenchEnv]:
     finally:
         if orch is not None:
             with suppress(Exception):  # best effort: Redis may be gone already (Ctrl-C)
+                orch.dispatcher.outbox.pending.close()  # confirm the last starts while Redis is up
+            with suppress(Exception):
                 release_result_subscriptions(orch.app)
             orch.app.close()
         if pool is not None:

@@ -112,7 +112,32 @@ class Dispatcher:
         check = self.authorize(plan, actor=actor, run_id=run_id)
         compiled = lean(compile_plan(plan, run_id, 0), self.broker_url)
         payload = _announcement(plan, {"source": source})
-        view = self.runs.create(
+        confirms = self.outbox.pending.take()  # earlier starts' entries ride on this transaction
+        try:
+            view = self._record(run_id, plan, actor, compiled, check, payload, source, created_at, confirms)
+        except BaseException:
+            self.outbox.pending.put_back(confirms)
+            raise
+        if compiled.main_dict is not None:
+            try:  # the canvas is in hand: apply it (confirmed with the next write), without reading the outbox back
+                self.outbox.apply_start(run_id, compiled.main_dict, generation=0)
+            except Exception:  # broker down: the outbox keeps the entry, the reconciler retries
+                log.warning("run %s: enqueue deferred to the reconciler (broker unavailable)", run_id, exc_info=True)
+        return view
+
+    def _record(
+        self,
+        run_id: str,
+        plan: WorkflowPlan,
+        actor: str,
+        compiled: CompiledPlan,
+        check: str,
+        payload: dict[str, Any],
+        source: str,
+        created_at: str,
+        confirms: list[tuple[str, str]],
+    ) -> RunView:
+        return self.runs.create(
             run_id,
             plan,
             created_by=actor,
@@ -124,13 +149,8 @@ class Dispatcher:
             started_event=encode(Event(event_type=ev.WORKFLOW_STARTED, correlation_id=run_id, payload=payload)),
             source=source,
             created_at=created_at,
+            confirm=confirms,
         )
-        if compiled.main_dict is not None:
-            try:  # the canvas is in hand: apply it and confirm, without reading the outbox back
-                self.outbox.apply_start(run_id, compiled.main_dict, generation=0)
-            except Exception:  # broker down: the outbox keeps the entry, the reconciler retries
-                log.warning("run %s: enqueue deferred to the reconciler (broker unavailable)", run_id, exc_info=True)
-        return view
 
     def drain(self, run_id: str, only: list[str] | None = None) -> None:
         """Apply the run's outbox now; a broker error is logged and left to the reconciler."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 from celery import Celery
@@ -26,6 +27,67 @@ from orchestrator.workflows.compiler import step_signature_dict
 log = logging.getLogger(__name__)
 
 
+class PendingConfirms:
+    """Start entries whose canvases the broker took, not yet removed from their outboxes.
+
+    Why deferred: confirming each start on its own was a third round trip per start (record, publish, confirm)
+    where bare Celery makes one. A confirmation only has to come after the publish, not at once: it rides on the
+    next run's creation transaction (``RunStore.create(confirm=...)``), or, when no start follows, a timer
+    confirms what is left ``DELAY_SECONDS`` later in one round trip (a non-daemon thread, so a process that exits
+    normally confirms first). The crash windows are unchanged: an entry is removed only after its publish, and
+    an entry a crash left behind is applied by the reconciler after its grace (the reconciler confirms this
+    process's pending entries before it looks), a duplicate at worst, which the begin script refuses.
+    """
+
+    DELAY_SECONDS = 0.02
+
+    def __init__(self, runs: RunStore) -> None:
+        self.runs = runs
+        self._lock = threading.Lock()
+        self._items: list[tuple[str, str]] = []
+        self._timer: threading.Timer | None = None
+
+    def add(self, run_id: str, entry: str) -> None:
+        self.put_back([(run_id, entry)])
+
+    def put_back(self, items: list[tuple[str, str]]) -> None:
+        """Queue confirmations (also those a failed write took and could not deliver)."""
+        if not items:
+            return
+        with self._lock:
+            self._items.extend(items)
+            if self._timer is None:
+                self._timer = threading.Timer(self.DELAY_SECONDS, self._on_timer)
+                self._timer.start()
+
+    def take(self) -> list[tuple[str, str]]:
+        """Everything queued, for a write that carries the confirmations (``put_back`` them if it fails)."""
+        with self._lock:
+            items, self._items = self._items, []
+        return items
+
+    def flush(self) -> None:
+        """Confirm what is queued now (one round trip); on a Redis error the reconciler drains them later."""
+        items = self.take()
+        try:
+            self.runs.confirm_starts(items)
+        except Exception:
+            log.warning("%d start confirmations left to the reconciler (Redis unavailable?)", len(items), exc_info=True)
+
+    def close(self) -> None:
+        """Confirm what is queued now and stop the timer (a process or test that is done with this dispatcher)."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        self.flush()
+
+    def _on_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+        self.flush()
+
+
 class Outbox:
     """Applies a run's unconfirmed outbox entries on a Celery app."""
 
@@ -33,6 +95,7 @@ class Outbox:
         self.runs = runs
         self.app = app
         self.broker_url = str(app.conf.broker_url or "")
+        self.pending = PendingConfirms(runs)
 
     def drain(self, run_id: str, only: list[str] | None = None) -> list[str]:
         """Apply the run's entries (or just ``only``) and confirm them; returns the entries applied.
@@ -75,13 +138,14 @@ class Outbox:
         return applied
 
     def apply_start(self, run_id: str, canvas: dict[str, Any], *, generation: int) -> None:
-        """Apply a start canvas its caller just recorded (``start:<generation>``) and confirm the entry.
+        """Apply a start canvas its caller just recorded (``start:<generation>``); its entry is confirmed with
+        the next write or shortly after (``PendingConfirms``).
 
         The drain without its read: the caller holds the canvas and knows the run is running. A cancel that
         lands in between only leaves steps that refuse to run (the cancel flag), as it would after a drain.
         """
         enqueue(self.app, canvas)
-        self.runs.confirm_outbox(run_id, [f"start:{generation}"])
+        self.pending.add(run_id, f"start:{generation}")
 
     def _canvases(
         self, run_id: str, entries: dict[str, str], generation: int, status: str | None, known: Any = None

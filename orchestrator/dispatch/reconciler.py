@@ -238,6 +238,7 @@ class Reconciler:
     # -- unconfirmed outbox entries --------------------------------------------------------------------
     def outbox(self, now: float) -> int:
         applied = 0
+        self.dispatcher.outbox.pending.flush()  # what this process published is not unconfirmed work
         for run_id in self.runs.outbox_due(now - self.reliability.outbox_grace_seconds, BATCH):
             try:
                 done = self.dispatcher.outbox.drain(run_id)

@@ -5,7 +5,8 @@ thousand runs. Each index is a sorted set ``run_id -> created epoch``: all runs 
 status, per template, and per template and status. A run enters them when it is created (``index_new``, in
 the creation transaction); the Lua scripts that change a run's status move it between the status indexes in
 the same script (``reindex`` in ``run_scripts``), so the indexes never drift from the hashes. Runs whose hash
-expired are pruned from the indexes by age on creation and when a listing meets them.
+expired are pruned from the indexes by age on creation (at most once a minute per process) and when a listing
+meets them.
 """
 
 from __future__ import annotations
@@ -26,17 +27,50 @@ STATUSES = tuple(s.value for s in RunStatus)
 BACKFILL_BATCH = 500
 
 
-def index_new(pipe: Any, run_id: str, status: str, template_id: str | None, epoch: float, *, cutoff: float) -> None:
-    """Queue a new run's index entries (and age-pruning of the indexes it joins) on the creation pipeline."""
+def index_new(
+    pipe: Any,
+    run_id: str,
+    status: str,
+    template_id: str | None,
+    epoch: float,
+    *,
+    cutoff: float,
+    prune: bool = True,
+    prune_template: bool = True,
+) -> None:
+    """Queue a new run's index entries (and, when asked, age-pruning of the indexes it joins) on the creation
+    pipeline. Pruning is asked for now and then (``PruneClock``), not on every creation: its cutoff is a day
+    past the run TTL, so a minute's delay changes nothing, and six range deletions per start were a third of
+    the creation transaction's commands."""
     pipe.zadd(keys.RUNS_INDEX, {run_id: epoch})
     pipe.zadd(keys.runs_by_status(status), {run_id: epoch})
-    pipe.zremrangebyscore(keys.RUNS_INDEX, "-inf", cutoff)
-    for name in STATUSES:
-        pipe.zremrangebyscore(keys.runs_by_status(name), "-inf", cutoff)
+    if prune:
+        pipe.zremrangebyscore(keys.RUNS_INDEX, "-inf", cutoff)
+        for name in STATUSES:
+            pipe.zremrangebyscore(keys.runs_by_status(name), "-inf", cutoff)
     if template_id:
         pipe.zadd(keys.runs_by_template(template_id), {run_id: epoch})
         pipe.zadd(keys.runs_by_template_status(template_id, status), {run_id: epoch})
-        pipe.zremrangebyscore(keys.runs_by_template(template_id), "-inf", cutoff)
+        if prune_template:
+            pipe.zremrangebyscore(keys.runs_by_template(template_id), "-inf", cutoff)
+
+
+class PruneClock:
+    """When a process last pruned the indexes by age (overall, and per template): at most once a minute each.
+
+    Per process, so every API process still prunes regularly; a listing prunes what it meets in any case."""
+
+    EVERY_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+
+    def due(self, name: str, now: float) -> bool:
+        """True (and restarts the clock of ``name``) when ``name`` was not pruned within the interval."""
+        if now - self.last.get(name, float("-inf")) < self.EVERY_SECONDS:
+            return False
+        self.last[name] = now
+        return True
 
 
 def index_key(status: str | None, template_id: str | None) -> str:

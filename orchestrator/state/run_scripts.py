@@ -448,6 +448,16 @@ if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) en
 return redis.call('HLEN', KEYS[1])
 """
 
+# Confirm start entries of several runs at once (what a dispatcher applied since its last write).
+# KEYS: 1 outbox-index, 2.. outboxes ; ARGV: for each outbox, its run id and its entry name
+CONFIRM_STARTS = """
+for i = 2, #KEYS do
+  redis.call('HDEL', KEYS[i], ARGV[2 * i - 2])
+  if redis.call('HLEN', KEYS[i]) == 0 then redis.call('ZREM', KEYS[1], ARGV[2 * i - 3]) end
+end
+return #KEYS - 1
+"""
+
 # A status move outside the step scripts (kept for the rare direct transitions; ORCH_3002 on illegal moves).
 # KEYS: run   ARGV: to, now, error_json_or_empty, from1, from2, ...
 TRANSITION = (

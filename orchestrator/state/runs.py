@@ -134,8 +134,10 @@ class RunStore:
         self._release = client.register_script(run_scripts.RELEASE_STEP)
         self._redispatch = client.register_script(run_scripts.REDISPATCH)
         self._confirm = client.register_script(run_scripts.CONFIRM_OUTBOX)
+        self._confirm_starts = client.register_script(run_scripts.CONFIRM_STARTS)
         self._fail_run = client.register_script(run_scripts.FAIL_RUN)
         self._transition = client.register_script(run_scripts.TRANSITION)
+        self._prune_clock = run_listing.PruneClock()
         self._release_start_key = client.register_script(RELEASE_START_KEY)
 
     # -- creation -------------------------------------------------------------------------------------
@@ -153,12 +155,15 @@ class RunStore:
         started_event: str = "",
         source: str = "api",
         created_at: str | None = None,
+        confirm: list[tuple[str, str]] | None = None,
     ) -> RunView:
         """Record a run durably in one transaction (before anything is enqueued); returns it as written.
 
         ``start`` records it running; ``canvas`` (what must be enqueued) goes to the run's outbox in the same
         transaction, so a crash before the broker has it leaves an entry the reconciler applies. The audit
         entries and the started event are written once, by a script queued with EVAL (no NOSCRIPT inside MULTI).
+        ``confirm``: ``(run id, entry)`` outbox entries of earlier starts whose canvases the broker took since the
+        last write; they ride on this transaction instead of costing a round trip each (``outbox.PendingConfirms``).
         """
         now = created_at or iso_now()
         epoch = time.time()
@@ -196,13 +201,24 @@ class RunStore:
         self._write_triggers(
             pipe, keys.run_triggers_key(run_id), triggers or {}, trigger_index or {}, plan.priority.broker_priority
         )
-        run_listing.index_new(pipe, run_id, status.value, plan.template_id, epoch, cutoff=epoch - self.ttl - 86400)
+        run_listing.index_new(
+            pipe,
+            run_id,
+            status.value,
+            plan.template_id,
+            epoch,
+            cutoff=epoch - self.ttl - 86400,
+            prune=self._prune_clock.due("", epoch),
+            prune_template=bool(plan.template_id) and self._prune_clock.due(f"t:{plan.template_id}", epoch),
+        )
         pipe.sadd(keys.ACTIVE_RUNS, run_id)
         if start:
             pipe.zadd(keys.RUNS_TOUCHED, {run_id: epoch})
         if canvas is not None:
             pipe.hset(keys.run_outbox_key(run_id), "start:0", json.dumps(canvas))
             pipe.zadd(keys.OUTBOX_INDEX, {run_id: epoch}, nx=True)
+        if confirm:
+            queue_script(pipe, run_scripts.CONFIRM_STARTS, *self._confirm_starts_args(confirm))
         if audit_bodies or started_event:
             queue_script(
                 pipe,
@@ -357,6 +373,18 @@ class RunStore:
             return -1
         left = self._confirm(keys=[keys.run_outbox_key(run_id), keys.OUTBOX_INDEX], args=[run_id, *entries])
         return int(left)
+
+    def confirm_starts(self, entries: list[tuple[str, str]]) -> None:
+        """Remove ``(run id, entry)`` outbox entries of several runs that took effect (one round trip)."""
+        if entries:
+            self._confirm_starts(*self._confirm_starts_args(entries))
+
+    @staticmethod
+    def _confirm_starts_args(entries: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+        return (
+            [keys.OUTBOX_INDEX, *[keys.run_outbox_key(run_id) for run_id, _ in entries]],
+            [part for pair in entries for part in pair],
+        )
 
     def outbox_due(self, older_than: float, limit: int = 100) -> list[str]:
         """Runs with outbox entries unconfirmed since before ``older_than`` (epoch)."""

@@ -8,6 +8,7 @@ and its audit entry. The end-to-end versions, with real processes killed, are in
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -84,6 +85,50 @@ def test_an_unconfirmed_outbox_entry_is_applied(service: Orchestrator) -> None:
     counts = service.reconciler.tick()
     assert counts.get("outbox") == 1 and not service.runs.outbox(run_id)
     assert audited(service, "outbox_drained")[0].target == run_id
+
+
+@pytest.fixture
+def no_timer(service: Orchestrator) -> Iterator[None]:
+    """Start confirmations wait for the next write or an explicit flush (the timer is stopped afterwards)."""
+    service.dispatcher.outbox.pending.DELAY_SECONDS = 3600  # type: ignore[misc]
+    yield
+    service.dispatcher.outbox.pending.close()
+
+
+@pytest.mark.usefixtures("no_timer")
+def test_a_start_is_confirmed_with_the_next_creation(service: Orchestrator) -> None:
+    first = chain(service, "a")
+    assert "start:0" in service.runs.outbox(first)  # published, its confirmation pending
+    second = chain(service, "a")
+    assert not service.runs.outbox(first)  # rode on the second run's creation transaction
+    assert service.redis.zscore(keys.OUTBOX_INDEX, first) is None
+    assert service.runs.outbox(second)
+    counts = service.reconciler.tick()  # grace 0: it confirms this process's pending entries before looking
+    assert not counts.get("outbox") and not service.runs.outbox(second) and not audited(service, "outbox_drained")
+
+
+def test_a_lone_start_is_confirmed_by_the_timer(service: Orchestrator) -> None:
+    run_id = chain(service, "a")
+    deadline = time.monotonic() + 10
+    while service.runs.outbox(run_id) and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling the timer thread's effect, with a deadline
+    assert not service.runs.outbox(run_id) and service.redis.zscore(keys.OUTBOX_INDEX, run_id) is None
+
+
+@pytest.mark.usefixtures("no_timer")
+def test_confirmations_a_failed_creation_took_are_kept(service: Orchestrator, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = chain(service, "a")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("redis went away")
+
+    monkeypatch.setattr(service.runs, "create", broken)
+    with pytest.raises(ConnectionError):
+        chain(service, "a")
+    monkeypatch.undo()
+    assert service.runs.outbox(first)  # not confirmed by the failed write, and not lost either
+    service.dispatcher.outbox.pending.flush()
+    assert not service.runs.outbox(first)
 
 
 def test_a_run_whose_work_was_lost_is_redispatched_as_a_new_generation(service: Orchestrator) -> None:

@@ -355,3 +355,21 @@ def test_a_failing_run_gets_its_closing_records_with_the_summary_filled_in(store
     assert AuditLog(fake_redis, max_entries=1000).verify().ok
     letter = fake_redis.xrange(keys.DLQ_STREAM)[0][1]
     assert '"reason": "retries_exhausted"' in letter["d"]
+
+
+def test_creation_prunes_expired_index_entries_at_most_once_a_minute(store: RunStore, fake_redis: Any) -> None:
+    import time
+
+    from orchestrator.state.run_listing import PruneClock
+
+    long_ago = time.time() - store.ttl - 2 * 86400  # past the TTL and the day of slack
+    fake_redis.zadd(keys.RUNS_INDEX, {"gone-1": long_ago})
+    store.create("run-a", make_plan("a"), created_by="t")
+    assert fake_redis.zscore(keys.RUNS_INDEX, "gone-1") is None  # the first creation prunes
+    fake_redis.zadd(keys.RUNS_INDEX, {"gone-2": long_ago})
+    store.create("run-b", make_plan("a"), created_by="t")
+    assert fake_redis.zscore(keys.RUNS_INDEX, "gone-2") is not None  # not again within the minute
+    clock = PruneClock()
+    assert clock.due("", 1000.0) and not clock.due("", 1000.0 + PruneClock.EVERY_SECONDS - 1)
+    assert clock.due("", 1000.0 + PruneClock.EVERY_SECONDS) and clock.due("t:x", 1000.0)
+    assert fake_redis.zscore(keys.RUNS_INDEX, "run-b") is not None  # the new run is indexed all the same
