@@ -190,6 +190,19 @@ class Orchestrator:
             getattr(self, part)
         return self
 
+    # -- the reconciler, for the commands that run it ---------------------------------------------------------
+    def start_reconciler(self, holder: str) -> tuple[threading.Thread, threading.Event]:
+        """Reconcile in a background thread while this process holds the leader lock; set the event to stop."""
+        return self.reconciler.start(holder=holder)
+
+    def run_reconciler(self, stop: threading.Event, holder: str) -> None:
+        """Reconcile in this thread until ``stop`` is set (``itom-orch reconcile``)."""
+        self.reconciler.run(stop, holder=holder)
+
+    def reconcile_once(self) -> dict[str, int]:
+        """One pass; what it repaired, by kind."""
+        return self.reconciler.tick()
+
     # -- front-door plumbing: the process's event hub, waits, shutdown ----------------------------------------
     @cached_property
     def hub(self) -> EventHub:

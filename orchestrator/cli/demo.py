@@ -67,7 +67,7 @@ def run_demo(console: Console, *, timeout: float = 120.0) -> bool:
             pool.wait_ready(timeout=90)
         console.print(f"[green]workers ready:[/] {', '.join(AGENT_IDS)}")
         svc = Orchestrator(settings)
-        _thread, stop_reconciler = svc.reconciler.start(holder="demo")
+        _thread, stop_reconciler = svc.start_reconciler("demo")
         principal = Principal("demo", "operator")
         lookup = svc.execute_task(
             principal, action="cmdb.query", parameters={"environment": "Production", "limit": 5}, source="demo"

@@ -81,7 +81,7 @@ def serve_http(settings: Settings, host: str | None, port: int | None) -> None:
             svc.shutdown()
             super().handle_exit(sig, frame)
 
-    _thread, stop = svc.reconciler.start(holder=f"api@{bind_host}:{bind_port}")
+    _thread, stop = svc.start_reconciler(f"api@{bind_host}:{bind_port}")
     try:
         Server(config).run()
     finally:
@@ -155,7 +155,7 @@ def reconcile(
         fail(exc)
         return
     if once:
-        console.print_json(data=svc.reconciler.tick())
+        console.print_json(data=svc.reconcile_once())
         return
     console.print(
         f"reconciling every {settings.reliability.reconcile_interval_seconds:g}s while this process holds the "
@@ -163,7 +163,7 @@ def reconcile(
     )
     stop = threading.Event()
     try:
-        svc.reconciler.run(stop, holder="reconcile-command")
+        svc.run_reconciler(stop, "reconcile-command")
     except KeyboardInterrupt:
         stop.set()
 
