@@ -20,6 +20,5 @@ def create_app(service: Orchestrator | None = None, settings: Settings | None = 
     given. The MCP server mounted at ``/mcp`` shares the same service instance."""
     if service is None:
         service = Orchestrator(settings or get_settings())
-    service.warm()
     mcp_app = create_mcp(service).http_app(path="/")
     return create_http_app(service, mcp_app=ShapedAuthErrors(mcp_app), mcp_lifespan=mcp_app.lifespan)

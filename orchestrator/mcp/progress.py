@@ -29,24 +29,18 @@ class ProgressReporter:
         self.run_id = run_id
         self.total = 0
         self.done: set[str] = set()
-        self.started = False
-        self.early: list[Event] = []
         self.last = -1
 
     async def start(self, view: RunView, history: list[Event]) -> None:
         """The run as first read (after subscribing) and the step events it already had."""
         self.total = len(view.steps)
-        self.started = True
         await self.report(f"run {self.run_id} {view.status.value}")
-        for event in [*history, *self.early]:
+        for event in history:
             await self.on_event(event)
-        self.early.clear()
 
     async def on_event(self, event: Event) -> None:
-        """Called in the loop for each event of the run (history first, then live)."""
-        if not self.started:
-            self.early.append(event)
-            return
+        """Called in the loop for each event of the run: history from ``start``, then live (the wait delivers
+        live events only after ``on_start`` returned)."""
         step = event.payload.get("step_id")
         if event.event_type not in DONE_EVENTS or not isinstance(step, str) or step in self.done:
             return
