@@ -53,7 +53,7 @@ def plan(
     steps = definition.steps
     resolve = _Resolver(bound).planned_step
     planned = [resolve(steps[i]) for i in order]
-    return WorkflowPlan(
+    return WorkflowPlan.model_construct(  # every field given, each checked above: nothing to validate again
         template_id=template_id if template_id is not None else getattr(definition, "template_id", None),
         name=definition.name,
         parameters=bound,
@@ -97,7 +97,7 @@ def _validated_order(definition: WorkflowDefinition) -> list[int]:
 def subplan(full: WorkflowPlan, done: set[str]) -> WorkflowPlan:
     """The plan that is left once ``done`` steps have completed (resume): their edges are dropped."""
     steps = [
-        step.model_copy(update={"depends_on": [d for d in step.depends_on if d not in done]})
+        step._replace(depends_on=tuple(d for d in step.depends_on if d not in done))
         for step in full.steps
         if step.step_id not in done
     ]
@@ -248,6 +248,10 @@ class _Target:
     agent_id: str
     domain: str
     defaults: dict[str, Any] | None  # the parameters of a step that gives none (None: one is required)
+    timeout_seconds: float  # the action's, for steps that give none
+
+
+_record = tuple.__new__  # builds a ``PlannedStep`` from values already checked (its fields, in order)
 
 
 class _Resolver:
@@ -262,38 +266,40 @@ class _Resolver:
         self.bound = bound
         self.targets: dict[tuple[str, str | None], _Target] = {}
         self.checked: dict[tuple[str, tuple[tuple[str, type, Any], ...]], dict[str, Any]] = {}
-        self.fields_set = set(PlannedStep.model_fields)  # every field is given: one set serves every step
 
     def planned_step(self, step: WorkflowStep) -> PlannedStep:
         """The step with agent, access, limits and checked parameters resolved."""
         target = self.targets.get((step.action, step.agent))
         if target is None:
             target = self.target(step)
-        spec, domain, depends_on = target.spec, target.domain, step.depends_on
+        spec, domain, depends_on, step_id = target.spec, target.domain, step.depends_on, step.step_id
         if step.parameters or target.defaults is None:
             parameters = self.parameters(step, spec)
         else:
             parameters = dict(target.defaults)
-        fields: dict[str, Any] = {
-            "step_id": step.step_id,
-            "name": step.name or step.step_id,
-            "action": spec.name,
-            "agent_id": target.agent_id,
-            "domain": domain,
-            "target_domain": step.target_domain or domain,
-            "access": spec.access,
-            "idempotent": spec.idempotent,
-            "parameters": parameters,
-            "depends_on": list(dict.fromkeys(depends_on)) if len(depends_on) > 1 else list(depends_on),
-            "on_failure": step.on_failure,
-            "max_retries": step.max_retries if "max_retries" in step.model_fields_set else spec.max_retries,
-            "timeout_seconds": float(step.timeout_seconds or spec.timeout_seconds),
-        }
-        return PlannedStep.model_construct(self.fields_set, **fields)
+        step_record: PlannedStep = _record(
+            PlannedStep,
+            (
+                step_id,
+                step.name or step_id,
+                spec.name,
+                target.agent_id,
+                domain,
+                step.target_domain or domain,
+                spec.access,
+                spec.idempotent,
+                parameters,
+                tuple(dict.fromkeys(depends_on)) if len(depends_on) > 1 else tuple(depends_on),
+                step.on_failure,
+                step.max_retries if "max_retries" in step.model_fields_set else spec.max_retries,
+                float(step.timeout_seconds) if step.timeout_seconds else target.timeout_seconds,
+            ),
+        )
+        return step_record
 
     def target(self, step: WorkflowStep) -> _Target:
         spec, agent_id = _target(step)
-        target = _Target(spec, agent_id, spec.name.partition(".")[0], _defaults(spec.name))
+        target = _Target(spec, agent_id, spec.name.partition(".")[0], _defaults(spec.name), float(spec.timeout_seconds))
         self.targets[(step.action, step.agent)] = target
         return target
 
