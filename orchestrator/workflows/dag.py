@@ -25,7 +25,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Any, NoReturn
 
 from orchestrator import catalog
@@ -110,21 +110,31 @@ def _topological_order(steps: Sequence[WorkflowStep]) -> list[int]:
     if _in_definition_order(steps, index):
         return list(range(len(steps)))
     deps = _dependency_positions(steps, index)
-    dependents: list[list[int]] = [[] for _ in steps]
+    # Dependents in one flat list (each step's are ``flat[starts[i]:starts[i + 1]]``), not a list per step: a
+    # large plan would otherwise leave the collector thousands of containers to track and walk.
+    starts = [0] * (len(steps) + 1)
+    for ds in deps:
+        for j in ds:
+            starts[j] += 1
+    starts = list(accumulate(starts, initial=0))[:-1]
+    cursor = starts[:-1]
+    flat = [0] * starts[-1]
     for i, ds in enumerate(deps):
         for j in ds:
-            dependents[j].append(i)
-    waiting = [len(ds) for ds in deps]
+            flat[cursor[j]] = i
+            cursor[j] += 1
+    waiting = list(map(len, deps))
     ready = [i for i, count in enumerate(waiting) if count == 0]
     heapq.heapify(ready)  # a heap keeps definition order among ready steps: the order is stable
     order: list[int] = []
+    pop, push, done = heapq.heappop, heapq.heappush, order.append
     while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for k in dependents[i]:
+        i = pop(ready)
+        done(i)
+        for k in flat[starts[i] : starts[i + 1]]:
             waiting[k] -= 1
             if waiting[k] == 0:
-                heapq.heappush(ready, k)
+                push(ready, k)
     if len(order) != len(steps):
         cycle = _find_cycle(steps, index, {i for i, count in enumerate(waiting) if count > 0})
         described = ", ".join(f"'{a}' waits for '{b}'" for a, b in pairwise(cycle))
@@ -166,14 +176,14 @@ def _in_definition_order(steps: Sequence[WorkflowStep], index: dict[str, int]) -
     return True
 
 
-def _dependency_positions(steps: Sequence[WorkflowStep], index: dict[str, int]) -> list[list[int]]:
+def _dependency_positions(steps: Sequence[WorkflowStep], index: dict[str, int]) -> list[tuple[int, ...]]:
     """Each step's dependencies as positions (a repeated one stays repeated: counts and edges then agree);
     ORCH_3006 names the first unknown or self dependency, the same one a plain loop would find first."""
     position = index.__getitem__
-    found: list[list[int]] = []
+    found: list[tuple[int, ...]] = []
     for i, step in enumerate(steps):
         try:
-            ds = list(map(position, step.depends_on))
+            ds = tuple(map(position, step.depends_on))
         except KeyError:
             _report_bad_dependency(step, i, index)
         if i in ds:
