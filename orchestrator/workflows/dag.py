@@ -11,12 +11,12 @@ Speed matters (a 10,000-step plan in tens of milliseconds): indices instead of i
 scan that finds most definitions already in topological order, else Kahn's algorithm with a heap (stable:
 definition order among ready steps); no quadratic work. Generated plans repeat a handful of actions
 thousands of times, so what identical steps share (catalog lookup, checked parameters) is resolved once
-per plan (``_Resolver``). Each planned step is built with pydantic's ``model_construct`` from values that
-were checked and typed moments before (the ``WorkflowStep``, the catalog, the parameter check), so they are not
-validated a second time; every field is given, so one fields-set serves every step of the plan (pydantic only
-ever adds names to it, and they are all there). A unit test checks the result equals a validated step. No
-process-wide switches: the garbage collector runs as usual, which is why planned steps and the compiler's
-spec and trigger records are kept to few tracked containers (see ``spec.Step``, ``compiler.Trigger``).
+per plan (``_Resolver``). Each planned step is a ``PlannedStep`` named tuple built straight from values that
+were checked and typed moments before (the ``WorkflowStep``, the catalog, the parameter check); a unit test
+checks it equals (and serializes exactly like) one validated through ``PlannedStepModel``. No process-wide
+switches: the garbage collector runs as usual, which is why planning keeps to few containers (one record, its
+dependency tuple and its parameters per step; the sort's dependents in one flat list), as do the compiler's
+spec and trigger records (see ``spec.Step``, ``compiler.Trigger``).
 """
 
 from __future__ import annotations
