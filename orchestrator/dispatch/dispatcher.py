@@ -9,16 +9,17 @@ messages are pushed inside the record's own transaction instead: recorded and en
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from uuid import uuid4
 
 from celery import Celery
 
 from orchestrator import keys
-from orchestrator.dispatch.outbox import Outbox, prepare_canvas
+from orchestrator.dispatch.outbox import Outbox, prepare_canvas_json
 from orchestrator.errors import InvalidStateTransitionError, RoleViolationError, WorkflowNotFoundError
 from orchestrator.models.common import RunStatus, StepStatus, iso_now
 from orchestrator.models.events import Event
@@ -34,6 +35,7 @@ from orchestrator.state.events import EventBus, encode
 from orchestrator.state.runs import Lease, RunStore
 from orchestrator.workflows.compiler import CompiledPlan, compile_plan
 from orchestrator.workflows.dag import subplan
+from orchestrator.workflows.triggers import TriggerTable
 from policies import Decision
 
 log = logging.getLogger(__name__)
@@ -115,16 +117,16 @@ class Dispatcher:
         compiled = lean(compile_plan(plan, run_id, 0), self.broker_url)
         payload = _announcement(plan, {"source": source})
         # Broker = state Redis: the canvas's messages go onto the queue in the record's own transaction.
-        publishes = None if compiled.main_dict is None else self.outbox.capture_start(compiled.main_dict)
+        publishes = None if compiled.canvas is None else self.outbox.capture_start(compiled.canvas)
         confirms = self.outbox.pending.take()  # earlier starts' entries ride on this transaction
         try:
             view = self._record(run_id, plan, actor, compiled, check, payload, source, created_at, confirms, publishes)
         except BaseException:
             self.outbox.pending.put_back(confirms)
             raise
-        if compiled.main_dict is not None and publishes is None:
+        if compiled.canvas is not None and publishes is None:
             try:  # the canvas is in hand: apply it (confirmed with the next write), without reading the outbox back
-                self.outbox.apply_start(run_id, compiled.main_dict, generation=0)
+                self.outbox.apply_start(run_id, compiled.canvas, generation=0)
             except Exception:  # broker down: the outbox keeps the entry, the reconciler retries
                 log.warning("run %s: enqueue deferred to the reconciler (broker unavailable)", run_id, exc_info=True)
         return view
@@ -134,7 +136,7 @@ class Dispatcher:
         run_id: str,
         plan: WorkflowPlan,
         actor: str,
-        compiled: CompiledPlan,
+        compiled: Lean,
         check: str,
         payload: dict[str, Any],
         source: str,
@@ -147,9 +149,8 @@ class Dispatcher:
             plan,
             created_by=actor,
             triggers=compiled.triggers,
-            trigger_index=compiled.trigger_index,
             start=True,
-            canvas=compiled.main_dict if publishes is None else None,  # published with the record: no outbox entry
+            canvas=compiled.canvas if publishes is None else None,  # published with the record: no outbox entry
             publishes=publishes,
             audit_bodies=[check, audit_body("workflow_started", actor, run_id, payload)],
             started_event=encode(Event(event_type=ev.WORKFLOW_STARTED, correlation_id=run_id, payload=payload)),
@@ -219,9 +220,8 @@ class Dispatcher:
                 mode=mode,
                 expected_generation=view.generation,
                 redo=[s.step_id for s in remaining.steps],
-                canvas=compiled.main_dict,
+                canvas=compiled.canvas,
                 triggers=compiled.triggers,
-                trigger_index=compiled.trigger_index,
                 audit_body=audit_body(audit_type, actor, run_id, payload),
                 event=encode(Event(event_type=event_type, correlation_id=run_id, payload=payload, source=actor)),
                 lease_ttl=self.reliability.lease_ttl_seconds,
@@ -342,16 +342,22 @@ def _announcement(plan: WorkflowPlan, extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def lean(compiled: CompiledPlan, broker_url: str = "") -> CompiledPlan:
-    """The compiled plan ready for the broker (``prepare_canvas`` on the main canvas and stored triggers)."""
+@dataclass(frozen=True, slots=True)
+class Lean:
+    """A compiled plan ready for the broker: the main canvas in Celery's dict form, and the triggers to store."""
 
-    main = compiled.main_dict
-    canvas = None if main is None else prepare_canvas(main, broker_url)
-    triggers = {
-        tid: t if t.canvas is None else t._replace(canvas=prepare_canvas(t.canvas, broker_url))
-        for tid, t in compiled.triggers.items()
-    }  # one-step triggers are built and prepared when they fire (``Outbox``)
-    return replace(compiled, main_dict=canvas, triggers=triggers)
+    canvas: dict[str, Any] | None
+    triggers: TriggerTable
 
 
-__all__ = ["CancelReport", "Dispatcher", "lean", "new_run_id"]
+def lean(compiled: CompiledPlan, broker_url: str = "") -> Lean:
+    """``prepare_canvas`` on the main canvas and the stored (multi-step) trigger canvases, each parsed from the
+    compiler's JSON text (one parse, no copy); one-step triggers are built and prepared when they fire
+    (``Outbox``)."""
+    main = compiled.main_json
+    canvas = None if main is None else prepare_canvas_json(main, broker_url)
+    triggers = compiled.triggers.with_canvases(lambda text: json.dumps(prepare_canvas_json(text, broker_url)))
+    return Lean(canvas, triggers)
+
+
+__all__ = ["CancelReport", "Dispatcher", "Lean", "lean", "new_run_id"]

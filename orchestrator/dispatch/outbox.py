@@ -21,7 +21,7 @@ from redis.connection import parse_url
 
 from orchestrator import keys
 from orchestrator.dispatch.enqueue import enqueue
-from orchestrator.runtime.canvas_results import drop_unused_results, map_priorities
+from orchestrator.runtime.canvas_results import drop_unused_results, drop_unused_results_json, map_priorities
 from orchestrator.runtime.celery_app import REDIS_TRANSPORT, broker_priority
 from orchestrator.runtime.transport import Command, captured_publishes
 from orchestrator.state.runs import RunStore
@@ -231,3 +231,8 @@ def prepare_canvas(canvas: dict[str, Any], broker_url: str) -> dict[str, Any]:
     """A compiled canvas ready for the broker: Celery result writes dropped wherever no chord reads them, and
     priorities in the broker's own order (flipped for AMQP)."""
     return map_priorities(drop_unused_results(canvas), lambda p: broker_priority(p, broker_url))
+
+
+def prepare_canvas_json(canvas: str, broker_url: str) -> dict[str, Any]:
+    """``prepare_canvas`` on a canvas given as JSON text (what the compiler makes): parsed once, no copy."""
+    return map_priorities(drop_unused_results_json(canvas), lambda p: broker_priority(p, broker_url))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from collections.abc import Iterable
+from operator import is_
+from typing import Any, Literal, NamedTuple, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import to_json
@@ -152,6 +154,57 @@ class PlannedStep(NamedTuple):
     def model_dump_json(self) -> str:
         """The stored JSON form, exactly what ``PlannedStepModel.model_dump_json`` gives (same serializer)."""
         return to_json(self._asdict()).decode()
+
+
+class SharedParameters(dict[str, Any]):
+    """Parameters that identical planned steps share (one object, not one copy per step): read-only.
+
+    Why: a generated plan repeats a few actions thousands of times, and a dict per step was a third of what
+    planning left for the garbage collector to track. Nothing changes planned parameters in place (they are
+    stored and sent as JSON); a change raises instead of silently changing the other steps. A ``dict`` to every
+    reader and serializer (``dict(p)`` or ``copy.copy`` gives an ordinary one).
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("planned parameters are shared between steps; copy them (dict(...)) to change them")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
+
+
+class PlannedSteps(list[PlannedStep]):
+    """A plan's steps, as ``plan()`` returns them: a list that may carry what planning already worked out.
+
+    ``plan()`` hands over each step's dependencies as plan positions (the sort computed them); the compiler uses
+    them only while the list still holds exactly the records they were computed for (``positions``), so a list
+    changed in place, or a plan rebuilt from other records, is simply worked out again.
+    """
+
+    __slots__ = ("_for", "_positions")
+
+    def __init__(self, steps: Iterable[PlannedStep] = ()) -> None:
+        super().__init__(steps)
+        self._for: tuple[PlannedStep, ...] = ()
+        self._positions: list[tuple[int, ...]] | None = None
+
+    def hand_over(self, positions: list[tuple[int, ...]]) -> None:
+        """Keep each step's dependency positions (in plan order, each distinct, all earlier) with the records."""
+        self._for = tuple(self)
+        self._positions = positions
+
+    def positions(self) -> list[tuple[int, ...]] | None:
+        """The handed-over positions, if these are still the very records (in order) they describe."""
+        given, records = self._positions, self._for
+        if given is None or len(records) != len(self) or not all(map(is_, records, self)):
+            return None
+        return given
 
 
 class WorkflowPlan(BaseModel):

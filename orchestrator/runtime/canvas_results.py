@@ -17,7 +17,12 @@ CHAIN, GROUP, CHORD = "celery.chain", "celery.group", "celery.chord"
 
 def drop_unused_results(canvas: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``canvas`` whose step signatures skip the result write unless a chord waits on them."""
-    result: dict[str, Any] = json.loads(json.dumps(canvas))  # plain dicts all the way down (Signatures nest)
+    return drop_unused_results_json(json.dumps(canvas))  # plain dicts all the way down (Signatures nest)
+
+
+def drop_unused_results_json(canvas: str) -> dict[str, Any]:
+    """``drop_unused_results`` on a canvas given as JSON text (parsed here, so nothing needs copying)."""
+    result: dict[str, Any] = json.loads(canvas)
     _mark(result, needed=False)
     return result
 

@@ -22,6 +22,7 @@ from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.runtime.redis_client import RedisClient, queue_script
 from orchestrator.state import run_listing, run_scripts
 from orchestrator.state.run_views import read_meta, read_spec, view_from_hash
+from orchestrator.workflows.triggers import TriggerTable
 
 # Which statuses a run may move to from which (completed/failed via steps are handled by FINISH_STEP).
 LEGAL_FROM: dict[RunStatus, tuple[RunStatus, ...]] = {
@@ -147,8 +148,7 @@ class RunStore:
         plan: WorkflowPlan,
         *,
         created_by: str,
-        triggers: dict[str, Any] | None = None,
-        trigger_index: dict[str, tuple[str, ...]] | None = None,
+        triggers: TriggerTable | None = None,
         start: bool = False,
         canvas: dict[str, Any] | None = None,
         audit_bodies: list[str] | None = None,
@@ -201,9 +201,7 @@ class RunStore:
                 mapping[f"dp:{step.step_id}"] = ",".join(step.depends_on)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(keys.run_key(run_id), mapping=mapping)
-        self._write_triggers(
-            pipe, keys.run_triggers_key(run_id), triggers or {}, trigger_index or {}, plan.priority.broker_priority
-        )
+        self._write_triggers(pipe, keys.run_triggers_key(run_id), triggers, plan.priority.broker_priority)
         run_listing.index_new(
             pipe,
             run_id,
@@ -251,19 +249,18 @@ class RunStore:
         )
 
     @staticmethod
-    def _write_triggers(
-        pipe: Any, key: str, triggers: dict[str, Any], trigger_index: dict[str, tuple[str, ...]], priority: int
-    ) -> None:
+    def _write_triggers(pipe: Any, key: str, triggers: TriggerTable | None, priority: int) -> None:
         """``wait:<t>`` counts down, ``idx:<step>`` lists the triggers a step releases, ``sig:<t>`` is the canvas
-        (empty for a one-step trigger: its step's signature is built when it fires, at priority ``prio``)."""
+        as JSON (empty for a one-step trigger: its step's signature is built when it fires, at priority ``prio``).
+        Read straight from the table's columns: no record per trigger on the way."""
         pipe.delete(key)
         if not triggers:
             return
         mapping: dict[str, Any] = {"prio": priority}
-        for trigger_id, trig in triggers.items():
-            mapping[f"wait:{trigger_id}"] = len(trig.waits_for)
-            mapping[f"sig:{trigger_id}"] = "" if trig.canvas is None else json.dumps(trig.canvas)
-        for step_id, trigger_ids in trigger_index.items():
+        for trigger_id, waits, canvas in triggers.rows():
+            mapping[f"wait:{trigger_id}"] = waits
+            mapping[f"sig:{trigger_id}"] = canvas or ""
+        for step_id, trigger_ids in triggers.index():
             mapping[f"idx:{step_id}"] = ",".join(trigger_ids)
         pipe.hset(key, mapping=mapping)
 
@@ -275,8 +272,7 @@ class RunStore:
         expected_generation: int,
         redo: list[str],
         canvas: dict[str, Any] | None,
-        triggers: dict[str, Any],
-        trigger_index: dict[str, tuple[str, ...]],
+        triggers: TriggerTable | None,
         audit_body: str,
         event: str,
         lease_ttl: float,
@@ -290,7 +286,7 @@ class RunStore:
         """
         staged = keys.run_staged_triggers_key(run_id)
         pipe = self.redis.pipeline(transaction=False)
-        self._write_triggers(pipe, staged, triggers, trigger_index, priority)
+        self._write_triggers(pipe, staged, triggers, priority)
         pipe.expire(staged, 3600)
         pipe.execute()
         reply = self._redispatch(

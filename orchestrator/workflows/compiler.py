@@ -25,135 +25,96 @@ canvases most of which fire much later. Dependencies become positions with one C
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from json.encoder import encode_basestring_ascii as _quote
+from math import isfinite
+from typing import Any
 
 from celery import signature
 from celery.canvas import Signature
 
 from orchestrator import keys
 from orchestrator.errors import WorkflowDefinitionInvalidError
-from orchestrator.models import PlannedStep, WorkflowPlan
+from orchestrator.models import PlannedStep, PlannedSteps, WorkflowPlan
 from orchestrator.models.common import FailurePolicy
 from orchestrator.workflows.decompose import decompose
-from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step
+from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step, first_step
+from orchestrator.workflows.triggers import Trigger, TriggerTable
 
 HARD_LIMIT_GRACE_SECONDS = 5
-_record = tuple.__new__  # a named tuple from its fields in order, without the keyword-handling constructor
 
-
-class Trigger(NamedTuple):
-    """A canvas applied once every step in ``waits_for`` is done.
-
-    ``canvas`` is None for a one-step trigger (its canvas is the signature of its own step, ``trigger_id``,
-    built when it fires); multi-step triggers carry their canvas in Celery's dict form. A named tuple: a
-    random 10,000-step DAG has thousands, and a tuple of strings, tuples and None stops being tracked by the
-    garbage collector at its first pass.
-    """
-
-    trigger_id: str
-    waits_for: tuple[str, ...]
-    canvas: dict[str, Any] | None
-    spec: CanvasSpec | None = None
+__all__ = [
+    "CompiledPlan",
+    "Trigger",
+    "TriggerTable",
+    "canvas_json",
+    "compile_plan",
+    "first_step",
+    "step_signature_dict",
+    "to_canvas_dict",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledPlan:
-    """What dispatch needs: the canvas to apply now (``main_canvas``), and the triggers the runtime fires later.
+    """What dispatch needs: the canvas to apply now (``main_json``), and the triggers the runtime fires later.
 
-    The main canvas is kept as its spec and lowered on request: dispatch wants Celery's dict form (to store in
-    the outbox and send), never the signature objects, so building those for every start was wasted work.
+    The main canvas is kept as JSON text of Celery's dict form: what dispatch stores in the outbox and hands
+    the broker, and every reader parses its own copy anyway (Celery rebuilds canvases in place), so compiling
+    leaves no dict per signature behind. ``main_dict`` and ``canvas`` parse it on each call (a fresh copy: Celery rebuilds in place).
     """
 
-    main_dict: dict[str, Any] | None
-    triggers: dict[str, Trigger]
-    trigger_index: dict[str, tuple[str, ...]]
+    main_json: str | None
+    triggers: TriggerTable
     spec: CanvasSpec | None
     step_dict: Callable[[str], dict[str, Any]] = field(default=lambda step_id: {}, compare=False, repr=False)
 
-    def main_canvas(self) -> dict[str, Any] | None:
+    @property
+    def main_dict(self) -> dict[str, Any] | None:
         """The canvas to apply now in Celery's dict form (a fresh copy each call: Celery rebuilds in place)."""
-        return None if self.main_dict is None else json.loads(json.dumps(self.main_dict))
+        return None if self.main_json is None else dict(json.loads(self.main_json))
 
     @property
     def canvas(self) -> Signature | None:
         """The canvas to apply now as Celery's signature objects (a fresh tree each call)."""
-        main = self.main_canvas()
+        main = self.main_dict
         return None if main is None else signature(main)
+
+    @property
+    def trigger_index(self) -> dict[str, tuple[str, ...]]:
+        """For each step some trigger waits for, those triggers (the runtime reads ``triggers.index()``)."""
+        return {step_id: tuple(trigger_ids) for step_id, trigger_ids in self.triggers.index()}
 
     def trigger_canvas(self, trigger_id: str) -> dict[str, Any]:
         """The canvas a trigger applies, in Celery's dict form (built now for a one-step trigger)."""
-        canvas = self.triggers[trigger_id].canvas
-        return canvas if canvas is not None else self.step_dict(trigger_id)
+        canvas = self.triggers.canvas_json(trigger_id)
+        return self.step_dict(trigger_id) if canvas is None else dict(json.loads(canvas))
 
 
 def compile_plan(plan: WorkflowPlan, run_id: str, generation: int = 0) -> CompiledPlan:
     """Compile a validated plan (steps in topological order) for run ``run_id``."""
-    return _compile(plan, run_id, generation)
-
-
-def _compile(plan: WorkflowPlan, run_id: str, generation: int) -> CompiledPlan:
     steps = plan.steps
     names = [step.step_id for step in steps]
+    handed = steps.positions() if isinstance(steps, PlannedSteps) else None  # what plan() worked out already
+    deps = handed if handed is not None else _dependency_positions(steps, names)
     ends = [step.on_failure is FailurePolicy.SKIP for step in steps]  # their task raises on failure
-    decomposition = decompose(names, _dependency_positions(steps, names), ends if any(ends) else None)
-    step_dict = _step_signatures(steps, names, run_id, generation, plan.priority.broker_priority)
-    triggers, trigger_index = _triggers(decomposition.triggers, names, step_dict)
-    main = decomposition.main
-    return CompiledPlan(
-        main_dict=None if main is None else to_canvas_dict(main, step_dict),
-        triggers=triggers,
-        trigger_index=trigger_index,
-        spec=main,
-        step_dict=step_dict,
-    )
-
-
-def _triggers(
-    found: list[tuple[tuple[int, ...], CanvasSpec]], names: list[str], step_dict: Callable[[str], dict[str, Any]]
-) -> tuple[dict[str, Trigger], dict[str, tuple[str, ...]]]:
-    """Triggers by id, and for each step the triggers that wait for it.
-
-    On random DAGs nearly every step is a one-step trigger, so that case skips the generic tree walks and
-    builds no canvas (see ``Trigger``); records are built straight from their fields (no per-call keyword
-    handling), and waiters are grouped by step position (int keys) before they are named.
-    """
-    name_of = names.__getitem__
-    triggers: dict[str, Trigger] = {}
-    waiting_on: defaultdict[int, list[str]] = defaultdict(list)
-    for waits, spec in found:
-        if isinstance(spec, Step):
-            trigger_id: str = spec[0]
-            canvas = None
-        else:
-            trigger_id = first_step(spec)
-            canvas = to_canvas_dict(spec, step_dict)
-        triggers[trigger_id] = _record(Trigger, (trigger_id, tuple(map(name_of, waits)), canvas, spec))
-        for position in waits:
-            waiting_on[position].append(trigger_id)
-    return triggers, {name_of(position): tuple(ids) for position, ids in waiting_on.items()}
-
-
-def _step_signatures(
-    steps: list[PlannedStep], names: list[str], run_id: str, generation: int, priority: int
-) -> Callable[[str], dict[str, Any]]:
-    """Step id -> a new dict of its signature, built when asked (each call gives a fresh dict: Celery rebuilds
-    groups in place, so no two canvases may share one)."""
+    decomposition = decompose(names, deps, ends if any(ends) else None)
     by_id = dict(zip(names, steps, strict=True))
+    priority = plan.priority.broker_priority
 
     def step_dict(step_id: str) -> dict[str, Any]:
         return step_signature_dict(by_id[step_id], run_id, generation, priority)
 
-    return step_dict
-
-
-def first_step(spec: CanvasSpec) -> str:
-    """The first step in reading order (a source of the canvas): names a trigger."""
-    while not isinstance(spec, Step):
-        spec = spec.header if isinstance(spec, Chord) else spec.items[0]
-    return spec.step_id
+    signatures = _SignatureText(by_id, run_id, generation, priority)
+    canvases = {k: (spec, canvas_json(spec, signatures.text)) for k, spec in decomposition.canvases.items()}
+    main = decomposition.main
+    return CompiledPlan(
+        main_json=None if main is None else canvas_json(main, signatures.text),
+        triggers=TriggerTable(names, decomposition.ids, decomposition.starts, decomposition.waits, canvases),
+        spec=main,
+        step_dict=step_dict,
+    )
 
 
 def _dependency_positions(steps: list[PlannedStep], names: list[str]) -> list[tuple[int, ...]]:
@@ -233,3 +194,83 @@ def to_canvas_dict(spec: CanvasSpec, step_dict: Callable[[str], dict[str, Any]])
 
 def _container(task: str, kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {"task": task, "args": [], "kwargs": kwargs, "options": {}, "subtask_type": kind, "immutable": False}
+
+
+# -- the same canvases as JSON text ------------------------------------------------------------------------
+# ``canvas_json(spec, text)`` is ``json.dumps(to_canvas_dict(spec, step_dict))``, character for character (a unit
+# test holds them together), written straight from strings: no dict, list or signature per step is left for the
+# garbage collector to track, and the text is what the outbox stores and the trigger hash keeps anyway.
+
+
+def canvas_json(spec: CanvasSpec, text: Callable[[str], str]) -> str:
+    """Celery's dict form of a spec as JSON text; ``text(step_id)`` gives one step's signature as JSON."""
+    if isinstance(spec, Step):
+        return text(spec.step_id)
+    if isinstance(spec, Group):
+        return _container_json("celery.group", "group", '{"tasks": ' + _list_json(spec.items, text) + "}")
+    if isinstance(spec, Chord):
+        header = _list_json(spec.header.items, text)
+        body = canvas_json(spec.body, text)
+        kwargs = '{"kwargs": {}, "header": ' + header + ', "body": ' + body + "}"
+        return _container_json("celery.chord", "chord", kwargs)
+    assert isinstance(spec, Chain)
+    return _container_json("celery.chain", "chain", '{"tasks": ' + _list_json(spec.items, text) + "}")
+
+
+def _list_json(items: tuple[CanvasSpec, ...], text: Callable[[str], str]) -> str:
+    return "[" + ", ".join([canvas_json(item, text) for item in items]) + "]"
+
+
+def _container_json(task: str, kind: str, kwargs: str) -> str:
+    return (
+        f'{{"task": "{task}", "args": [], "kwargs": {kwargs}, "options": {{}}, "subtask_type": "{kind}", '
+        '"immutable": false}'
+    )
+
+
+def _number(value: float) -> str:
+    """A number as ``json.dumps`` writes it."""
+    return repr(value) if type(value) in (float, int) and isfinite(value) else json.dumps(value)
+
+
+class _SignatureText:
+    """Step id -> its signature as JSON text, exactly ``json.dumps(step_signature_dict(...))``.
+
+    Only the step id is encoded per step: JSON escapes character by character, so the encoding of a string is
+    the encoding of its pieces, and what several steps share (run id, generation, priority, action, agent,
+    timeout) is encoded once per run or once per value."""
+
+    def __init__(self, by_id: dict[str, PlannedStep], run_id: str, generation: int, priority: int) -> None:
+        self.by_id = by_id
+        self.run_id = run_id
+        run = _quote(run_id)
+        self.head = f'{{"task": {_quote(keys.TASK_RUN_STEP)}, "args": [], "kwargs": {{"run_id": {run}, "step_id": "'
+        self.generation = f'", "generation": {generation}}}, "options": {{"kwargsrepr": "'
+        self.shown_tail = _quote(f"', 'generation': {generation}}}")[1:]  # closes the kwargsrepr string
+        self.task_id = _quote(keys.step_task_id(run_id, "", generation))[:-1]  # the task id up to the step id
+        self.priority = f'", "priority": {_number(priority)}, "soft_time_limit": '
+        self.shown: dict[str, str] = {}  # action -> the kwargsrepr up to the step id (encoded)
+        self.queues: dict[str, str] = {}  # agent -> ``, "queue": ..., "task_id": `` up to the step id
+        self.limits: dict[float, str] = {}  # timeout -> the rest of the signature
+
+    def text(self, step_id: str) -> str:
+        step = self.by_id[step_id]
+        sid = _quote(step_id)[1:-1]
+        shown = self.shown.get(step.action)
+        if shown is None:
+            shown = self.shown[step.action] = _quote(
+                f"{{'action': '{step.action}', 'run_id': '{self.run_id}', 'step_id': '"
+            )[1:-1]
+        queue = self.queues.get(step.agent_id)
+        if queue is None:
+            queue = self.queues[step.agent_id] = f', "queue": {_quote(keys.agent_queue(step.agent_id))}, "task_id": '
+        timeout = step.timeout_seconds
+        limits = self.limits.get(timeout)
+        if limits is None or type(timeout) is not float:  # only floats are kept: 30 and 30.0 are one key
+            limits = (
+                f'{self.priority}{_number(timeout)}, "time_limit": {_number(timeout + HARD_LIMIT_GRACE_SECONDS)}}}, '
+                '"subtask_type": null, "immutable": true}'
+            )
+            if type(timeout) is float:
+                self.limits[timeout] = limits
+        return f"{self.head}{sid}{self.generation}{shown}{sid}{self.shown_tail}{queue}{self.task_id}{sid}{limits}"

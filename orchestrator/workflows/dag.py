@@ -25,12 +25,21 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from itertools import accumulate, pairwise
-from typing import Any, NoReturn
+from itertools import accumulate, chain, compress, pairwise, repeat
+from operator import eq, not_
+from typing import Any, NamedTuple, NoReturn
 
 from orchestrator import catalog
 from orchestrator.errors import InputInvalidError, TaskInvalidError, WorkflowDefinitionInvalidError
-from orchestrator.models import PlannedStep, Priority, WorkflowDefinition, WorkflowPlan, WorkflowStep
+from orchestrator.models import (
+    PlannedStep,
+    PlannedSteps,
+    Priority,
+    SharedParameters,
+    WorkflowDefinition,
+    WorkflowPlan,
+    WorkflowStep,
+)
 from orchestrator.workflows.placeholders import find_placeholders, has_placeholders, substitute
 
 _Invalid = WorkflowDefinitionInvalidError
@@ -49,10 +58,13 @@ def plan(
             f"priority must be one of {[p.value for p in Priority]}, got {priority!r}", {"priority": str(priority)}
         )
     bound = bind_parameters(definition, parameters or {})
-    order = _validated_order(definition)
+    _check_placeholders(definition)
     steps = definition.steps
+    order, edges = _topological_order(steps)
     resolve = _Resolver(bound).planned_step
-    planned = [resolve(steps[i]) for i in order]
+    planned = PlannedSteps(map(resolve, map(steps.__getitem__, order)) if order is not None else map(resolve, steps))
+    if order is not None and edges is not None:
+        planned.hand_over(_positions_in_plan(order, edges, planned))
     return WorkflowPlan.model_construct(  # every field given, each checked above: nothing to validate again
         template_id=template_id if template_id is not None else getattr(definition, "template_id", None),
         name=definition.name,
@@ -79,7 +91,12 @@ def validate_definition(definition: WorkflowDefinition) -> None:
         _target(step)
 
 
-def _validated_order(definition: WorkflowDefinition) -> list[int]:
+def _validated_order(definition: WorkflowDefinition) -> None:
+    _check_placeholders(definition)
+    _topological_order(definition.steps)
+
+
+def _check_placeholders(definition: WorkflowDefinition) -> None:
     declared = {p.name for p in definition.parameters}
     for step in definition.steps:
         if not step.parameters:
@@ -91,7 +108,6 @@ def _validated_order(definition: WorkflowDefinition) -> list[int]:
                 f"'parameters' (declared: {sorted(declared) or 'none'})",
                 {"step_id": step.step_id, "parameters": unknown},
             )
-    return _topological_order(definition.steps)
 
 
 def subplan(full: WorkflowPlan, done: set[str]) -> WorkflowPlan:
@@ -104,45 +120,83 @@ def subplan(full: WorkflowPlan, done: set[str]) -> WorkflowPlan:
     return full.model_copy(update={"steps": steps})
 
 
-def _topological_order(steps: Sequence[WorkflowStep]) -> list[int]:
-    """Indices of ``steps`` in a stable topological order; ORCH_3006 on any structural error."""
+def _topological_order(steps: Sequence[WorkflowStep]) -> tuple[list[int] | None, _Edges | None]:
+    """Indices of ``steps`` in a stable topological order (None: definition order is one), with the dependency
+    positions the sort worked out (None when it had nothing to sort); ORCH_3006 on any structural error.
+
+    Dependencies are read as one flat list of positions (step ``i``'s are ``flat[starts[i]:starts[i + 1]]``,
+    a repeated one stays repeated: counts and edges then agree), found with C-level ``map``s over all steps at
+    once, and dependents likewise: no container per step for the collector to track and walk.
+    """
     index = _step_index(steps)
     if _in_definition_order(steps, index):
-        return list(range(len(steps)))
-    deps = _dependency_positions(steps, index)
-    # Dependents in one flat list (each step's are ``flat[starts[i]:starts[i + 1]]``), not a list per step: a
-    # large plan would otherwise leave the collector thousands of containers to track and walk.
-    starts = [0] * (len(steps) + 1)
-    for ds in deps:
-        for j in ds:
-            starts[j] += 1
-    starts = list(accumulate(starts, initial=0))[:-1]
-    cursor = starts[:-1]
-    flat = [0] * starts[-1]
-    for i, ds in enumerate(deps):
-        for j in ds:
-            flat[cursor[j]] = i
-            cursor[j] += 1
-    waiting = list(map(len, deps))
-    ready = [i for i, count in enumerate(waiting) if count == 0]
-    heapq.heapify(ready)  # a heap keeps definition order among ready steps: the order is stable
+        return None, None
+    size = len(steps)
+    lists = [step.depends_on for step in steps]
+    counts = list(map(len, lists))
+    try:
+        flat = list(map(index.__getitem__, chain.from_iterable(lists)))
+    except KeyError:
+        flat = []
+    owners = list(chain.from_iterable(map(repeat, range(size), counts)))
+    if len(flat) != len(owners) or any(map(eq, flat, owners)):
+        _report_bad_dependencies(steps, index)
+    dependents = list(map(owners.__getitem__, sorted(range(len(flat)), key=flat.__getitem__)))  # stable: ascending
+    fan_out = [0] * size
+    for j in flat:
+        fan_out[j] += 1
+    starts = list(accumulate(fan_out, initial=0))
+    waiting = counts[:]
+    ready = list(compress(range(size), map(not_, counts)))  # already a heap: ascending
     order: list[int] = []
     pop, push, done = heapq.heappop, heapq.heappush, order.append
-    while ready:
+    while ready:  # a heap keeps definition order among ready steps: the order is stable
         i = pop(ready)
         done(i)
-        for k in flat[starts[i] : starts[i + 1]]:
+        for k in dependents[starts[i] : starts[i + 1]]:
             waiting[k] -= 1
             if waiting[k] == 0:
                 push(ready, k)
-    if len(order) != len(steps):
+    if len(order) != size:
         cycle = _find_cycle(steps, index, {i for i, count in enumerate(waiting) if count > 0})
         described = ", ".join(f"'{a}' waits for '{b}'" for a, b in pairwise(cycle))
         raise _Invalid(
             f"dependency cycle between steps {cycle[:-1]}: {described}; break the cycle",
             {"cycle": cycle[:-1]},
         )
-    return order
+    return order, _Edges(flat, list(accumulate(counts, initial=0)))
+
+
+class _Edges(NamedTuple):
+    """Every step's dependencies as definition positions, flat: step ``i``'s are ``flat[starts[i]:starts[i + 1]]``."""
+
+    flat: list[int]
+    starts: list[int]
+
+
+def _positions_in_plan(order: list[int], edges: _Edges, planned: list[PlannedStep]) -> list[tuple[int, ...]]:
+    """Each planned step's dependencies as positions in the plan, for the compiler (which needs no lookup then).
+
+    The sort's positions renumbered, with C-level ``map``s; a step that repeated a dependency lists it once, as
+    its record does.
+    """
+    rank = [0] * len(order)
+    for k, i in enumerate(order):
+        rank[i] = k
+    renumbered = list(map(rank.__getitem__, edges.flat))
+    starts = edges.starts
+    found = list(
+        map(
+            tuple,
+            map(renumbered.__getitem__, map(slice, map(starts.__getitem__, order), map(starts[1:].__getitem__, order))),
+        )
+    )
+    if len(renumbered) != sum(len(step.depends_on) for step in planned):  # a repeat somewhere (rare)
+        found = [
+            ds if len(ds) == len(step.depends_on) else tuple(dict.fromkeys(ds))
+            for ds, step in zip(found, planned, strict=True)
+        ]
+    return found
 
 
 def _step_index(steps: Sequence[WorkflowStep]) -> dict[str, int]:
@@ -176,11 +230,9 @@ def _in_definition_order(steps: Sequence[WorkflowStep], index: dict[str, int]) -
     return True
 
 
-def _dependency_positions(steps: Sequence[WorkflowStep], index: dict[str, int]) -> list[tuple[int, ...]]:
-    """Each step's dependencies as positions (a repeated one stays repeated: counts and edges then agree);
-    ORCH_3006 names the first unknown or self dependency, the same one a plain loop would find first."""
+def _report_bad_dependencies(steps: Sequence[WorkflowStep], index: dict[str, int]) -> NoReturn:
+    """ORCH_3006 naming the first unknown or self dependency, the same one a plain loop finds first."""
     position = index.__getitem__
-    found: list[tuple[int, ...]] = []
     for i, step in enumerate(steps):
         try:
             ds = tuple(map(position, step.depends_on))
@@ -188,8 +240,7 @@ def _dependency_positions(steps: Sequence[WorkflowStep], index: dict[str, int]) 
             _report_bad_dependency(step, i, index)
         if i in ds:
             _report_bad_dependency(step, i, index)
-        found.append(ds)
-    return found
+    raise AssertionError("no bad dependency found")
 
 
 def _report_bad_dependency(step: WorkflowStep, position: int, index: dict[str, int]) -> NoReturn:
@@ -257,7 +308,7 @@ class _Target:
     spec: catalog.ActionSpec
     agent_id: str
     domain: str
-    defaults: dict[str, Any] | None  # the parameters of a step that gives none (None: one is required)
+    defaults: SharedParameters | None  # the parameters of every step that gives none (None: one is required)
     timeout_seconds: float  # the action's, for steps that give none
 
 
@@ -269,47 +320,51 @@ class _Resolver:
 
     Why a class: large generated plans repeat a few actions thousands of times, so the catalog lookup per
     ``(action, agent)`` and the parameter check per ``(action, scalar parameters)`` are done once per plan
-    and reused (each step still gets its own copy of the parameters).
+    and reused: steps with the same scalar parameters (or none, so the action's defaults) share one read-only
+    ``SharedParameters`` instead of a dict each.
     """
 
     def __init__(self, bound: dict[str, Any]) -> None:
         self.bound = bound
         self.targets: dict[tuple[str, str | None], _Target] = {}
-        self.checked: dict[tuple[str, tuple[tuple[str, type, Any], ...]], dict[str, Any]] = {}
+        self.checked: dict[tuple[str, tuple[tuple[str, type, Any], ...]], SharedParameters] = {}
 
     def planned_step(self, step: WorkflowStep) -> PlannedStep:
         """The step with agent, access, limits and checked parameters resolved."""
-        target = self.targets.get((step.action, step.agent))
+        fields = step.__dict__  # the validated field values: one dict lookup each (this runs once per step)
+        step_id, depends_on = fields["step_id"], fields["depends_on"]
+        target = self.targets.get((fields["action"], fields["agent"]))
         if target is None:
             target = self.target(step)
-        spec, domain, depends_on, step_id = target.spec, target.domain, step.depends_on, step.step_id
-        if step.parameters or target.defaults is None:
-            parameters = self.parameters(step, spec)
-        else:
-            parameters = dict(target.defaults)
+        spec, domain = target.spec, target.domain
+        shared = target.defaults
+        parameters = self.parameters(step, spec) if fields["parameters"] or shared is None else shared
+        timeout = fields["timeout_seconds"]
         step_record: PlannedStep = _record(
             PlannedStep,
             (
                 step_id,
-                step.name or step_id,
+                fields["name"] or step_id,
                 spec.name,
                 target.agent_id,
                 domain,
-                step.target_domain or domain,
+                fields["target_domain"] or domain,
                 spec.access,
                 spec.idempotent,
                 parameters,
                 tuple(dict.fromkeys(depends_on)) if len(depends_on) > 1 else tuple(depends_on),
-                step.on_failure,
-                step.max_retries if "max_retries" in step.model_fields_set else spec.max_retries,
-                float(step.timeout_seconds) if step.timeout_seconds else target.timeout_seconds,
+                fields["on_failure"],
+                fields["max_retries"] if "max_retries" in step.__pydantic_fields_set__ else spec.max_retries,
+                float(timeout) if timeout else target.timeout_seconds,
             ),
         )
         return step_record
 
     def target(self, step: WorkflowStep) -> _Target:
         spec, agent_id = _target(step)
-        target = _Target(spec, agent_id, spec.name.partition(".")[0], _defaults(spec.name), float(spec.timeout_seconds))
+        defaults = _defaults(spec.name)
+        shared = None if defaults is None else SharedParameters(defaults)
+        target = _Target(spec, agent_id, spec.name.partition(".")[0], shared, float(spec.timeout_seconds))
         self.targets[(step.action, step.agent)] = target
         return target
 
@@ -320,17 +375,18 @@ class _Resolver:
             raw = substitute(raw, self.bound)
         key = _scalar_key(spec.name, raw)
         if key is not None:
-            checked = self.checked.get(key)
-            if checked is not None:
-                return dict(checked)
+            shared = self.checked.get(key)
+            if shared is not None:
+                return shared
         where = f"step '{step.step_id}' ({spec.name})"
         try:
             checked = catalog.validate_params(spec.params, raw, where=where, allow_extra=False)
         except ValueError as exc:
             raise _Invalid(_located(where, exc), {"step_id": step.step_id, "action": spec.name}) from None
-        if key is not None:
-            self.checked[key] = dict(checked)
-        return checked
+        if key is None:
+            return checked
+        shared = self.checked[key] = SharedParameters(checked)
+        return shared
 
 
 def _scalar_key(action: str, raw: dict[str, Any]) -> tuple[str, tuple[tuple[str, type, Any], ...]] | None:

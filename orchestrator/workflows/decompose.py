@@ -56,8 +56,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
-from orchestrator.workflows.spec import CanvasSpec, Step, parallel, sequence, sources
+from orchestrator.workflows.spec import CanvasSpec, Step, first_step, parallel, sequence, sources
 
 MAX_DEPTH = 40  # nesting levels of one canvas (Celery messages and JSON stay shallow)
 WORK_PER_ELEMENT = 40  # work budget per step and edge before the linear "flat" fallback
@@ -79,10 +80,27 @@ class Piece:
 
 @dataclass
 class Decomposition:
-    """The main canvas and the triggers ``(waits_for, canvas)`` with step positions as ints."""
+    """The main canvas and the triggers, as columns (see ``triggers.TriggerTable``, which takes them over).
+
+    Trigger ``k`` is named ``ids[k]`` (its first step), waits for the positions ``waits[starts[k]:starts[k + 1]]``
+    (ascending, distinct) and runs its own step alone, or ``canvases[k]`` when that holds a multi-step canvas.
+    Columns, not a record per trigger: nearly every step of a random DAG is a one-step trigger.
+    """
 
     main: CanvasSpec | None
-    triggers: list[tuple[tuple[int, ...], CanvasSpec]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    starts: list[int] = field(default_factory=lambda: [0])
+    waits: list[int] = field(default_factory=list)
+    canvases: dict[int, CanvasSpec] = field(default_factory=dict)
+
+    @property
+    def triggers(self) -> list[tuple[tuple[int, ...], CanvasSpec]]:
+        """Every trigger as ``(waits_for positions, canvas)``, in order (a view for tools and tests)."""
+        starts, waits = self.starts, self.waits
+        return [
+            (tuple(waits[starts[k] : starts[k + 1]]), self.canvases.get(k) or Step(trigger_id))
+            for k, trigger_id in enumerate(self.ids)
+        ]
 
 
 def decompose(names: Sequence[str], deps: Sequence[Sequence[int]], ends: Sequence[bool] | None = None) -> Decomposition:
@@ -99,18 +117,28 @@ class _Decomposer:
         self.names = names
         self.deps = deps
         self.ends = ends if ends is not None else [False] * n
-        self.succs: list[list[int]] = [[] for _ in range(n)]  # each ascending: built in plan order
+        # Dependents in one flat list: step v's are ``succs[succ_starts[v]:succ_starts[v + 1]]``, ascending (filled
+        # in plan order). One list per step would leave the collector thousands of containers to track.
+        outdeg = [0] * n
+        for ds in deps:
+            for d in ds:
+                outdeg[d] += 1
+        self.outdeg = outdeg
+        self.succ_starts = starts = list(accumulate(outdeg, initial=0))
+        cursor = starts[:-1]
+        self.succs = succs = [0] * starts[-1]
         for v, ds in enumerate(deps):
             for d in ds:
-                self.succs[d].append(v)
-        edges = sum(map(len, deps))
+                succs[cursor[d]] = v
+                cursor[d] += 1
+        edges = len(succs)
         self.mark = [0] * n
         self.pos = [0] * n
         self.origin = [0] * n
         self.label = 0
         self.work = 0
         self.budget = WORK_PER_ELEMENT * (n + edges) + WORK_SLACK
-        self.pending: list[tuple[tuple[int, ...], list[int], bool]] = []  # waits, members, headed
+        self.pending: list[tuple[list[int], list[int], bool]] = []  # waits, members, headed
         self.index: dict[str, int] | None = None  # step name -> position, built when first needed (rarely)
         self.result = Decomposition(main=None)
 
@@ -118,15 +146,12 @@ class _Decomposer:
         n = len(self.names)
         if n:
             self.result.main = self.piece(list(range(n)), 0).spec
-        names, pending, triggers = self.names, self.pending, self.result.triggers
+        pending = self.pending
         while pending:
             waits, members, headed = pending.pop()
-            if len(members) == 1:  # most regions of a random DAG: no recursion needed
-                triggers.append((waits, _step(Step, (names[members[0]],))))
-                continue
             spec = self.piece(members, 0, headed=headed).spec
             assert spec is not None, "a trigger canvas always holds its own first steps"
-            triggers.append((waits, spec))
+            self.add_trigger(waits, spec)
         return self.result
 
     # -- the recursion -------------------------------------------------------------------------------
@@ -148,7 +173,7 @@ class _Decomposer:
             if first not in self.deps[second]:
                 return Piece(parallel(pair), not (ends[first] or ends[second]))
             if ends[first]:  # the second step waits for the first through a trigger
-                self.add_trigger(tuple(self.deps[second]), pair[1])
+                self.add_step_trigger(second)
                 return Piece(pair[0], False)
             return Piece(sequence(pair), not ends[second])
         if depth >= MAX_DEPTH:
@@ -189,10 +214,13 @@ class _Decomposer:
         return Piece(sequence(head) if head else None, len(segments) == 1)
 
     def regions(self, xs: list[int], depth: int) -> Piece:
-        """Not series-parallel: regions of the sources run now, every other region is a trigger."""
+        """Not series-parallel: regions of the sources run now, every other region is a trigger.
+
+        A region of one step (most of them, in a random DAG) becomes its step or its one-step trigger at once;
+        only larger regions get a member list (and, for a trigger, a place on ``pending``).
+        """
         label = self.tag(xs)
-        origin, mark, deps = self.origin, self.mark, self.deps
-        members: dict[int, list[int]] = {}
+        origin, mark, deps, size = self.origin, self.mark, self.deps, self.pos  # ``pos`` is free scratch here
         roots: list[int] = []
         heads: list[int] = []
         self.work += sum(map(len, map(deps.__getitem__, xs)))
@@ -208,18 +236,34 @@ class _Decomposer:
             if first < 0:
                 roots.append(v)
                 first = v
+                size[v] = 0
             elif joins:
                 heads.append(v)
                 first = v
+                size[v] = 0
             origin[v] = first
-            region = members.get(first)
-            if region is None:
-                members[first] = [v]
-            else:
-                region.append(v)
+            size[first] += 1
+        members: dict[int, list[int]] = {r: [] for r in roots if size[r] > 1}
+        members.update((h, []) for h in heads if size[h] > 1)
+        if members:
+            for v in xs:
+                region = members.get(origin[v])
+                if region is not None:
+                    region.append(v)
+        names, ends = self.names, self.ends
         for head in heads:
-            self.pending.append((tuple(sorted(deps[head])), members[head], True))
-        main = self.parallel_pieces([self.piece(members[r], depth + 1, headed=True) for r in roots])
+            region = members.get(head)
+            if region is None:
+                self.add_step_trigger(head)
+            else:
+                self.pending.append((sorted(deps[head]), region, True))
+        pieces = [
+            Piece(_step(Step, (names[r],)), not ends[r])
+            if (region := members.get(r)) is None
+            else self.piece(region, depth + 1, headed=True)
+            for r in roots
+        ]
+        main = self.parallel_pieces(pieces)
         return Piece(main.spec, main.closed and not heads)
 
     def detach(self, xs: list[int]) -> Piece:
@@ -238,7 +282,7 @@ class _Decomposer:
         closed = True
         for v in xs:
             if any(self.mark[d] == label for d in self.deps[v]):
-                self.add_trigger(tuple(self.deps[v]), Step(self.names[v]))
+                self.add_step_trigger(v)
                 closed = False
             else:
                 first.append(Step(self.names[v]))
@@ -263,7 +307,7 @@ class _Decomposer:
         """
         label = self.tag(xs)
         mark, deps, parent = self.mark, self.deps, self.origin
-        self.work += sum(map(len, map(deps.__getitem__, xs))) + sum(map(len, map(self.succs.__getitem__, xs)))
+        self.work += sum(map(len, map(deps.__getitem__, xs))) + sum(map(self.outdeg.__getitem__, xs))
         count = 0
         for v in xs:
             root = -1
@@ -315,7 +359,7 @@ class _Decomposer:
             return [xs]
         last_dep, last_source = found
         deps = self.deps
-        self.work += sum(map(len, map(deps.__getitem__, xs))) + sum(map(len, map(self.succs.__getitem__, xs)))
+        self.work += sum(map(len, map(deps.__getitem__, xs))) + sum(map(self.outdeg.__getitem__, xs))
         # Per position i, with P = xs[: i + 1]: A = sinks of P, B = sources of the rest, C = edges between them.
         sinks = [0] * (first_sink + 1)
         starts = [0] * (first_sink + 1)
@@ -348,10 +392,10 @@ class _Decomposer:
     def first_sink(self, xs: list[int], label: int) -> tuple[int, list[int]]:
         """Position of the first step of ``xs`` with no dependent inside ``xs``, and for each step before it
         the position of its first dependent inside ``xs`` (``succs`` lists ascend, so the first found)."""
-        mark, pos, succs = self.mark, self.pos, self.succs
+        mark, pos, succs, starts = self.mark, self.pos, self.succs, self.succ_starts
         min_succ: list[int] = []
         for v in xs:
-            for s in succs[v]:
+            for s in succs[starts[v] : starts[v + 1]]:
                 if mark[s] == label:
                     min_succ.append(pos[s])
                     break
@@ -380,15 +424,30 @@ class _Decomposer:
             last_dep[i] = last
         return last_dep, last_source
 
-    def union_deps(self, firsts: Iterable[int]) -> tuple[int, ...]:
-        return tuple(sorted({d for v in firsts for d in self.deps[v]}))
+    def union_deps(self, firsts: Iterable[int]) -> list[int]:
+        return sorted({d for v in firsts for d in self.deps[v]})
 
-    def waits_of(self, spec: CanvasSpec) -> tuple[int, ...]:
+    def waits_of(self, spec: CanvasSpec) -> list[int]:
         """What a detached canvas waits for: the dependencies of its first steps."""
         if self.index is None:
             self.index = {name: i for i, name in enumerate(self.names)}
         index = self.index
         return self.union_deps(index[s] for s in sources(spec))
 
-    def add_trigger(self, waits: tuple[int, ...], spec: CanvasSpec) -> None:
-        self.result.triggers.append((tuple(sorted(set(waits))), spec))
+    def add_trigger(self, waits: Iterable[int], spec: CanvasSpec) -> None:
+        """A trigger that applies ``spec`` once the steps at ``waits`` are done."""
+        result = self.result
+        if isinstance(spec, Step):
+            result.ids.append(spec[0])
+        else:
+            result.canvases[len(result.ids)] = spec
+            result.ids.append(first_step(spec))
+        result.waits.extend(sorted(set(waits)))
+        result.starts.append(len(result.waits))
+
+    def add_step_trigger(self, v: int) -> None:
+        """A one-step trigger: step ``v`` starts once its own dependencies are done."""
+        result = self.result
+        result.ids.append(self.names[v])
+        result.waits.extend(sorted(self.deps[v]))
+        result.starts.append(len(result.waits))

@@ -82,6 +82,13 @@ def _unfold(spec: CanvasSpec, out: list[CanvasSpec]) -> None:
         out.append(spec)
 
 
+def first_step(spec: CanvasSpec) -> str:
+    """The first step in reading order (a source of the canvas): names a trigger."""
+    while not isinstance(spec, Step):
+        spec = spec.header if isinstance(spec, Chord) else spec.items[0]
+    return spec.step_id
+
+
 def sources(spec: CanvasSpec) -> list[str]:
     """The steps that start when the canvas starts."""
     if isinstance(spec, Step):

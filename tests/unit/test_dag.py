@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -16,6 +17,7 @@ from orchestrator.models import (
     PlannedStep,
     PlannedStepModel,
     Priority,
+    SharedParameters,
     TemplateParameter,
     WorkflowDefinition,
 )
@@ -209,7 +211,8 @@ def test_planned_steps_equal_fully_validated_ones() -> None:
     for planned in result.steps:
         validated = PlannedStepModel.model_validate(planned._asdict())
         assert planned == PlannedStep.from_model(validated) == PlannedStep.model_validate(planned)
-        assert [type(v) for v in planned] == [type(v) for v in PlannedStep.from_model(validated)]
+        kinds = [dict if isinstance(v, SharedParameters) else type(v) for v in planned]  # a read-only dict
+        assert kinds == [type(v) for v in PlannedStep.from_model(validated)]
         assert type(planned.timeout_seconds) is float and type(planned.max_retries) is int
         assert planned.model_dump_json() == validated.model_dump_json()  # the stored form, byte for byte
         assert PlannedStep.model_validate_json(planned.model_dump_json()) == planned
@@ -217,7 +220,7 @@ def test_planned_steps_equal_fully_validated_ones() -> None:
     assert result.step("q").depends_on == ("scan",) and result.step("fix").max_retries == 0
 
 
-def test_each_planned_step_owns_its_parameters_and_dependencies() -> None:
+def test_identical_steps_share_read_only_parameters_and_own_their_dependencies() -> None:
     same: dict[str, Any] = {"action": "cmdb.query", "parameters": {"limit": 3}}
     defn = definition(
         *(step(s, action="discovery.scan") for s in "abc"),
@@ -225,12 +228,19 @@ def test_each_planned_step_owns_its_parameters_and_dependencies() -> None:
     )
     result = plan(defn)
     for group in ("abc", "xyz"):
-        owned = [result.step(s).parameters for s in group]
-        assert owned[0] == owned[1] == owned[2]
-        assert len({id(p) for p in owned}) == 3
-    result.step("x").parameters["limit"] = 99
+        shared = [result.step(s).parameters for s in group]
+        assert shared[0] == shared[1] == shared[2] and len({id(p) for p in shared}) == 1  # one object, not a copy each
+    with pytest.raises(TypeError, match="shared between steps"):
+        result.step("x").parameters["limit"] = 99
+    shared_x = result.step("x").parameters
+    for change in (shared_x.update, shared_x.setdefault, shared_x.pop, shared_x.clear, shared_x.popitem):
+        with pytest.raises(TypeError):
+            change()
+    own = dict(result.step("x").parameters)
+    own["limit"] = 99
     assert result.step("y").parameters["limit"] == 3 and plan(defn).step("x").parameters["limit"] == 3
     assert result.step("y").depends_on is not defn.steps[4].depends_on
+    assert json.loads(result.step("x").model_dump_json())["parameters"] == dict(result.step("x").parameters)
 
 
 def test_equal_but_differently_typed_parameters_are_each_checked() -> None:

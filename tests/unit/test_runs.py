@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from orchestrator.models.common import Access, FailurePolicy, Priority, RunStatu
 from orchestrator.models.run import ErrorInfo
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.state.runs import Records, RunStore, cap_result
+from orchestrator.workflows.spec import Step
+from orchestrator.workflows.triggers import TriggerTable
 
 
 def planned(step_id: str, deps: list[str] | None = None) -> PlannedStep:
@@ -122,17 +125,10 @@ def test_cancel_marks_waiting_steps_and_reports_running_ones(store: RunStore) ->
 
 
 def test_triggers_fire_once_when_all_their_steps_are_done(store: RunStore) -> None:
-    class Trig:
-        waits_for = ("a", "b")
-        canvas: dict[str, Any] | None = {"task": "orch.run_step", "kwargs": {"step_id": "c"}}
-
-    store.create(
-        "run-t",
-        make_plan("a", "b", "c"),
-        created_by="t",
-        triggers={"t1": Trig()},
-        trigger_index={"a": ("t1",), "b": ("t1",)},
-    )
+    canvas: dict[str, Any] = {"task": "orch.run_step", "kwargs": {"step_id": "c"}}
+    # One multi-step trigger "t1" (its canvas stored) waiting for steps 0 and 1 ("a" and "b").
+    triggers = TriggerTable(["a", "b", "c"], ["t1"], [0, 2], [0, 1], {0: (Step("c"), json.dumps(canvas))})
+    store.create("run-t", make_plan("a", "b", "c"), created_by="t", triggers=triggers)
     store.transition("run-t", RunStatus.RUNNING)
     store.begin_step("run-t", "a")
     assert store.finish_step("run-t", "a", StepStatus.COMPLETED, effect="done", started=0.0).fired == []
@@ -140,7 +136,7 @@ def test_triggers_fire_once_when_all_their_steps_are_done(store: RunStore) -> No
     fired = store.finish_step("run-t", "b", StepStatus.COMPLETED, effect="done", started=0.0).fired
     assert fired == ["t1"]
     assert store.outbox("run-t") == {"fire:0:t1": "1"}  # written with the state change, drained after it
-    assert store.trigger_canvases("run-t", ["t1", "nope"]) == {"t1": (Trig.canvas, Priority.HIGH.broker_priority)}
+    assert store.trigger_canvases("run-t", ["t1", "nope"]) == {"t1": (canvas, Priority.HIGH.broker_priority)}
     assert store.confirm_outbox("run-t", ["fire:0:t1"]) == 0
 
 
@@ -151,8 +147,7 @@ def _redispatch(store: RunStore, run_id: str, redo: list[str], *, mode: str = "r
         expected_generation=gen,
         redo=redo,
         canvas={"task": "x"},
-        triggers={},
-        trigger_index={},
+        triggers=None,
         audit_body="",
         event="",
         lease_ttl=10,
