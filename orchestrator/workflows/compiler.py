@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _quote
 from math import isfinite
+from operator import attrgetter
 from typing import Any
 
 from celery import signature
@@ -43,6 +44,7 @@ from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step, f
 from orchestrator.workflows.triggers import Trigger, TriggerTable
 
 HARD_LIMIT_GRACE_SECONDS = 5
+_STEP_ID, _ON_FAILURE = attrgetter("step_id"), attrgetter("on_failure")
 
 __all__ = [
     "CompiledPlan",
@@ -95,11 +97,13 @@ class CompiledPlan:
 def compile_plan(plan: WorkflowPlan, run_id: str, generation: int = 0) -> CompiledPlan:
     """Compile a validated plan (steps in topological order) for run ``run_id``."""
     steps = plan.steps
-    names = [step.step_id for step in steps]
+    names = list(map(_STEP_ID, steps))
     handed = steps.positions() if isinstance(steps, PlannedSteps) else None  # what plan() worked out already
     deps = handed if handed is not None else _dependency_positions(steps, names)
-    ends = [step.on_failure is FailurePolicy.SKIP for step in steps]  # their task raises on failure
-    decomposition = decompose(names, deps, ends if any(ends) else None)
+    ends = None  # steps whose task raises on failure (see ``decompose``); usually there are none
+    if FailurePolicy.SKIP in map(_ON_FAILURE, steps):
+        ends = [step.on_failure is FailurePolicy.SKIP for step in steps]
+    decomposition = decompose(names, deps, ends)
     by_id = dict(zip(names, steps, strict=True))
     priority = plan.priority.broker_priority
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate, chain, compress, pairwise, repeat
-from operator import eq, not_
+from operator import attrgetter, eq, not_
 from typing import Any, NamedTuple, NoReturn
 
 from orchestrator import catalog
@@ -43,6 +43,7 @@ from orchestrator.models import (
 from orchestrator.workflows.placeholders import find_placeholders, has_placeholders, substitute
 
 _Invalid = WorkflowDefinitionInvalidError
+_STEP_ID, _DEPENDS_ON = attrgetter("step_id"), attrgetter("depends_on")
 
 
 def plan(
@@ -132,7 +133,7 @@ def _topological_order(steps: Sequence[WorkflowStep]) -> tuple[list[int] | None,
     if _in_definition_order(steps, index):
         return None, None
     size = len(steps)
-    lists = [step.depends_on for step in steps]
+    lists = list(map(_DEPENDS_ON, steps))
     counts = list(map(len, lists))
     try:
         flat = list(map(index.__getitem__, chain.from_iterable(lists)))
@@ -201,7 +202,7 @@ def _positions_in_plan(order: list[int], edges: _Edges, planned: list[PlannedSte
 
 def _step_index(steps: Sequence[WorkflowStep]) -> dict[str, int]:
     """Position of every step id; ORCH_3006 names the first duplicate."""
-    index = {step.step_id: i for i, step in enumerate(steps)}
+    index = dict(zip(map(_STEP_ID, steps), range(len(steps))))
     if len(index) == len(steps):
         return index
     index = {}

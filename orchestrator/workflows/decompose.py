@@ -83,7 +83,7 @@ class Decomposition:
     """The main canvas and the triggers, as columns (see ``triggers.TriggerTable``, which takes them over).
 
     Trigger ``k`` is named ``ids[k]`` (its first step), waits for the positions ``waits[starts[k]:starts[k + 1]]``
-    (ascending, distinct) and runs its own step alone, or ``canvases[k]`` when that holds a multi-step canvas.
+    (distinct, in no particular order) and runs its own step alone, or ``canvases[k]`` when that holds a multi-step canvas.
     Columns, not a record per trigger: nearly every step of a random DAG is a one-step trigger.
     """
 
@@ -98,7 +98,7 @@ class Decomposition:
         """Every trigger as ``(waits_for positions, canvas)``, in order (a view for tools and tests)."""
         starts, waits = self.starts, self.waits
         return [
-            (tuple(waits[starts[k] : starts[k + 1]]), self.canvases.get(k) or Step(trigger_id))
+            (tuple(sorted(waits[starts[k] : starts[k + 1]])), self.canvases.get(k) or Step(trigger_id))
             for k, trigger_id in enumerate(self.ids)
         ]
 
@@ -251,12 +251,16 @@ class _Decomposer:
                 if region is not None:
                     region.append(v)
         names, ends = self.names, self.ends
+        result = self.result
+        ids, waits, starts = result.ids.append, result.waits.extend, result.starts.append
         for head in heads:
             region = members.get(head)
-            if region is None:
-                self.add_step_trigger(head)
+            if region is None:  # a one-step trigger (``add_step_trigger``, inlined: thousands of them)
+                ids(names[head])
+                waits(deps[head])
+                starts(len(result.waits))
             else:
-                self.pending.append((sorted(deps[head]), region, True))
+                self.pending.append((list(deps[head]), region, True))
         pieces = [
             Piece(_step(Step, (names[r],)), not ends[r])
             if (region := members.get(r)) is None
@@ -442,12 +446,12 @@ class _Decomposer:
         else:
             result.canvases[len(result.ids)] = spec
             result.ids.append(first_step(spec))
-        result.waits.extend(sorted(set(waits)))
+        result.waits.extend(set(waits))
         result.starts.append(len(result.waits))
 
     def add_step_trigger(self, v: int) -> None:
         """A one-step trigger: step ``v`` starts once its own dependencies are done."""
         result = self.result
         result.ids.append(self.names[v])
-        result.waits.extend(sorted(self.deps[v]))
+        result.waits.extend(self.deps[v])
         result.starts.append(len(result.waits))

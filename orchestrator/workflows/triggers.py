@@ -4,7 +4,7 @@ Why columns: a random 10,000-step DAG compiles to ~6,600 triggers, nearly all of
 waited-for names and an index entry per trigger were most of what compiling left for the garbage collector to
 track (and what made its full collections come round during a start). Here a trigger is a position in a few
 lists of ints and strings: ``ids[k]`` names trigger ``k`` (its first step), it waits for the steps at positions
-``waits[starts[k]:starts[k + 1]]`` (ascending, distinct), and it applies its own step alone unless ``canvases``
+``waits[starts[k]:starts[k + 1]]`` (distinct, in no particular order), and it applies its own step alone unless ``canvases``
 holds a multi-step canvas for it (its spec, and its canvas in Celery's dict form as JSON text).
 
 The table is also a read-only ``Mapping`` of trigger id to ``Trigger`` (built on each lookup) for tools and tests
@@ -60,7 +60,7 @@ class TriggerTable(Mapping[str, Trigger]):
             rows.update(zip(self.ids, range(len(self.ids)), strict=True))
         k = rows[trigger_id]
         names = self.names
-        waits_for = tuple(names[p] for p in self.waits[self.starts[k] : self.starts[k + 1]])
+        waits_for = tuple(names[p] for p in sorted(self.waits[self.starts[k] : self.starts[k + 1]]))
         multi = self.canvases.get(k)
         if multi is None:
             return Trigger(trigger_id, waits_for, None, _step(Step, (trigger_id,)))
