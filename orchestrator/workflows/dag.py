@@ -22,11 +22,11 @@ spec and trigger records (see ``spec.Step``, ``compiler.Trigger``).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate, chain, compress, pairwise, repeat
-from operator import attrgetter, eq, not_
+from operator import add, attrgetter, eq, mul, not_
 from typing import Any, NamedTuple, NoReturn
 
 from orchestrator import catalog
@@ -62,8 +62,8 @@ def plan(
     _check_placeholders(definition)
     steps = definition.steps
     order, edges = _topological_order(steps)
-    resolve = _Resolver(bound).planned_step
-    planned = PlannedSteps(map(resolve, map(steps.__getitem__, order)) if order is not None else map(resolve, steps))
+    in_order = steps if order is None else map(steps.__getitem__, order)
+    planned = _Resolver(bound).planned_steps(in_order, distinct=edges is not None and edges.distinct)
     if order is not None and edges is not None:
         planned.hand_over(_positions_in_plan(order, edges, planned))
     return WorkflowPlan.model_construct(  # every field given, each checked above: nothing to validate again
@@ -165,14 +165,17 @@ def _topological_order(steps: Sequence[WorkflowStep]) -> tuple[list[int] | None,
             f"dependency cycle between steps {cycle[:-1]}: {described}; break the cycle",
             {"cycle": cycle[:-1]},
         )
-    return order, _Edges(flat, list(accumulate(counts, initial=0)))
+    distinct = len(set(map(add, map(mul, owners, repeat(size)), flat))) == len(flat)  # no step repeats one
+    return order, _Edges(flat, list(accumulate(counts, initial=0)), distinct)
 
 
 class _Edges(NamedTuple):
-    """Every step's dependencies as definition positions, flat: step ``i``'s are ``flat[starts[i]:starts[i + 1]]``."""
+    """Every step's dependencies as definition positions, flat: step ``i``'s are ``flat[starts[i]:starts[i + 1]]``;
+    ``distinct``: no step lists a dependency twice."""
 
     flat: list[int]
     starts: list[int]
+    distinct: bool
 
 
 def _positions_in_plan(order: list[int], edges: _Edges, planned: list[PlannedStep]) -> list[tuple[int, ...]]:
@@ -192,7 +195,7 @@ def _positions_in_plan(order: list[int], edges: _Edges, planned: list[PlannedSte
             map(renumbered.__getitem__, map(slice, map(starts.__getitem__, order), map(starts[1:].__getitem__, order))),
         )
     )
-    if len(renumbered) != sum(len(step.depends_on) for step in planned):  # a repeat somewhere (rare)
+    if not edges.distinct:  # a step repeats a dependency (rare)
         found = [
             ds if len(ds) == len(step.depends_on) else tuple(dict.fromkeys(ds))
             for ds, step in zip(found, planned, strict=True)
@@ -330,36 +333,45 @@ class _Resolver:
         self.targets: dict[tuple[str, str | None], _Target] = {}
         self.checked: dict[tuple[str, tuple[tuple[str, type, Any], ...]], SharedParameters] = {}
 
-    def planned_step(self, step: WorkflowStep) -> PlannedStep:
-        """The step with agent, access, limits and checked parameters resolved."""
-        fields = step.__dict__  # the validated field values: one dict lookup each (this runs once per step)
-        step_id, depends_on = fields["step_id"], fields["depends_on"]
-        target = self.targets.get((fields["action"], fields["agent"]))
-        if target is None:
-            target = self.target(step)
-        spec, domain = target.spec, target.domain
-        shared = target.defaults
-        parameters = self.parameters(step, spec) if fields["parameters"] or shared is None else shared
-        timeout = fields["timeout_seconds"]
-        step_record: PlannedStep = _record(
-            PlannedStep,
-            (
-                step_id,
-                fields["name"] or step_id,
-                spec.name,
-                target.agent_id,
-                domain,
-                fields["target_domain"] or domain,
-                spec.access,
-                spec.idempotent,
-                parameters,
-                tuple(dict.fromkeys(depends_on)) if len(depends_on) > 1 else tuple(depends_on),
-                fields["on_failure"],
-                fields["max_retries"] if "max_retries" in step.__pydantic_fields_set__ else spec.max_retries,
-                float(timeout) if timeout else target.timeout_seconds,
-            ),
-        )
-        return step_record
+    def planned_steps(self, steps: Iterable[WorkflowStep], *, distinct: bool) -> PlannedSteps:
+        """Each step with agent, access, limits and checked parameters resolved (one loop: this runs once per
+        step of a plan). ``distinct``: no step lists a dependency twice (else repeats are dropped)."""
+        targets = self.targets
+        planned = PlannedSteps()
+        append = planned.append
+        for step in steps:
+            fields = step.__dict__  # the validated field values: one dict lookup each
+            step_id, depends_on = fields["step_id"], fields["depends_on"]
+            target = targets.get((fields["action"], fields["agent"]))
+            if target is None:
+                target = self.target(step)
+            spec, domain, shared = target.spec, target.domain, target.defaults
+            timeout = fields["timeout_seconds"]
+            if len(depends_on) < 2 or distinct or (len(depends_on) == 2 and depends_on[0] != depends_on[1]):
+                dependencies = tuple(depends_on)
+            else:
+                dependencies = tuple(dict.fromkeys(depends_on))
+            append(
+                _record(
+                    PlannedStep,
+                    (
+                        step_id,
+                        fields["name"] or step_id,
+                        spec.name,
+                        target.agent_id,
+                        domain,
+                        fields["target_domain"] or domain,
+                        spec.access,
+                        spec.idempotent,
+                        self.parameters(step, spec) if fields["parameters"] or shared is None else shared,
+                        dependencies,
+                        fields["on_failure"],
+                        fields["max_retries"] if "max_retries" in step.__pydantic_fields_set__ else spec.max_retries,
+                        float(timeout) if timeout else target.timeout_seconds,
+                    ),
+                )
+            )
+        return planned
 
     def target(self, step: WorkflowStep) -> _Target:
         spec, agent_id = _target(step)
