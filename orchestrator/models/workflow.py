@@ -182,9 +182,10 @@ class SharedParameters(dict[str, Any]):
 class PlannedSteps(list[PlannedStep]):
     """A plan's steps, as ``plan()`` returns them: a list that may carry what planning already worked out.
 
-    ``plan()`` hands over each step's dependencies as plan positions (the sort computed them); the compiler uses
-    them only while the list still holds exactly the records they were computed for (``positions``), so a list
-    changed in place, or a plan rebuilt from other records, is simply worked out again.
+    ``plan()`` hands over each step's dependencies as plan positions (the sort computed them), flat: step ``i``'s
+    are ``flat[starts[i]:starts[i + 1]]``. The compiler uses them only while the list still holds exactly the
+    records they were computed for (``positions``), so a list changed in place, or a plan rebuilt from other
+    records, is simply worked out again.
     """
 
     __slots__ = ("_for", "_positions")
@@ -192,14 +193,14 @@ class PlannedSteps(list[PlannedStep]):
     def __init__(self, steps: Iterable[PlannedStep] = ()) -> None:
         super().__init__(steps)
         self._for: tuple[PlannedStep, ...] = ()
-        self._positions: list[tuple[int, ...]] | None = None
+        self._positions: tuple[list[int], list[int]] | None = None
 
-    def hand_over(self, positions: list[tuple[int, ...]]) -> None:
+    def hand_over(self, flat: list[int], starts: list[int]) -> None:
         """Keep each step's dependency positions (in plan order, each distinct, all earlier) with the records."""
         self._for = tuple(self)
-        self._positions = positions
+        self._positions = (flat, starts)
 
-    def positions(self) -> list[tuple[int, ...]] | None:
+    def positions(self) -> tuple[list[int], list[int]] | None:
         """The handed-over positions, if these are still the very records (in order) they describe."""
         given, records = self._positions, self._for
         if given is None or len(records) != len(self) or not all(map(is_, records, self)):

@@ -27,9 +27,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate, chain, repeat
 from json.encoder import encode_basestring_ascii as _quote
 from math import isfinite
-from operator import attrgetter
+from operator import add, attrgetter, lt, mul
 from typing import Any
 
 from celery import signature
@@ -39,12 +40,12 @@ from orchestrator import keys
 from orchestrator.errors import WorkflowDefinitionInvalidError
 from orchestrator.models import PlannedStep, PlannedSteps, WorkflowPlan
 from orchestrator.models.common import FailurePolicy
-from orchestrator.workflows.decompose import decompose
+from orchestrator.workflows.decompose import Dependencies, decompose
 from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step, first_step
 from orchestrator.workflows.triggers import Trigger, TriggerTable
 
 HARD_LIMIT_GRACE_SECONDS = 5
-_STEP_ID, _ON_FAILURE = attrgetter("step_id"), attrgetter("on_failure")
+_STEP_ID, _ON_FAILURE, _DEPENDS_ON = attrgetter("step_id"), attrgetter("on_failure"), attrgetter("depends_on")
 
 __all__ = [
     "CompiledPlan",
@@ -64,7 +65,8 @@ class CompiledPlan:
 
     The main canvas is kept as JSON text of Celery's dict form: what dispatch stores in the outbox and hands
     the broker, and every reader parses its own copy anyway (Celery rebuilds canvases in place), so compiling
-    leaves no dict per signature behind. ``main_dict`` and ``canvas`` parse it on each call (a fresh copy: Celery rebuilds in place).
+    leaves no dict per signature behind. ``main_dict`` and ``canvas`` parse it on each call (a fresh copy:
+    Celery rebuilds canvases in place).
     """
 
     main_json: str | None
@@ -99,7 +101,7 @@ def compile_plan(plan: WorkflowPlan, run_id: str, generation: int = 0) -> Compil
     steps = plan.steps
     names = list(map(_STEP_ID, steps))
     handed = steps.positions() if isinstance(steps, PlannedSteps) else None  # what plan() worked out already
-    deps = handed if handed is not None else _dependency_positions(steps, names)
+    deps = Dependencies(*handed) if handed is not None else _dependency_positions(steps, names)
     ends = None  # steps whose task raises on failure (see ``decompose``); usually there are none
     if FailurePolicy.SKIP in map(_ON_FAILURE, steps):
         ends = [step.on_failure is FailurePolicy.SKIP for step in steps]
@@ -121,27 +123,28 @@ def compile_plan(plan: WorkflowPlan, run_id: str, generation: int = 0) -> Compil
     )
 
 
-def _dependency_positions(steps: list[PlannedStep], names: list[str]) -> list[tuple[int, ...]]:
+def _dependency_positions(steps: list[PlannedStep], names: list[str]) -> Dependencies:
     """Each step's distinct dependencies as plan positions; they must all be earlier steps (a topological
-    order). Plans from ``plan()`` always pass: one C-level ``map`` per step and two cheap checks; anything
+    order). Plans from ``plan()`` always pass: C-level ``map``s over all steps at once and two checks; anything
     else is walked step by step to name the culprit or drop repeats."""
-    index = {name: i for i, name in enumerate(names)}
-    position = index.__getitem__
-    try:  # tuples: the garbage collector stops tracking them at its first pass
-        found = [tuple(map(position, step.depends_on)) for step in steps]
+    size = len(names)
+    index = dict(zip(names, range(size), strict=True))
+    lists = list(map(_DEPENDS_ON, steps))
+    counts = list(map(len, lists))
+    try:
+        flat = list(map(index.__getitem__, chain.from_iterable(lists)))
     except KeyError:  # an unknown dependency
         return _checked_positions(steps, index)
-    return found if _earlier_and_distinct(found) else _checked_positions(steps, index)
+    owners = list(chain.from_iterable(map(repeat, range(size), counts)))
+    earlier = all(map(lt, flat, owners))
+    if earlier and len(set(map(add, map(mul, owners, repeat(size)), flat))) == len(flat):  # and none repeated
+        return Dependencies(flat, list(accumulate(counts, initial=0)))
+    return _checked_positions(steps, index)
 
 
-def _earlier_and_distinct(found: list[tuple[int, ...]]) -> bool:
-    """Every step's dependencies are earlier steps, none repeated (one pass: this runs on every compile)."""
-    return all(not ds or (max(ds) < i and (len(ds) < 2 or len(set(ds)) == len(ds))) for i, ds in enumerate(found))
-
-
-def _checked_positions(steps: list[PlannedStep], index: dict[str, int]) -> list[tuple[int, ...]]:
+def _checked_positions(steps: list[PlannedStep], index: dict[str, int]) -> Dependencies:
     """The slow path of ``_dependency_positions``: repeats dropped, the first bad dependency named."""
-    found: list[tuple[int, ...]] = []
+    found: list[list[int]] = []
     for i, step in enumerate(steps):
         positions = [index.get(dep, i) for dep in dict.fromkeys(step.depends_on)]
         if positions and max(positions) >= i:
@@ -151,8 +154,8 @@ def _checked_positions(steps: list[PlannedStep], index: dict[str, int]) -> list[
                 "build plans with workflows.plan() (or subplan() for a resume)",
                 {"step_id": step.step_id, "depends_on": dep},
             )
-        found.append(tuple(positions))
-    return found
+        found.append(positions)
+    return Dependencies.of(found)
 
 
 def step_signature_dict(step: PlannedStep, run_id: str, generation: int, priority: int) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate, chain, compress, pairwise, repeat
-from operator import add, attrgetter, eq, mul, not_
+from operator import add, attrgetter, eq, mul, not_, sub
 from typing import Any, NamedTuple, NoReturn
 
 from orchestrator import catalog
@@ -65,7 +65,7 @@ def plan(
     in_order = steps if order is None else map(steps.__getitem__, order)
     planned = _Resolver(bound).planned_steps(in_order, distinct=edges is not None and edges.distinct)
     if order is not None and edges is not None:
-        planned.hand_over(_positions_in_plan(order, edges, planned))
+        planned.hand_over(*_positions_in_plan(order, edges))
     return WorkflowPlan.model_construct(  # every field given, each checked above: nothing to validate again
         template_id=template_id if template_id is not None else getattr(definition, "template_id", None),
         name=definition.name,
@@ -178,34 +178,28 @@ class _Edges(NamedTuple):
     distinct: bool
 
 
-def _positions_in_plan(order: list[int], edges: _Edges, planned: list[PlannedStep]) -> list[tuple[int, ...]]:
-    """Each planned step's dependencies as positions in the plan, for the compiler (which needs no lookup then).
-
-    The sort's positions renumbered, with C-level ``map``s; a step that repeated a dependency lists it once, as
-    its record does.
+def _positions_in_plan(order: list[int], edges: _Edges) -> tuple[list[int], list[int]]:
+    """Each planned step's dependencies as positions in the plan, flat (step ``k``'s are ``flat[starts[k]:starts[k +
+    1]]``), for the compiler, which needs no lookup then: the sort's positions renumbered with C-level ``map``s. A
+    step that repeated a dependency lists it once, as its record does.
     """
     rank = [0] * len(order)
     for k, i in enumerate(order):
         rank[i] = k
     renumbered = list(map(rank.__getitem__, edges.flat))
-    starts = edges.starts
-    found = list(
-        map(
-            tuple,
-            map(renumbered.__getitem__, map(slice, map(starts.__getitem__, order), map(starts[1:].__getitem__, order))),
-        )
-    )
+    lows = list(map(edges.starts.__getitem__, order))
+    highs = list(map(edges.starts[1:].__getitem__, order))
+    groups = map(renumbered.__getitem__, map(slice, lows, highs))
     if not edges.distinct:  # a step repeats a dependency (rare)
-        found = [
-            ds if len(ds) == len(step.depends_on) else tuple(dict.fromkeys(ds))
-            for ds, step in zip(found, planned, strict=True)
-        ]
-    return found
+        groups = map(list, map(dict.fromkeys, groups))
+        lists = list(groups)
+        return list(chain.from_iterable(lists)), list(accumulate(map(len, lists), initial=0))
+    return list(chain.from_iterable(groups)), list(accumulate(map(sub, highs, lows), initial=0))
 
 
 def _step_index(steps: Sequence[WorkflowStep]) -> dict[str, int]:
     """Position of every step id; ORCH_3006 names the first duplicate."""
-    index = dict(zip(map(_STEP_ID, steps), range(len(steps))))
+    index = dict(zip(map(_STEP_ID, steps), range(len(steps)), strict=True))
     if len(index) == len(steps):
         return index
     index = {}

@@ -56,7 +56,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, chain
+from operator import sub
+from typing import NamedTuple
 
 from orchestrator.workflows.spec import CanvasSpec, Step, first_step, parallel, sequence, sources
 
@@ -83,7 +85,8 @@ class Decomposition:
     """The main canvas and the triggers, as columns (see ``triggers.TriggerTable``, which takes them over).
 
     Trigger ``k`` is named ``ids[k]`` (its first step), waits for the positions ``waits[starts[k]:starts[k + 1]]``
-    (distinct, in no particular order) and runs its own step alone, or ``canvases[k]`` when that holds a multi-step canvas.
+    (distinct, in no particular order) and runs its own step alone, or ``canvases[k]`` when that holds a
+    multi-step canvas.
     Columns, not a record per trigger: nearly every step of a random DAG is a one-step trigger.
     """
 
@@ -103,32 +106,52 @@ class Decomposition:
         ]
 
 
-def decompose(names: Sequence[str], deps: Sequence[Sequence[int]], ends: Sequence[bool] | None = None) -> Decomposition:
-    """Decompose the DAG given in topological order (``deps[i]`` all < i, no duplicates); ``ends[i]``: nothing
-    may follow step ``i`` in a canvas (its dependents start from triggers)."""
+class Dependencies(NamedTuple):
+    """Every step's dependencies as plan positions, in one flat list: step ``v``'s are ``flat[starts[v]:starts[v + 1]]``
+    (all earlier than ``v``, none repeated). Flat, not a tuple per step: a large plan would otherwise leave the
+    collector thousands of objects to count (each allocation brings its next collection nearer)."""
+
+    flat: list[int]
+    starts: list[int]
+
+    @classmethod
+    def of(cls, deps: Iterable[Iterable[int]]) -> Dependencies:
+        """From one sequence of positions per step."""
+        lists = list(map(list, deps))
+        return cls(list(chain.from_iterable(lists)), list(accumulate(map(len, lists), initial=0)))
+
+
+def decompose(names: Sequence[str], deps: Dependencies, ends: Sequence[bool] | None = None) -> Decomposition:
+    """Decompose the DAG given in topological order (``deps``: each step's are earlier, no duplicates); ``ends[i]``:
+    nothing may follow step ``i`` in a canvas (its dependents start from triggers)."""
     return _Decomposer(names, deps, ends).run()
 
 
 class _Decomposer:
     """One decomposition run; marks and scratch arrays are reused across recursive calls."""
 
-    def __init__(self, names: Sequence[str], deps: Sequence[Sequence[int]], ends: Sequence[bool] | None = None) -> None:
+    def __init__(
+        self, names: Sequence[str], deps: Dependencies | Sequence[Sequence[int]], ends: Sequence[bool] | None = None
+    ) -> None:
         n = len(names)
         self.names = names
-        self.deps = deps
+        # Step v's dependencies are ``preds[pred_starts[v]:pred_starts[v + 1]]`` (sliced where needed, see
+        # ``Dependencies``).
+        self.preds, self.pred_starts = deps if isinstance(deps, Dependencies) else Dependencies.of(deps)
+        flat, starts = self.preds, self.pred_starts
+        self.indeg = list(map(sub, starts[1:], starts))
         self.ends = ends if ends is not None else [False] * n
-        # Dependents in one flat list: step v's are ``succs[succ_starts[v]:succ_starts[v + 1]]``, ascending (filled
-        # in plan order). One list per step would leave the collector thousands of containers to track.
+        # Dependents likewise: step v's are ``succs[succ_starts[v]:succ_starts[v + 1]]``, ascending (filled in plan
+        # order).
         outdeg = [0] * n
-        for ds in deps:
-            for d in ds:
-                outdeg[d] += 1
+        for d in flat:
+            outdeg[d] += 1
         self.outdeg = outdeg
-        self.succ_starts = starts = list(accumulate(outdeg, initial=0))
-        cursor = starts[:-1]
-        self.succs = succs = [0] * starts[-1]
-        for v, ds in enumerate(deps):
-            for d in ds:
+        self.succ_starts = succ_starts = list(accumulate(outdeg, initial=0))
+        cursor = succ_starts[:-1]
+        self.succs = succs = [0] * succ_starts[-1]
+        for v in range(n):
+            for d in flat[starts[v] : starts[v + 1]]:
                 succs[cursor[d]] = v
                 cursor[d] += 1
         edges = len(succs)
@@ -170,7 +193,7 @@ class _Decomposer:
         if size == 2:
             first, second = xs
             pair = [_step(Step, (self.names[v],)) for v in xs]
-            if first not in self.deps[second]:
+            if first not in self.deps(second):
                 return Piece(parallel(pair), not (ends[first] or ends[second]))
             if ends[first]:  # the second step waits for the first through a trigger
                 self.add_step_trigger(second)
@@ -220,13 +243,19 @@ class _Decomposer:
         only larger regions get a member list (and, for a trigger, a place on ``pending``).
         """
         label = self.tag(xs)
-        origin, mark, deps, size = self.origin, self.mark, self.deps, self.pos  # ``pos`` is free scratch here
+        origin, mark, flat, starts, size = (
+            self.origin,
+            self.mark,
+            self.preds,
+            self.pred_starts,
+            self.pos,
+        )  # ``pos``: scratch
         roots: list[int] = []
         heads: list[int] = []
-        self.work += sum(map(len, map(deps.__getitem__, xs)))
+        self.work += sum(map(self.indeg.__getitem__, xs))
         for v in xs:
             first, joins = -1, False
-            for d in deps[v]:
+            for d in flat[starts[v] : starts[v + 1]]:
                 if mark[d] == label:
                     if first < 0:
                         first = origin[d]
@@ -252,15 +281,15 @@ class _Decomposer:
                     region.append(v)
         names, ends = self.names, self.ends
         result = self.result
-        ids, waits, starts = result.ids.append, result.waits.extend, result.starts.append
+        ids, waits, ends_at = result.ids.append, result.waits.extend, result.starts.append
         for head in heads:
             region = members.get(head)
             if region is None:  # a one-step trigger (``add_step_trigger``, inlined: thousands of them)
                 ids(names[head])
-                waits(deps[head])
-                starts(len(result.waits))
+                waits(flat[starts[head] : starts[head + 1]])
+                ends_at(len(result.waits))
             else:
-                self.pending.append((list(deps[head]), region, True))
+                self.pending.append((flat[starts[head] : starts[head + 1]], region, True))
         pieces = [
             Piece(_step(Step, (names[r],)), not ends[r])
             if (region := members.get(r)) is None
@@ -273,7 +302,7 @@ class _Decomposer:
     def detach(self, xs: list[int]) -> Piece:
         """Too deep: compile ``xs`` as its own trigger canvas (it starts when its sources' deps are done)."""
         label = self.tag(xs)
-        waits = self.union_deps(v for v in xs if not any(self.mark[d] == label for d in self.deps[v]))
+        waits = self.union_deps(v for v in xs if not any(self.mark[d] == label for d in self.deps(v)))
         if not waits:  # only roots could have no dependencies; they never sit this deep
             return self.piece(xs, 0)
         self.pending.append((waits, xs, False))
@@ -285,7 +314,7 @@ class _Decomposer:
         first: list[CanvasSpec] = []
         closed = True
         for v in xs:
-            if any(self.mark[d] == label for d in self.deps[v]):
+            if any(self.mark[d] == label for d in self.deps(v)):
                 self.add_step_trigger(v)
                 closed = False
             else:
@@ -310,12 +339,12 @@ class _Decomposer:
         edge from both ends.
         """
         label = self.tag(xs)
-        mark, deps, parent = self.mark, self.deps, self.origin
-        self.work += sum(map(len, map(deps.__getitem__, xs))) + sum(map(self.outdeg.__getitem__, xs))
+        mark, flat, starts, parent = self.mark, self.preds, self.pred_starts, self.origin
+        self.work += sum(map(self.indeg.__getitem__, xs)) + sum(map(self.outdeg.__getitem__, xs))
         count = 0
         for v in xs:
             root = -1
-            for d in deps[v]:
+            for d in flat[starts[v] : starts[v + 1]]:
                 if mark[d] == label:
                     r = parent[d]
                     while parent[r] != r:
@@ -362,11 +391,11 @@ class _Decomposer:
         if found is None:
             return [xs]
         last_dep, last_source = found
-        deps = self.deps
-        self.work += sum(map(len, map(deps.__getitem__, xs))) + sum(map(self.outdeg.__getitem__, xs))
+        flat, starts = self.preds, self.pred_starts
+        self.work += sum(map(self.indeg.__getitem__, xs)) + sum(map(self.outdeg.__getitem__, xs))
         # Per position i, with P = xs[: i + 1]: A = sinks of P, B = sources of the rest, C = edges between them.
         sinks = [0] * (first_sink + 1)
-        starts = [0] * (first_sink + 1)
+        firsts = [0] * (first_sink + 1)
         edges = [0] * (first_sink + 1)
         for i in range(first_sink):
             sinks[i] += 1
@@ -375,9 +404,10 @@ class _Decomposer:
             last = last_dep[i]
             if last < 0 or last >= first_sink:
                 continue  # a source of X only counts before the last source, a late one only after the first sink
-            starts[last] += 1
-            starts[min(i, first_sink)] -= 1
-            for d in deps[xs[i]]:
+            firsts[last] += 1
+            firsts[min(i, first_sink)] -= 1
+            v = xs[i]
+            for d in flat[starts[v] : starts[v + 1]]:
                 if mark[d] == label:
                     after = min_succ[pos[d]]
                     if last < after:
@@ -386,7 +416,7 @@ class _Decomposer:
         factors: list[list[int]] = []
         begin = a = b = c = 0
         for i in range(first_sink):
-            a, b, c = a + sinks[i], b + starts[i], c + edges[i]
+            a, b, c = a + sinks[i], b + firsts[i], c + edges[i]
             if i >= last_source and c == a * b:
                 factors.append(xs[begin : i + 1])
                 begin = i + 1
@@ -411,13 +441,14 @@ class _Decomposer:
     def last_dependencies(self, xs: list[int], label: int, first_sink: int) -> tuple[list[int], int] | None:
         """Per position, the last position of a dependency inside ``xs`` (-1 for a source), and the position of
         the last source; None as soon as a source turns up at or after ``first_sink`` (no cut then)."""
-        mark, pos, deps = self.mark, self.pos, self.deps
+        mark, pos, flat, starts = self.mark, self.pos, self.preds, self.pred_starts
         size = len(xs)
         last_dep = [-1] * size
         last_source = -1
         for i in range(size - 1, -1, -1):
             last = -1
-            for d in deps[xs[i]]:
+            v = xs[i]
+            for d in flat[starts[v] : starts[v + 1]]:
                 if mark[d] == label and pos[d] > last:
                     last = pos[d]
             if last < 0 and last_source < 0:
@@ -428,8 +459,12 @@ class _Decomposer:
             last_dep[i] = last
         return last_dep, last_source
 
+    def deps(self, v: int) -> list[int]:
+        """Step ``v``'s dependencies (a new list)."""
+        return self.preds[self.pred_starts[v] : self.pred_starts[v + 1]]
+
     def union_deps(self, firsts: Iterable[int]) -> list[int]:
-        return sorted({d for v in firsts for d in self.deps[v]})
+        return sorted({d for v in firsts for d in self.deps(v)})
 
     def waits_of(self, spec: CanvasSpec) -> list[int]:
         """What a detached canvas waits for: the dependencies of its first steps."""
@@ -453,5 +488,5 @@ class _Decomposer:
         """A one-step trigger: step ``v`` starts once its own dependencies are done."""
         result = self.result
         result.ids.append(self.names[v])
-        result.waits.extend(self.deps[v])
+        result.waits.extend(self.deps(v))
         result.starts.append(len(result.waits))

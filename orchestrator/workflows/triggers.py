@@ -4,8 +4,8 @@ Why columns: a random 10,000-step DAG compiles to ~6,600 triggers, nearly all of
 waited-for names and an index entry per trigger were most of what compiling left for the garbage collector to
 track (and what made its full collections come round during a start). Here a trigger is a position in a few
 lists of ints and strings: ``ids[k]`` names trigger ``k`` (its first step), it waits for the steps at positions
-``waits[starts[k]:starts[k + 1]]`` (distinct, in no particular order), and it applies its own step alone unless ``canvases``
-holds a multi-step canvas for it (its spec, and its canvas in Celery's dict form as JSON text).
+``waits[starts[k]:starts[k + 1]]`` (distinct, in no particular order), and it applies its own step alone unless
+``canvases`` holds a multi-step canvas for it (its spec, and its canvas in Celery's dict form as JSON text).
 
 The table is also a read-only ``Mapping`` of trigger id to ``Trigger`` (built on each lookup) for tools and tests
 that want records; the runtime reads the columns (``rows``, ``index``).
