@@ -14,9 +14,11 @@ thousands of times, so what identical steps share (catalog lookup, checked param
 per plan (``_Resolver``). Each planned step is a ``PlannedStep`` named tuple built straight from values that
 were checked and typed moments before (the ``WorkflowStep``, the catalog, the parameter check); a unit test
 checks it equals (and serializes exactly like) one validated through ``PlannedStepModel``. No process-wide
-switches: the garbage collector runs as usual, which is why planning keeps to few containers (one record, its
-dependency tuple and its parameters per step; the sort's dependents in one flat list), as do the compiler's
-spec and trigger records (see ``spec.Step``, ``compiler.Trigger``).
+switches: the garbage collector runs as usual, which is why planning keeps to few objects (per step one record
+and its dependency tuple; identical steps share one read-only parameters mapping, ``SharedParameters``;
+dependencies and dependents as flat lists of positions, found with C-level ``map``s over all steps at once),
+and hands the positions it sorted with to the compiler (``PlannedSteps``) instead of letting it look them up
+again.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 
 class Step(NamedTuple):
-    """One step. A named tuple (of one string): a 10,000-step plan holds 10,000 of them, and tuples of strings
-    leave the garbage collector's tracking at its first pass, so they never weigh on its full collections."""
+    """One step. A named tuple (of one string): the cheapest record there is, one allocation (a compiled random
+    10,000-step DAG holds ~4,300 of them, in its main and multi-step trigger canvases)."""
 
     step_id: str
 
