@@ -268,3 +268,18 @@ def test_repeated_dependencies_out_of_order_still_sort_and_collapse() -> None:
     result = plan(definition(step("c", "b", "b", "a"), step("a"), step("b", "a", "a")))
     assert [s.step_id for s in result.steps] == ["a", "b", "c"]
     assert result.step("c").depends_on == ("b", "a") and result.step("b").depends_on == ("a",)
+
+
+# -- errors ------------------------------------------------------------------------------------------------
+def test_the_first_invalid_step_in_plan_order_is_the_one_named() -> None:
+    # Step "b" has bad parameters and comes before "c", whose action is unknown: "b" is named, as a plain loop would.
+    error = invalid(
+        definition(
+            step("a"),
+            step("b", "a", action="cmdb.query", parameters={"limit": "many"}),
+            step("c", "b", action="cmdb.nothing"),
+        )
+    )
+    assert "step 'b' (cmdb.query)" in error.message
+    error = invalid(definition(step("a"), step("c", "a", action="cmdb.nothing"), step("b", "c", parameters={"x": 1})))
+    assert "step 'c'" in error.message and "cmdb.nothing" in error.message
