@@ -80,7 +80,10 @@ class CompiledPlan:
     @property
     def main_dict(self) -> dict[str, Any] | None:
         """The canvas to apply now in Celery's dict form (a fresh copy each call: Celery rebuilds in place)."""
-        return None if self.main_json is None else dict(json.loads(self.main_json))
+        if self.main_json is None:
+            return None
+        parsed: dict[str, Any] = json.loads(self.main_json)
+        return parsed
 
     @property
     def canvas(self) -> Signature | None:
@@ -96,7 +99,10 @@ class CompiledPlan:
     def trigger_canvas(self, trigger_id: str) -> dict[str, Any]:
         """The canvas a trigger applies, in Celery's dict form (built now for a one-step trigger)."""
         canvas = self.triggers.canvas_json(trigger_id)
-        return self.step_dict(trigger_id) if canvas is None else dict(json.loads(canvas))
+        if canvas is None:
+            return self.step_dict(trigger_id)
+        parsed: dict[str, Any] = json.loads(canvas)
+        return parsed
 
 
 def compile_plan(plan: WorkflowPlan, run_id: str, generation: int = 0) -> CompiledPlan:
