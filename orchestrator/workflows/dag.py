@@ -157,8 +157,9 @@ def _topological_order(steps: Sequence[WorkflowStep]) -> tuple[list[int] | None,
         i = pop(ready)
         done(i)
         for k in dependents[starts[i] : starts[i + 1]]:
-            waiting[k] -= 1
-            if waiting[k] == 0:
+            left = waiting[k] - 1
+            waiting[k] = left
+            if not left:
                 push(ready, k)
     if len(order) != size:
         cycle = _find_cycle(steps, index, {i for i, count in enumerate(waiting) if count > 0})
