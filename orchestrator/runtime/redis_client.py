@@ -55,7 +55,7 @@ class OneWriteConnection(redis.Connection):
     """A TCP connection that writes a whole pipeline with one ``sendall`` (see ``PIPELINE_WRITE_BYTES``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         self._buffer_cutoff = PIPELINE_WRITE_BYTES
 
 
