@@ -98,7 +98,7 @@ def up(
 ) -> None:
     """Run everything: Redis (embedded when none answers), one worker per agent, and the API with MCP at /mcp."""
     from orchestrator.runtime.procs import WorkerPool
-    from orchestrator.schedules.process import BEAT, beat_command, beat_env
+    from orchestrator.schedules.beat import embedded_beat
     from orchestrator.settings import AGENT_IDS
 
     try:
@@ -107,6 +107,7 @@ def up(
         fail(exc)
         return
     pool = WorkerPool(settings.redis_url, supervise=True)
+    beat = None
     try:
         settings = with_api_token(settings)
         pool.start(AGENT_IDS, concurrency=concurrency)
@@ -115,7 +116,8 @@ def up(
         ):
             pool.wait_ready(timeout=ready_timeout)
         console.print(f"[green]workers ready[/]: {', '.join(AGENT_IDS)}")
-        pool.start_process(BEAT, beat_command(), beat_env(settings.redis_url))
+        beat = embedded_beat(settings)
+        beat.start()
         console.print("beat started: schedules (`itom-orch schedule list`) start their runs while `up` runs")
         serve_http(settings, host, port)
     except OrchestratorError as exc:
@@ -124,7 +126,11 @@ def up(
         pass
     finally:
         with console.status("stopping the beat, the workers and the embedded Redis (if any)..."):
+            if beat is not None:
+                beat.stop(timeout=0)  # it ends its sleep while the workers stop
             pool.stop()
+            if beat is not None:
+                beat.stop()
             redis.stop()
         console.print("stopped")
 

@@ -3,7 +3,8 @@
 Why one module: every path that starts work (workflow, single task, resume, repair, chat) passes the same
 gate, so a denied action can never slip onto a queue through a side door. Every start is recorded together
 with the canvas it must enqueue (the outbox), so a crash or a broker outage between the record and the
-broker delays the run instead of losing it.
+broker delays the run instead of losing it. When the broker is the Redis that holds run state, a start's
+messages are pushed inside the record's own transaction instead: recorded and enqueued at once, in one round trip.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from orchestrator.models.common import RunStatus, StepStatus, iso_now
 from orchestrator.models.events import Event
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
+from orchestrator.runtime.transport import Command
 from orchestrator.security.policy import PolicyGate
 from orchestrator.settings import ReliabilitySettings
 from orchestrator.state import events as ev
@@ -112,13 +114,15 @@ class Dispatcher:
         check = self.authorize(plan, actor=actor, run_id=run_id)
         compiled = lean(compile_plan(plan, run_id, 0), self.broker_url)
         payload = _announcement(plan, {"source": source})
+        # Broker = state Redis: the canvas's messages go onto the queue in the record's own transaction.
+        publishes = None if compiled.main_dict is None else self.outbox.capture_start(compiled.main_dict)
         confirms = self.outbox.pending.take()  # earlier starts' entries ride on this transaction
         try:
-            view = self._record(run_id, plan, actor, compiled, check, payload, source, created_at, confirms)
+            view = self._record(run_id, plan, actor, compiled, check, payload, source, created_at, confirms, publishes)
         except BaseException:
             self.outbox.pending.put_back(confirms)
             raise
-        if compiled.main_dict is not None:
+        if compiled.main_dict is not None and publishes is None:
             try:  # the canvas is in hand: apply it (confirmed with the next write), without reading the outbox back
                 self.outbox.apply_start(run_id, compiled.main_dict, generation=0)
             except Exception:  # broker down: the outbox keeps the entry, the reconciler retries
@@ -136,6 +140,7 @@ class Dispatcher:
         source: str,
         created_at: str,
         confirms: list[tuple[str, str]],
+        publishes: list[Command] | None,
     ) -> RunView:
         return self.runs.create(
             run_id,
@@ -144,7 +149,8 @@ class Dispatcher:
             triggers=compiled.triggers,
             trigger_index=compiled.trigger_index,
             start=True,
-            canvas=compiled.main_dict,
+            canvas=compiled.main_dict if publishes is None else None,  # published with the record: no outbox entry
+            publishes=publishes,
             audit_bodies=[check, audit_body("workflow_started", actor, run_id, payload)],
             started_event=encode(Event(event_type=ev.WORKFLOW_STARTED, correlation_id=run_id, payload=payload)),
             source=source,

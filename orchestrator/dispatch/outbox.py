@@ -13,18 +13,23 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from functools import cached_property
 from typing import Any
 
 from celery import Celery
+from redis.connection import parse_url
 
 from orchestrator import keys
 from orchestrator.dispatch.enqueue import enqueue
 from orchestrator.runtime.canvas_results import drop_unused_results, map_priorities
-from orchestrator.runtime.celery_app import broker_priority
+from orchestrator.runtime.celery_app import REDIS_TRANSPORT, broker_priority
+from orchestrator.runtime.transport import Command, captured_publishes
 from orchestrator.state.runs import RunStore
 from orchestrator.workflows.compiler import step_signature_dict
 
 log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {"host": "localhost", "port": 6379, "db": 0, "path": None}
 
 
 class PendingConfirms:
@@ -136,6 +141,32 @@ class Outbox:
         finally:
             self.runs.confirm_outbox(run_id, settled)
         return applied
+
+    def capture_start(self, canvas: dict[str, Any]) -> list[Command] | None:
+        """The start canvas's publishes as Redis commands, to run inside the transaction that records the run;
+        ``None`` when the broker is not the Redis that holds run state (then ``apply_start`` after the record).
+
+        Celery builds every message as ``apply_async`` would; only kombu's final push is held back (see
+        ``runtime.transport``). Recorded and enqueued in one transaction, the start needs no outbox entry.
+        """
+        if not self.shares_state_redis:
+            return None
+        with captured_publishes() as commands:
+            enqueue(self.app, canvas)
+        return commands or None
+
+    @cached_property
+    def shares_state_redis(self) -> bool:
+        """The broker is our transport on the very server and database the run state lives in."""
+        if self.app.conf.broker_transport != REDIS_TRANSPORT:
+            return False
+        state = getattr(self.runs.redis, "connection_pool", None)
+        if state is None:
+            return False
+        broker: dict[str, Any] = parse_url(self.broker_url)  # type: ignore[no-untyped-call]
+        found = state.connection_kwargs
+        fields = ("host", "port", "db", "path")
+        return all(broker.get(f, DEFAULTS.get(f)) == found.get(f, DEFAULTS.get(f)) for f in fields)
 
     def apply_start(self, run_id: str, canvas: dict[str, Any], *, generation: int) -> None:
         """Apply a start canvas its caller just recorded (``start:<generation>``); its entry is confirmed with

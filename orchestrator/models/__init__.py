@@ -5,6 +5,7 @@ from orchestrator.models.events import AuditEntry, Event
 from orchestrator.models.run import ErrorInfo, RunView, StepState
 from orchestrator.models.workflow import (
     PlannedStep,
+    PlannedStepModel,
     Template,
     TemplateParameter,
     WorkflowDefinition,
@@ -19,6 +20,7 @@ __all__ = [
     "Event",
     "FailurePolicy",
     "PlannedStep",
+    "PlannedStepModel",
     "PrincipalRole",
     "Priority",
     "RunStatus",

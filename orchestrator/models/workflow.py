@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import to_json
 
 from orchestrator.models.common import Access, FailurePolicy, Priority
 
@@ -72,8 +73,12 @@ class Template(WorkflowDefinition):
     source: str = "builtin"
 
 
-class PlannedStep(BaseModel):
-    """A step after validation: agent, access and limits resolved from the catalog, parameters bound."""
+class PlannedStepModel(BaseModel):
+    """The validated wire form of a planned step: what the run hash stores as ``p:<step>`` (its JSON is pydantic's).
+
+    Readers of stored specs validate through it (``PlannedStep.model_validate_json``); plans are made of
+    ``PlannedStep`` records, whose ``model_dump_json`` writes exactly what this model would.
+    """
 
     step_id: str
     name: str
@@ -88,6 +93,65 @@ class PlannedStep(BaseModel):
     on_failure: FailurePolicy
     max_retries: int
     timeout_seconds: float
+
+
+class PlannedStep(NamedTuple):
+    """A step after validation: agent, access and limits resolved from the catalog, parameters bound.
+
+    Why a named tuple and not a pydantic model: a plan holds one per step (10,000 in a large generated plan), and
+    a model per step cost more than the rest of planning together (construction, and three objects per step the
+    garbage collector keeps tracking). Build one from unchecked data with ``model_validate`` (that validates
+    through ``PlannedStepModel``); ``plan()`` builds them directly from values it has just checked. The stored
+    form is unchanged: ``model_dump_json`` gives ``PlannedStepModel``'s JSON, byte for byte.
+    """
+
+    step_id: str
+    name: str
+    action: str
+    agent_id: str
+    domain: str
+    target_domain: str
+    access: Access
+    idempotent: bool
+    parameters: dict[str, Any]
+    depends_on: tuple[str, ...]
+    on_failure: FailurePolicy
+    max_retries: int
+    timeout_seconds: float
+
+    @classmethod
+    def model_validate(cls, data: Any) -> PlannedStep:
+        """A record from a mapping (or a record), validated and coerced as the stored form is."""
+        if isinstance(data, PlannedStep):
+            data = data._asdict()
+        return cls.from_model(PlannedStepModel.model_validate(data))
+
+    @classmethod
+    def model_validate_json(cls, raw: str | bytes) -> PlannedStep:
+        """A record from its stored JSON (``p:<step>`` of a run hash), validated."""
+        return cls.from_model(PlannedStepModel.model_validate_json(raw))
+
+    @classmethod
+    def from_model(cls, m: PlannedStepModel) -> PlannedStep:
+        return cls(
+            m.step_id,
+            m.name,
+            m.action,
+            m.agent_id,
+            m.domain,
+            m.target_domain,
+            m.access,
+            m.idempotent,
+            m.parameters,
+            tuple(m.depends_on),
+            m.on_failure,
+            m.max_retries,
+            m.timeout_seconds,
+        )
+
+    def model_dump_json(self) -> str:
+        """The stored JSON form, exactly what ``PlannedStepModel.model_dump_json`` gives (same serializer)."""
+        return to_json(self._asdict()).decode()
 
 
 class WorkflowPlan(BaseModel):

@@ -17,6 +17,8 @@ from orchestrator.settings import AGENT_IDS, Settings
 
 # Redis has no native priorities; kombu emulates them with one list per step (0 is served first).
 PRIORITY_STEPS = list(range(10))
+# kombu's Redis transport, able to fold a start's publish into the transaction that records it
+REDIS_TRANSPORT = "orchestrator.runtime.transport:Transport"
 
 
 def is_amqp(broker_url: str) -> bool:
@@ -36,8 +38,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     arguments = {"x-max-priority": PRIORITY_STEPS[-1]} if is_amqp(broker) else None
     names = [keys.agent_queue(agent_id) for agent_id in AGENT_IDS] + [keys.ORCHESTRATOR_QUEUE]
     queues = [Queue(name, routing_key=name, queue_arguments=arguments) for name in names]
+    transport = {"broker_transport": REDIS_TRANSPORT} if broker.startswith(("redis://", "rediss://")) else {}
     return {
         "broker_url": broker,
+        **transport,
         "result_backend": settings.redis_url,
         "task_serializer": "json",
         "result_serializer": "json",

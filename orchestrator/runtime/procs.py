@@ -1,13 +1,11 @@
-"""Start, supervise and stop agent worker processes (one Celery worker per agent, each with its own role), and the
-other long-running processes ``itom-orch up`` owns (the beat).
+"""Start, supervise and stop agent worker processes (one Celery worker per agent, each with its own role).
 
 Why subprocesses: each agent's worker must have its role from its own configuration, and a Ctrl-C must
 leave nothing behind. Each worker gets its own session so the whole pool can be stopped as a group.
 Why supervision: a worker process can die (killed, out of memory, or kombu exiting on a Redis restart while
 a task is in flight); ``itom-orch up`` restarts it with backoff, marks its instance gone at once (so the
-reconciler repairs its leases on its next pass) and reports the agent ``degraded`` while it restarts. A process
-that is not an agent worker (``start_process``: the beat) is restarted the same way; it has no instance to
-mark gone and no health entry.
+reconciler repairs its leases on its next pass) and reports the agent ``degraded`` while it restarts. (The beat
+``itom-orch up`` runs is a supervised thread of its own process: ``schedules.embedded``.)
 """
 
 from __future__ import annotations
@@ -83,7 +81,6 @@ class _Worker:
     command: list[str]
     env: dict[str, str]
     quiet: bool
-    is_agent: bool = True  # an agent worker: beats as an instance, and health reports its restarts
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
@@ -139,13 +136,6 @@ class WorkerPool:
             self.workers[agent_id] = worker
         self._start_monitor()
 
-    def start_process(self, name: str, command: list[str], env: dict[str, str], *, quiet: bool = True) -> None:
-        """Run another process under the same supervision (restarted with backoff if it dies, stopped by ``stop``)."""
-        process = _Worker(name, command, env, quiet, is_agent=False)
-        process.spawn()
-        self.workers[name] = process
-        self._start_monitor()
-
     def _start_monitor(self) -> None:
         if self.supervise and self._monitor is None:
             self._monitor = threading.Thread(target=self._watch, name="itom-supervisor", daemon=True)
@@ -155,13 +145,12 @@ class WorkerPool:
         """Poll until every worker's own instance has beaten (written once the worker is ready)."""
         client = get_redis(self.redis_url)
         deadline = time.monotonic() + timeout
-        agents = {a: w for a, w in self.workers.items() if w.is_agent}
-        missing = list(agents)
+        missing = list(self.workers)
         while time.monotonic() < deadline:
-            missing = [a for a, w in agents.items() if not self._beating(client, a, w)]
+            missing = [a for a, w in self.workers.items() if not self._beating(client, a, w)]
             if not missing:
                 return
-            dead = [a for a, w in agents.items() if w.process is not None and w.process.poll() is not None]
+            dead = [a for a, w in self.workers.items() if w.process is not None and w.process.poll() is not None]
             if dead and not self.supervise:
                 raise AgentUnavailableError(f"Worker(s) exited at start: {', '.join(dead)}", {"agents": dead})
             time.sleep(0.1)  # bounded poll of worker start-up
@@ -200,13 +189,11 @@ class WorkerPool:
             return
         code = process.returncode
         worker.restarts += 1
-        worker.recovering = worker.is_agent
+        worker.recovering = True
         delay = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (worker.restarts - 1))
         worker.restart_at = now + delay
         _signal_group(process, signal.SIGKILL)  # pool children that outlived their parent
-        log.warning("the %s process exited (code %s); restarting in %.1fs", worker.agent_id, code, delay)
-        if not worker.is_agent:
-            return
+        log.warning("the %s worker exited (code %s); restarting in %.1fs", worker.agent_id, code, delay)
         client = get_redis(self.redis_url)
         pipe = client.pipeline(transaction=False)
         pipe.zadd(keys.WORKERS, {instance_of(worker.agent_id, process.pid): 0})  # gone now: repair its leases
@@ -235,9 +222,8 @@ class WorkerPool:
             _signal_group(proc, signal.SIGKILL)  # pool children that outlived their parent
         with contextlib.suppress(Exception):
             client = get_redis(self.redis_url)
-            for agent_id, worker in self.workers.items():
-                if worker.is_agent:
-                    client.delete(keys.supervisor_key(agent_id))
+            for agent_id in self.workers:
+                client.delete(keys.supervisor_key(agent_id))
         self.workers.clear()
 
     def kill(self, agent_id: str) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 from redbeat.schedulers import RedBeatScheduler
 
+from orchestrator.schedules.embedded import EmbeddedBeat
 from orchestrator.schedules.store import configure_redbeat
 from orchestrator.settings import Settings
 
@@ -55,3 +56,8 @@ def run_beat(settings: Settings, *, loglevel: str = "INFO") -> None:
         redirect_stdouts=False,
     )
     beat.run()
+
+
+def embedded_beat(settings: Settings) -> EmbeddedBeat:
+    """The beat ``itom-orch up`` runs in its own process (see ``embedded``); call ``start()`` and ``stop()``."""
+    return EmbeddedBeat(beat_app(settings), OrchestratorScheduler, max_interval=settings.schedules.max_interval_seconds)

@@ -191,6 +191,7 @@ class RunStore:
         source: str = "api",
         created_at: str | None = None,
         confirm: list[tuple[str, str]] | None = None,
+        publishes: list[tuple[Any, ...]] | None = None,
     ) -> RunView:
         """Record a run durably in one transaction (before anything is enqueued); returns it as written.
 
@@ -199,6 +200,8 @@ class RunStore:
         entries and the started event are written once, by a script queued with EVAL (no NOSCRIPT inside MULTI).
         ``confirm``: ``(run id, entry)`` outbox entries of earlier starts whose canvases the broker took since the
         last write; they ride on this transaction instead of costing a round trip each (``outbox.PendingConfirms``).
+        ``publishes``: the broker commands of the start (when the broker is this Redis), run last in this transaction,
+        so the run is recorded and enqueued at once or not at all (``Outbox.capture_start``).
         """
         now = created_at or iso_now()
         epoch = time.time()
@@ -261,6 +264,8 @@ class RunStore:
                 [keys.run_key(run_id), keys.AUDIT_STREAM, keys.AUDIT_HEAD, keys.EVENTS_STREAM, keys.METRICS],
                 [self.audit_max, self.events_max, keys.EVENTS_CHANNEL, started_event, *(audit_bodies or [])],
             )
+        for command in publishes or ():
+            pipe.execute_command(*command)
         pipe.execute()
         return RunView(
             run_id=run_id,

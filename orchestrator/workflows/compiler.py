@@ -25,6 +25,7 @@ canvases most of which fire much later. Dependencies become positions with one C
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -40,6 +41,7 @@ from orchestrator.workflows.decompose import decompose
 from orchestrator.workflows.spec import CanvasSpec, Chain, Chord, Group, Step
 
 HARD_LIMIT_GRACE_SECONDS = 5
+_record = tuple.__new__  # a named tuple from its fields in order, without the keyword-handling constructor
 
 
 class Trigger(NamedTuple):
@@ -115,27 +117,23 @@ def _triggers(
     """Triggers by id, and for each step the triggers that wait for it.
 
     On random DAGs nearly every step is a one-step trigger, so that case skips the generic tree walks and
-    builds no canvas (see ``Trigger``).
+    builds no canvas (see ``Trigger``); records are built straight from their fields (no per-call keyword
+    handling), and waiters are grouped by step position (int keys) before they are named.
     """
     name_of = names.__getitem__
     triggers: dict[str, Trigger] = {}
-    waiting_on: dict[str, list[str]] = {}
+    waiting_on: defaultdict[int, list[str]] = defaultdict(list)
     for waits, spec in found:
-        canvas: dict[str, Any] | None = None
         if isinstance(spec, Step):
-            trigger_id = spec.step_id
+            trigger_id: str = spec[0]
+            canvas = None
         else:
             trigger_id = first_step(spec)
             canvas = to_canvas_dict(spec, step_dict)
-        waits_for = tuple(map(name_of, waits))
-        triggers[trigger_id] = Trigger(trigger_id, waits_for, canvas, spec)
-        for step_id in waits_for:
-            waiting = waiting_on.get(step_id)
-            if waiting is None:
-                waiting_on[step_id] = [trigger_id]
-            else:
-                waiting.append(trigger_id)
-    return triggers, {step_id: tuple(ids) for step_id, ids in waiting_on.items()}
+        triggers[trigger_id] = _record(Trigger, (trigger_id, tuple(map(name_of, waits)), canvas, spec))
+        for position in waits:
+            waiting_on[position].append(trigger_id)
+    return triggers, {name_of(position): tuple(ids) for position, ids in waiting_on.items()}
 
 
 def _step_signatures(

@@ -11,12 +11,12 @@ Speed matters (a 10,000-step plan in tens of milliseconds): indices instead of i
 scan that finds most definitions already in topological order, else Kahn's algorithm with a heap (stable:
 definition order among ready steps); no quadratic work. Generated plans repeat a handful of actions
 thousands of times, so what identical steps share (catalog lookup, checked parameters) is resolved once
-per plan (``_Resolver``). Each planned step is built with pydantic's ``model_construct`` from values that
-were checked and typed moments before (the ``WorkflowStep``, the catalog, the parameter check), so they are not
-validated a second time; every field is given, so one fields-set serves every step of the plan (pydantic only
-ever adds names to it, and they are all there). A unit test checks the result equals a validated step. No
-process-wide switches: the garbage collector runs as usual, which is why planned steps and the compiler's
-spec and trigger records are kept to few tracked containers (see ``spec.Step``, ``compiler.Trigger``).
+per plan (``_Resolver``). Each planned step is a ``PlannedStep`` named tuple built straight from values that
+were checked and typed moments before (the ``WorkflowStep``, the catalog, the parameter check); a unit test
+checks it equals (and serializes exactly like) one validated through ``PlannedStepModel``. No process-wide
+switches: the garbage collector runs as usual, which is why planning keeps to few containers (one record, its
+dependency tuple and its parameters per step; the sort's dependents in one flat list), as do the compiler's
+spec and trigger records (see ``spec.Step``, ``compiler.Trigger``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Any, NoReturn
 
 from orchestrator import catalog
@@ -53,7 +53,7 @@ def plan(
     steps = definition.steps
     resolve = _Resolver(bound).planned_step
     planned = [resolve(steps[i]) for i in order]
-    return WorkflowPlan(
+    return WorkflowPlan.model_construct(  # every field given, each checked above: nothing to validate again
         template_id=template_id if template_id is not None else getattr(definition, "template_id", None),
         name=definition.name,
         parameters=bound,
@@ -97,7 +97,7 @@ def _validated_order(definition: WorkflowDefinition) -> list[int]:
 def subplan(full: WorkflowPlan, done: set[str]) -> WorkflowPlan:
     """The plan that is left once ``done`` steps have completed (resume): their edges are dropped."""
     steps = [
-        step.model_copy(update={"depends_on": [d for d in step.depends_on if d not in done]})
+        step._replace(depends_on=tuple(d for d in step.depends_on if d not in done))
         for step in full.steps
         if step.step_id not in done
     ]
@@ -110,21 +110,31 @@ def _topological_order(steps: Sequence[WorkflowStep]) -> list[int]:
     if _in_definition_order(steps, index):
         return list(range(len(steps)))
     deps = _dependency_positions(steps, index)
-    dependents: list[list[int]] = [[] for _ in steps]
+    # Dependents in one flat list (each step's are ``flat[starts[i]:starts[i + 1]]``), not a list per step: a
+    # large plan would otherwise leave the collector thousands of containers to track and walk.
+    starts = [0] * (len(steps) + 1)
+    for ds in deps:
+        for j in ds:
+            starts[j] += 1
+    starts = list(accumulate(starts, initial=0))[:-1]
+    cursor = starts[:-1]
+    flat = [0] * starts[-1]
     for i, ds in enumerate(deps):
         for j in ds:
-            dependents[j].append(i)
-    waiting = [len(ds) for ds in deps]
+            flat[cursor[j]] = i
+            cursor[j] += 1
+    waiting = list(map(len, deps))
     ready = [i for i, count in enumerate(waiting) if count == 0]
     heapq.heapify(ready)  # a heap keeps definition order among ready steps: the order is stable
     order: list[int] = []
+    pop, push, done = heapq.heappop, heapq.heappush, order.append
     while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for k in dependents[i]:
+        i = pop(ready)
+        done(i)
+        for k in flat[starts[i] : starts[i + 1]]:
             waiting[k] -= 1
             if waiting[k] == 0:
-                heapq.heappush(ready, k)
+                push(ready, k)
     if len(order) != len(steps):
         cycle = _find_cycle(steps, index, {i for i, count in enumerate(waiting) if count > 0})
         described = ", ".join(f"'{a}' waits for '{b}'" for a, b in pairwise(cycle))
@@ -166,14 +176,14 @@ def _in_definition_order(steps: Sequence[WorkflowStep], index: dict[str, int]) -
     return True
 
 
-def _dependency_positions(steps: Sequence[WorkflowStep], index: dict[str, int]) -> list[list[int]]:
+def _dependency_positions(steps: Sequence[WorkflowStep], index: dict[str, int]) -> list[tuple[int, ...]]:
     """Each step's dependencies as positions (a repeated one stays repeated: counts and edges then agree);
     ORCH_3006 names the first unknown or self dependency, the same one a plain loop would find first."""
     position = index.__getitem__
-    found: list[list[int]] = []
+    found: list[tuple[int, ...]] = []
     for i, step in enumerate(steps):
         try:
-            ds = list(map(position, step.depends_on))
+            ds = tuple(map(position, step.depends_on))
         except KeyError:
             _report_bad_dependency(step, i, index)
         if i in ds:
@@ -248,6 +258,10 @@ class _Target:
     agent_id: str
     domain: str
     defaults: dict[str, Any] | None  # the parameters of a step that gives none (None: one is required)
+    timeout_seconds: float  # the action's, for steps that give none
+
+
+_record = tuple.__new__  # builds a ``PlannedStep`` from values already checked (its fields, in order)
 
 
 class _Resolver:
@@ -262,38 +276,40 @@ class _Resolver:
         self.bound = bound
         self.targets: dict[tuple[str, str | None], _Target] = {}
         self.checked: dict[tuple[str, tuple[tuple[str, type, Any], ...]], dict[str, Any]] = {}
-        self.fields_set = set(PlannedStep.model_fields)  # every field is given: one set serves every step
 
     def planned_step(self, step: WorkflowStep) -> PlannedStep:
         """The step with agent, access, limits and checked parameters resolved."""
         target = self.targets.get((step.action, step.agent))
         if target is None:
             target = self.target(step)
-        spec, domain, depends_on = target.spec, target.domain, step.depends_on
+        spec, domain, depends_on, step_id = target.spec, target.domain, step.depends_on, step.step_id
         if step.parameters or target.defaults is None:
             parameters = self.parameters(step, spec)
         else:
             parameters = dict(target.defaults)
-        fields: dict[str, Any] = {
-            "step_id": step.step_id,
-            "name": step.name or step.step_id,
-            "action": spec.name,
-            "agent_id": target.agent_id,
-            "domain": domain,
-            "target_domain": step.target_domain or domain,
-            "access": spec.access,
-            "idempotent": spec.idempotent,
-            "parameters": parameters,
-            "depends_on": list(dict.fromkeys(depends_on)) if len(depends_on) > 1 else list(depends_on),
-            "on_failure": step.on_failure,
-            "max_retries": step.max_retries if "max_retries" in step.model_fields_set else spec.max_retries,
-            "timeout_seconds": float(step.timeout_seconds or spec.timeout_seconds),
-        }
-        return PlannedStep.model_construct(self.fields_set, **fields)
+        step_record: PlannedStep = _record(
+            PlannedStep,
+            (
+                step_id,
+                step.name or step_id,
+                spec.name,
+                target.agent_id,
+                domain,
+                step.target_domain or domain,
+                spec.access,
+                spec.idempotent,
+                parameters,
+                tuple(dict.fromkeys(depends_on)) if len(depends_on) > 1 else tuple(depends_on),
+                step.on_failure,
+                step.max_retries if "max_retries" in step.model_fields_set else spec.max_retries,
+                float(step.timeout_seconds) if step.timeout_seconds else target.timeout_seconds,
+            ),
+        )
+        return step_record
 
     def target(self, step: WorkflowStep) -> _Target:
         spec, agent_id = _target(step)
-        target = _Target(spec, agent_id, spec.name.partition(".")[0], _defaults(spec.name))
+        target = _Target(spec, agent_id, spec.name.partition(".")[0], _defaults(spec.name), float(spec.timeout_seconds))
         self.targets[(step.action, step.agent)] = target
         return target
 

@@ -62,6 +62,7 @@ from orchestrator.workflows.spec import CanvasSpec, Step, parallel, sequence, so
 MAX_DEPTH = 40  # nesting levels of one canvas (Celery messages and JSON stay shallow)
 WORK_PER_ELEMENT = 40  # work budget per step and edge before the linear "flat" fallback
 WORK_SLACK = 1000
+_step = tuple.__new__  # ``Step(name)`` without the named tuple's keyword-handling constructor (10,000 a plan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,7 @@ class _Decomposer:
         while pending:
             waits, members, headed = pending.pop()
             if len(members) == 1:  # most regions of a random DAG: no recursion needed
-                triggers.append((waits, Step(names[members[0]])))
+                triggers.append((waits, _step(Step, (names[members[0]],))))
                 continue
             spec = self.piece(members, 0, headed=headed).spec
             assert spec is not None, "a trigger canvas always holds its own first steps"
@@ -140,10 +141,10 @@ class _Decomposer:
         size = len(xs)
         ends = self.ends
         if size == 1:
-            return Piece(Step(self.names[xs[0]]), not ends[xs[0]])
+            return Piece(_step(Step, (self.names[xs[0]],)), not ends[xs[0]])
         if size == 2:
             first, second = xs
-            pair = [Step(self.names[v]) for v in xs]
+            pair = [_step(Step, (self.names[v],)) for v in xs]
             if first not in self.deps[second]:
                 return Piece(parallel(pair), not (ends[first] or ends[second]))
             if ends[first]:  # the second step waits for the first through a trigger

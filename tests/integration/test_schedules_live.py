@@ -1,4 +1,5 @@
-"""Schedules on a real beat process (``itom-orch beat``) and real workers, on the suite's own Redis.
+"""Schedules on a real beat and real workers, on the suite's own Redis: the beat process (``itom-orch beat``)
+and the beat thread ``itom-orch up`` runs (``schedules.embedded``), each test once with each.
 
 A due schedule starts its run through the service as ``scheduler`` (audited under that actor) and the run
 completes on the workers; a schedule whose template file disappeared is reported (list state, audit entry,
@@ -12,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 from redbeat.schedulers import RedBeatSchedulerEntry
 
 from orchestrator.models.common import RunStatus, utcnow
+from orchestrator.schedules.beat import embedded_beat
 from orchestrator.schedules.manager import SCHEDULE_FAILED
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
@@ -29,9 +31,27 @@ from tests.integration.helpers import OPERATOR, uid, wait_until
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def beat(settings: Settings, worker_pool: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """``itom-orch beat`` on the test Redis with a one-second tick; stopped (SIGTERM, lock released) after."""
+Alive = Callable[[], bool]
+
+
+@pytest.fixture(params=["process", "embedded"])
+def beat(request: pytest.FixtureRequest, settings: Settings, worker_pool: Any) -> Iterator[Alive]:
+    """A beat on the test Redis with a one-second tick, stopped (lock released) after; yields "is it alive"."""
+    if request.param == "embedded":
+        schedules = settings.schedules.model_copy(update={"max_interval_seconds": 1})
+        thread = embedded_beat(settings.model_copy(update={"schedules": schedules}))
+        thread.start()
+        try:
+            yield lambda: thread.alive and thread.restarts == 0
+        finally:
+            thread.stop()
+        assert not thread.alive
+        return
+    yield from _beat_process(settings)
+
+
+def _beat_process(settings: Settings) -> Iterator[Alive]:
+    """``itom-orch beat`` as a process (SIGTERM at the end)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env.update(
         {
@@ -48,7 +68,7 @@ def beat(settings: Settings, worker_pool: Any) -> Iterator[subprocess.Popen[byte
         stderr=subprocess.DEVNULL if quiet else None,
     )
     try:
-        yield proc
+        yield lambda: proc.poll() is None
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -59,9 +79,7 @@ def make_due(orch: Orchestrator, schedule_id: str) -> None:
     entry.reschedule(last_run_at=utcnow() - timedelta(days=2))  # before the last cron match: overdue
 
 
-def test_a_due_schedule_starts_its_run_as_scheduler_and_it_completes(
-    orch: Orchestrator, beat: subprocess.Popen[bytes]
-) -> None:
+def test_a_due_schedule_starts_its_run_as_scheduler_and_it_completes(orch: Orchestrator, beat: Alive) -> None:
     schedule_id = uid("nightly")
     added = orch.add_schedule(
         OPERATOR,
@@ -80,7 +98,7 @@ def test_a_due_schedule_starts_its_run_as_scheduler_and_it_completes(
             timeout=60,
             what="the beat to fire the schedule",
         )
-        assert beat.poll() is None
+        assert beat()
         run = orch.wait_for_run(view.last_run_id, timeout=60)
         assert run.status == RunStatus.COMPLETED, run.error
         assert run.created_by == "scheduler" and run.template_id == "cmdb-health-check"
@@ -97,7 +115,7 @@ def test_a_due_schedule_starts_its_run_as_scheduler_and_it_completes(
 
 
 def test_a_schedule_whose_template_vanished_reports_it_instead_of_failing_silently(
-    orch: Orchestrator, settings: Settings, beat: subprocess.Popen[bytes]
+    orch: Orchestrator, settings: Settings, beat: Alive
 ) -> None:
     template_id = uid("tmp-tpl")
     folder = settings.user_templates_dir

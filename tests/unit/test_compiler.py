@@ -447,20 +447,22 @@ def test_ten_thousand_step_random_dag_plans_and_compiles(capsys: pytest.CaptureF
 
 def test_hand_built_plans_compile_too() -> None:
     def planned(step_id: str, *deps: str) -> PlannedStep:
-        return PlannedStep(
-            step_id=step_id,
-            name=step_id,
-            action="cmdb.ping",
-            agent_id="cmdb-agent",
-            domain="cmdb",
-            target_domain="cmdb",
-            access="read",
-            idempotent=True,
-            parameters={},
-            depends_on=list(deps),
-            on_failure="stop",
-            max_retries=0,
-            timeout_seconds=1.5,
+        return PlannedStep.model_validate(
+            dict(
+                step_id=step_id,
+                name=step_id,
+                action="cmdb.ping",
+                agent_id="cmdb-agent",
+                domain="cmdb",
+                target_domain="cmdb",
+                access="read",
+                idempotent=True,
+                parameters={},
+                depends_on=list(deps),
+                on_failure="stop",
+                max_retries=0,
+                timeout_seconds=1.5,
+            )
         )
 
     hand = WorkflowPlan(template_id=None, name="h", steps=[planned("a"), planned("b", "a", "a")])
@@ -471,7 +473,7 @@ def test_hand_built_plans_compile_too() -> None:
 
 def test_a_hand_built_plan_with_an_unknown_dependency_is_refused() -> None:
     good = make_plan(["a", "b"], [("a", "b")])
-    ghost = good.steps[1].model_copy(update={"depends_on": ["a", "ghost"]})
+    ghost = good.steps[1]._replace(depends_on=("a", "ghost"))
     with pytest.raises(WorkflowDefinitionInvalidError, match="'ghost', which is not an earlier step"):
         compile_plan(good.model_copy(update={"steps": [good.steps[0], ghost]}), "r")
 

@@ -14,6 +14,7 @@ from orchestrator.models import (
     Access,
     FailurePolicy,
     PlannedStep,
+    PlannedStepModel,
     Priority,
     TemplateParameter,
     WorkflowDefinition,
@@ -131,7 +132,7 @@ def test_steps_resolve_agent_access_limits_and_defaults() -> None:
         120,
     )
     assert scan.parameters == {"ip_range": "10.0.0.0/16", "scan_type": "full", "schedule_id": None}
-    assert (fix.access, fix.idempotent, fix.max_retries, fix.depends_on) == (Access.WRITE, False, 0, ["scan"])
+    assert (fix.access, fix.idempotent, fix.max_retries, fix.depends_on) == (Access.WRITE, False, 0, ("scan",))
     assert (doc.agent_id, doc.timeout_seconds, doc.max_retries, doc.on_failure) == ("cmdb-agent", 7, 4, "skip")
     assert (doc.domain, doc.target_domain, doc.action) == ("documentation", "cmdb", "documentation.generate")
     assert scan.max_retries == 2 and scan.on_failure is FailurePolicy.STOP
@@ -167,7 +168,7 @@ def test_topological_order_keeps_definition_order_among_ready_steps() -> None:
 
 def test_duplicate_dependencies_collapse() -> None:
     result = plan(definition(step("a"), step("b", "a", "a")))
-    assert result.step("b").depends_on == ["a"]
+    assert result.step("b").depends_on == ("a",)
 
 
 @settings(max_examples=60, deadline=None)
@@ -186,8 +187,8 @@ def test_subplan_keeps_undone_steps_and_drops_edges_to_done_ones() -> None:
     full = plan(definition(step("a"), step("b", "a"), step("c", "a", "b"), step("d", "c")), priority="low")
     rest = subplan(full, {"a", "b"})
     assert [s.step_id for s in rest.steps] == ["c", "d"]
-    assert rest.step("c").depends_on == [] and rest.step("d").depends_on == ["c"]
-    assert rest.priority is Priority.LOW and full.step("c").depends_on == ["a", "b"]
+    assert rest.step("c").depends_on == () and rest.step("d").depends_on == ("c",)
+    assert rest.priority is Priority.LOW and full.step("c").depends_on == ("a", "b")
     assert subplan(full, {"a", "b", "c", "d"}).steps == []
 
 
@@ -206,12 +207,14 @@ def test_planned_steps_equal_fully_validated_ones() -> None:
         {"limit": 9},
     )
     for planned in result.steps:
-        assert planned == PlannedStep.model_validate(planned.model_dump())
-        assert planned.model_fields_set == set(PlannedStep.model_fields)
+        validated = PlannedStepModel.model_validate(planned._asdict())
+        assert planned == PlannedStep.from_model(validated) == PlannedStep.model_validate(planned)
+        assert [type(v) for v in planned] == [type(v) for v in PlannedStep.from_model(validated)]
         assert type(planned.timeout_seconds) is float and type(planned.max_retries) is int
+        assert planned.model_dump_json() == validated.model_dump_json()  # the stored form, byte for byte
         assert PlannedStep.model_validate_json(planned.model_dump_json()) == planned
     assert result == type(result).model_validate(result.model_dump())
-    assert result.step("q").depends_on == ["scan"] and result.step("fix").max_retries == 0
+    assert result.step("q").depends_on == ("scan",) and result.step("fix").max_retries == 0
 
 
 def test_each_planned_step_owns_its_parameters_and_dependencies() -> None:
@@ -254,4 +257,4 @@ def test_structural_errors_are_named_when_the_definition_is_out_of_order() -> No
 def test_repeated_dependencies_out_of_order_still_sort_and_collapse() -> None:
     result = plan(definition(step("c", "b", "b", "a"), step("a"), step("b", "a", "a")))
     assert [s.step_id for s in result.steps] == ["a", "b", "c"]
-    assert result.step("c").depends_on == ["b", "a"] and result.step("b").depends_on == ["a"]
+    assert result.step("c").depends_on == ("b", "a") and result.step("b").depends_on == ("a",)

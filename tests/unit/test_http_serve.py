@@ -67,6 +67,17 @@ class FakeHandle:
 
 
 @dataclass
+class FakeBeat:
+    calls: list[str]
+
+    def start(self) -> None:
+        self.calls.append("beat:start")
+
+    def stop(self, timeout: float | None = None) -> None:
+        self.calls.append("beat:stop")
+
+
+@dataclass
 class FakePool:
     redis_url: str
     calls: list[str] = field(default_factory=list)
@@ -74,9 +85,6 @@ class FakePool:
 
     def start(self, agent_ids: Any, **_: Any) -> None:
         self.calls.append(f"start:{','.join(agent_ids)}")
-
-    def start_process(self, name: str, command: list[str], env: dict[str, str], **_: Any) -> None:
-        self.calls.append(f"process:{name}")
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         self.calls.append("ready")
@@ -108,7 +116,11 @@ def stubs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         if recorded.get("interrupt"):
             raise KeyboardInterrupt
 
+    def fake_beat(settings: Settings) -> FakeBeat:
+        return FakeBeat(recorded["pools"][-1].calls)
+
     monkeypatch.setattr(cli_serve, "connect", fake_connect)
+    monkeypatch.setattr("orchestrator.schedules.beat.embedded_beat", fake_beat)
     monkeypatch.setattr(cli_serve, "serve_http", fake_serve)
     monkeypatch.setattr("orchestrator.runtime.procs.WorkerPool", fake_pool)
     return recorded
@@ -120,8 +132,9 @@ def test_up_starts_workers_serves_and_stops_everything_on_ctrl_c(stubs: dict[str
     assert result.exit_code == 0, result.output
     assert stubs["connect"]["allow_embedded"] is True
     (pool,) = stubs["pools"]
-    assert pool.calls == [f"start:{','.join(AGENT_IDS)}", "ready", "process:beat", "stop"]
-    assert stubs["supervise"] is True  # `up` restarts workers and the beat when they die
+    # the beat is asked to stop first (it ends its sleep while the workers stop), and waited for after them
+    assert pool.calls == [f"start:{','.join(AGENT_IDS)}", "ready", "beat:start", "beat:stop", "stop", "beat:stop"]
+    assert stubs["supervise"] is True  # `up` restarts workers when they die (the beat has its own watchdog)
     (served,) = stubs["served"]
     assert served[1:] == ("0.0.0.0", 9001)
     token = next(iter(served[0].auth.tokens))

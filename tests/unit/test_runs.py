@@ -25,10 +25,10 @@ def planned(step_id: str, deps: list[str] | None = None) -> PlannedStep:
         access=Access.READ,
         idempotent=True,
         parameters={},
-        depends_on=deps or [],
+        depends_on=tuple(deps or ()),
         on_failure=FailurePolicy.STOP,
         max_retries=0,
-        timeout_seconds=5,
+        timeout_seconds=5.0,
     )
 
 

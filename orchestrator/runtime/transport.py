@@ -1,0 +1,52 @@
+"""kombu's Redis transport, able to hand a publish back to the caller instead of sending it.
+
+Why: when the broker is the Redis that holds run state, a start can put its first messages on the queue in the
+same MULTI...EXEC that records the run. One round trip instead of two, and no window in which the run is
+recorded but not enqueued (the outbox, which covers that window, has nothing to do). Celery still builds every
+message (``apply_async`` with its routing, priorities and canvas options); only kombu's final ``LPUSH`` is
+captured, with exactly the key and payload kombu would have sent. Outside ``captured_publishes`` the transport is
+kombu's own, byte for byte.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kombu.transport import redis
+from kombu.utils.json import dumps
+
+_capture = threading.local()
+
+
+Command = tuple[Any, ...]  # a Redis command and its arguments: ("LPUSH", key, payload)
+
+
+@contextmanager
+def captured_publishes() -> Iterator[list[Command]]:
+    """Within the block, this thread's publishes are collected as Redis commands instead of sent."""
+    commands: list[Command] = []
+    previous = getattr(_capture, "commands", None)
+    _capture.commands = commands
+    try:
+        yield commands
+    finally:
+        _capture.commands = previous
+
+
+class Channel(redis.Channel):  # type: ignore[misc]
+    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        commands = getattr(_capture, "commands", None)
+        if commands is None:
+            super()._put(queue, message, **kwargs)
+            return
+        priority = self._get_message_priority(message, reverse=False)
+        commands.append(("LPUSH", self._q_for_pri(queue, priority), dumps(message)))
+        if self._expires and queue in self._expires:  # as kombu does for a queue declared with x-expires
+            commands.extend(("PEXPIRE", self._q_for_pri(queue, p), self._expires[queue]) for p in self.priority_steps)
+
+
+class Transport(redis.Transport):  # type: ignore[misc]
+    Channel = Channel

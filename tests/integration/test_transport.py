@@ -1,0 +1,80 @@
+"""The Redis transport that can hold a publish back (``runtime.transport``), on a private redis-server.
+
+Outside a capture it is kombu's own; inside one, nothing reaches Redis and the captured command is exactly the
+push kombu would have made (same queue key for the priority, same payload but for the delivery tag kombu draws
+per message). A start relies on that to push its messages inside the transaction that records it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+from orchestrator import keys
+from orchestrator.runtime.celery_app import create_celery
+from orchestrator.runtime.transport import Transport, captured_publishes
+from orchestrator.settings import RedisSettings, Settings
+from tests.servers import private_redis
+
+pytestmark = pytest.mark.integration
+
+QUEUE = keys.agent_queue("cmdb-agent")
+
+
+@pytest.fixture
+def server_url(tmp_path: Path) -> Iterator[str]:
+    with private_redis(tmp_path) as server:
+        yield server.url()
+
+
+@pytest.fixture
+def app(server_url: str) -> Iterator[Celery]:
+    app = create_celery(Settings(redis=RedisSettings(url=server_url)), client=True)
+    yield app
+    app.close()
+
+
+def send(app: Celery, task_id: str) -> None:
+    app.signature(keys.TASK_NOOP, queue=QUEUE, priority=3, task_id=task_id).apply_async()
+
+
+def without_tag(payload: str) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(payload)
+    message["properties"].pop("delivery_tag")
+    return message
+
+
+def test_a_captured_publish_is_the_push_kombu_would_make_and_sends_nothing(app: Celery, server_url: str) -> None:
+    client = redis.Redis.from_url(server_url, decode_responses=True)
+    with app.connection_for_write() as connection:
+        assert isinstance(connection.default_channel.connection, Transport)  # ours, for a Redis broker
+    key = f"{QUEUE}:3"  # kombu's list for priority 3 (separator ":")
+
+    with captured_publishes() as commands:
+        send(app, "task-fixed-id")
+    assert client.llen(key) == 0  # held back: nothing reached Redis
+    ((command, captured_key, captured),) = commands
+
+    send(app, "task-fixed-id")  # the same message, really sent
+    (sent,) = client.lrange(key, 0, -1)
+    assert (command, captured_key) == ("LPUSH", key)
+    assert without_tag(captured) == without_tag(sent)
+
+
+def test_captures_nest_and_end_with_their_block(app: Celery, server_url: str) -> None:
+    client = redis.Redis.from_url(server_url, decode_responses=True)
+    with captured_publishes() as outer:
+        send(app, "outer-1")
+        with captured_publishes() as inner:
+            send(app, "inner")
+        send(app, "outer-2")
+    send(app, "after")
+    assert [json.loads(c[2])["headers"]["id"] for c in outer] == ["outer-1", "outer-2"]
+    assert [json.loads(c[2])["headers"]["id"] for c in inner] == ["inner"]
+    assert [json.loads(m)["headers"]["id"] for m in client.lrange(f"{QUEUE}:3", 0, -1)] == ["after"]
