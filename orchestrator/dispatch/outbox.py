@@ -158,7 +158,7 @@ class Outbox:
     @cached_property
     def shares_state_redis(self) -> bool:
         """The broker is our transport on the very server and database the run state lives in."""
-        if self.app.conf.broker_transport != REDIS_TRANSPORT:
+        if self.app.conf.broker_transport != REDIS_TRANSPORT or not self.broker_url.startswith(("redis:", "rediss:")):
             return False
         state = getattr(self.runs.redis, "connection_pool", None)
         if state is None:
