@@ -58,6 +58,7 @@ _.broker_connection_timeout
 _.task_publish_retry
 _.lock_key
 _.should_exit  # uvicorn.Server
+_._buffer_cutoff  # redis-py's Connection reads it when packing a pipeline (redis_client.OneWriteConnection)
 
 # Tests: models mirroring itom-chat-ui's own types, fake tool signatures, switches on fixture servers.
 _.opened_at

@@ -78,6 +78,21 @@ local function json_list(items)
   if #items == 0 then return '[]' end
   return '["' .. table.concat(items, '","') .. '"]'
 end
+-- The first of a comma list of dependencies that has not ended (read in batches: one HMGET per 500).
+local function first_unfinished(run, deps)
+  if not deps or deps == '' then return nil end
+  local fields = {}
+  for dep in string.gmatch(deps, '[^,]+') do table.insert(fields, 'st:' .. dep) end
+  for first = 1, #fields, 500 do
+    local states = redis.call('HMGET', run, unpack(fields, first, math.min(first + 499, #fields)))
+    for i, ds in ipairs(states) do
+      if not (ds == 'completed' or ds == 'failed' or ds == 'skipped') then
+        return string.sub(fields[first + i - 1], 4)
+      end
+    end
+  end
+  return nil
+end
 local function is_done(st)
   return st == 'completed' or st == 'failed' or st == 'skipped' or st == 'denied'
 end
@@ -123,31 +138,26 @@ BEGIN_STEP = (
     _HELPERS
     + """
 local run, sid = KEYS[1], ARGV[1]
-local spec = redis.call('HGET', run, 'p:' .. sid)
+local f = redis.call('HMGET', run, 'p:' .. sid, 'generation', 'st:' .. sid, 'status', 'dp:' .. sid, 'ow:' .. sid,
+  'at:' .. sid, 't0:' .. sid, 'dv:' .. sid)
+local spec = f[1]
 if not spec then return {'missing', '', '0', '', '0'} end
 local function pending() return tostring(redis.call('HLEN', KEYS[8])) end
-local gen = redis.call('HGET', run, 'generation') or '0'
+local gen = f[2] or '0'
 if gen ~= ARGV[6] then return {'stale', spec, '0', gen, pending()} end
-local cur = redis.call('HGET', run, 'st:' .. sid)
+local cur = f[3]
 if is_done(cur) then return {'done', spec, '0', cur, pending()} end
 if cur == 'cancelled' then return {'cancelled', spec, '0', '', pending()} end
-if redis.call('EXISTS', KEYS[2]) == 1 and cur ~= 'running' then
+if cur ~= 'running' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HSET', run, 'st:' .. sid, 'cancelled')
   return {'cancelled', spec, '0', '', pending()}
 end
-local status = redis.call('HGET', run, 'status')
+local status = f[4]
 if status ~= 'running' then return {status, spec, '0', '', pending()} end
-local deps = redis.call('HGET', run, 'dp:' .. sid)
-if deps and deps ~= '' then
-  for dep in string.gmatch(deps, '[^,]+') do
-    local ds = redis.call('HGET', run, 'st:' .. dep)
-    if not (ds == 'completed' or ds == 'failed' or ds == 'skipped') then return {'early', spec, '0', dep, pending()} end
-  end
-end
-local owner = redis.call('HGET', run, 'ow:' .. sid)
-if owner == ARGV[7] then
-  return {'run', spec, redis.call('HGET', run, 'at:' .. sid) or '1', '', pending()}
-end
+local early = first_unfinished(run, f[5])
+if early then return {'early', spec, '0', early, pending()} end
+local owner = f[6]
+if owner == ARGV[7] then return {'run', spec, f[7] or '1', '', pending()} end
 local now = tonumber(ARGV[8])
 local held = owner and owner ~= '' and owner ~= ARGV[14]
 if cur == 'running' and held and alive(KEYS[4], owner, now, tonumber(ARGV[9])) then
@@ -156,17 +166,16 @@ if cur == 'running' and held and alive(KEYS[4], owner, now, tonumber(ARGV[9])) t
 end
 local deliveries = 1
 if cur == 'running' then
-  deliveries = redis.call('HINCRBY', run, 'dv:' .. sid, 1)
-  if deliveries > tonumber(ARGV[10]) then return {'poison', spec, '0', tostring(deliveries), pending()} end
+  deliveries = (tonumber(f[9]) or 0) + 1
+  if deliveries > tonumber(ARGV[10]) then
+    redis.call('HSET', run, 'dv:' .. sid, deliveries)
+    return {'poison', spec, '0', tostring(deliveries), pending()}
+  end
 end
 local member = ARGV[13] .. '|' .. sid .. '|' .. gen
-local attempt = redis.call('HINCRBY', run, 'at:' .. sid, 1)
-if cur == 'running' then
-  redis.call('HSET', run, 'st:' .. sid, 'running', 'ow:' .. sid, ARGV[7], 'touched', ARGV[8])
-else
-  redis.call('HSET', run, 'st:' .. sid, 'running', 'ow:' .. sid, ARGV[7], 'touched', ARGV[8], 'dv:' .. sid, 1)
-end
-redis.call('HSETNX', run, 't0:' .. sid, ARGV[2])
+local attempt = (tonumber(f[7]) or 0) + 1
+redis.call('HSET', run, 'st:' .. sid, 'running', 'ow:' .. sid, ARGV[7], 'touched', ARGV[8], 'dv:' .. sid, deliveries,
+  'at:' .. sid, attempt, 't0:' .. sid, f[8] or ARGV[2])
 redis.call('SADD', KEYS[5], member)
 redis.call('ZADD', KEYS[6], ARGV[12], member)
 if cur == 'retrying' then redis.call('ZREM', KEYS[7], member) end
@@ -189,20 +198,24 @@ FINISH_STEP = (
     _HELPERS
     + """
 local run, sid = KEYS[1], ARGV[1]
-local spec = redis.call('HGET', run, 'p:' .. sid)
+local fv = redis.call('HMGET', run, 'p:' .. sid, 'generation', 'st:' .. sid, 'status', 'done', 'total')
+local spec = fv[1]
 if not spec then return {'missing', '', ''} end
-local gen = redis.call('HGET', run, 'generation') or '0'
+local gen = fv[2] or '0'
 if gen ~= ARGV[19] then return {'stale', '', ''} end
-local cur = redis.call('HGET', run, 'st:' .. sid)
+local cur = fv[3]
 if is_done(cur) or cur == 'cancelled' then return {'dup', '', ''} end
 local member = ARGV[8] .. '|' .. sid .. '|' .. gen
 redis.call('SREM', KEYS[5], member)
 redis.call('ZREM', KEYS[6], member)
 redis.call('HDEL', run, 'ow:' .. sid, 'dv:' .. sid)
 local effect = ARGV[4]
+local done = (tonumber(fv[5]) or 0) + 1
 if effect == 'retry' then
   redis.call('HSET', run, 'r:' .. sid, ARGV[3], 'touched', ARGV[18], 'st:' .. sid, 'retrying')
   redis.call('ZADD', KEYS[12], ARGV[20], member)
+elseif effect == 'done' then
+  redis.call('HSET', run, 'r:' .. sid, ARGV[3], 'touched', ARGV[18], 'st:' .. sid, ARGV[2], 'done', done)
 else
   redis.call('HSET', run, 'r:' .. sid, ARGV[3], 'touched', ARGV[18], 'st:' .. sid, ARGV[2])
 end
@@ -210,7 +223,7 @@ emit(KEYS[4], ARGV[11], ARGV[10], ARGV[9])
 audit(KEYS[7], KEYS[8], ARGV[16], ARGV[12])
 dead_letter(KEYS[9], ARGV[17], ARGV[13])
 count_step(run, sid, ARGV[2], effect, ARGV[3], ARGV[13], spec)
-local status = redis.call('HGET', run, 'status')
+local status = fv[4]
 local out = {'ok', '', ''}
 if status == 'running' then redis.call('ZADD', KEYS[13], ARGV[18], ARGV[8]) end
 if effect == 'stop' then
@@ -220,8 +233,7 @@ if effect == 'stop' then
     out[2] = 'failed'
   end
 elseif effect == 'done' then
-  local done = redis.call('HINCRBY', run, 'done', 1)
-  local total = tonumber(redis.call('HGET', run, 'total'))
+  local total = tonumber(fv[6])
   if status == 'running' then
     if done >= total then
       redis.call('HSET', run, 'status', 'completed', 'finished_at', ARGV[5])

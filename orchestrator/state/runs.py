@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from orchestrator import keys
@@ -101,6 +102,40 @@ def cap_result(result: Any, max_bytes: int) -> Any:
     if len(text) <= max_bytes:
         return result
     return {"truncated": True, "size_bytes": len(text), "preview": text[: max_bytes // 2]}
+
+
+def outcome_json(
+    finished_at: str,
+    duration_ms: float | None,
+    result: Any,
+    max_bytes: int,
+    error: ErrorInfo | None,
+    queue: str | None,
+    extra: dict[str, Any] | None,
+) -> str:
+    """A step's stored outcome (``r:<step>``), its result encoded once (``cap_result`` would encode it twice).
+
+    The finish script reads ``duration_ms`` from the head of this text (``outcome_metrics``), so the first two
+    fields keep ``json.dumps``' default separators."""
+    if error is not None or extra:
+        outcome = {
+            "finished_at": finished_at,
+            "duration_ms": duration_ms,
+            "result": cap_result(result, max_bytes) if result is not None else None,
+            "error": error.model_dump() if error else None,
+            "queue": queue,
+            **(extra or {}),
+        }
+        return json.dumps(outcome, default=str)
+    text = "null" if result is None else json.dumps(result, default=str, separators=(",", ":"))
+    if len(text) > max_bytes:
+        text = json.dumps({"truncated": True, "size_bytes": len(text), "preview": text[: max_bytes // 2]})
+    duration = "null" if duration_ms is None else repr(float(duration_ms))
+    where = "null" if queue is None else encode_basestring_ascii(queue)
+    return (
+        f'{{"finished_at": {encode_basestring_ascii(finished_at)}, "duration_ms": {duration}, "result": {text}, '
+        f'"error": null, "queue": {where}}}'
+    )
 
 
 # KEYS: the start key; ARGV: the run id it must still name
@@ -591,14 +626,8 @@ class RunStore:
         lease = lease or Lease("local", 0)
         now_iso = iso_now()
         now = time.time()
-        outcome = {
-            "finished_at": now_iso,
-            "duration_ms": None if started is None else round((now - started) * 1000, 3),
-            "result": cap_result(result, self.result_max_bytes) if result is not None else None,
-            "error": error.model_dump() if error else None,
-            "queue": queue,
-            **(extra or {}),
-        }
+        duration = None if started is None else round((now - started) * 1000, 3)
+        outcome = outcome_json(now_iso, duration, result, self.result_max_bytes, error, queue, extra)
         reply = self._finish(
             keys=[
                 keys.run_key(run_id),
@@ -619,7 +648,7 @@ class RunStore:
             args=[
                 step_id,
                 status.value,
-                json.dumps(outcome, default=str),
+                outcome,
                 effect,
                 now_iso,
                 run_error.model_dump_json() if run_error else "",

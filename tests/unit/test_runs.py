@@ -288,6 +288,36 @@ def test_a_duplicate_message_cannot_start_a_step_before_its_dependencies(store: 
     assert (early.verdict, early.detail) == ("early", "a")
 
 
+def test_a_join_on_more_dependencies_than_one_read_batch_names_the_first_unfinished(store: RunStore) -> None:
+    parents = [f"p{i}" for i in range(1200)]
+    steps = [planned(p) for p in parents] + [planned("join", parents)]
+    store.create("run-1", WorkflowPlan(template_id=None, name="t", priority=Priority.HIGH, steps=steps), created_by="t")
+    store.transition("run-1", RunStatus.RUNNING)
+    for parent in parents[:1100]:
+        store.begin_step("run-1", parent)
+        store.finish_step("run-1", parent, StepStatus.COMPLETED, effect="done", started=0.0)
+    early = store.begin_step("run-1", "join")
+    assert (early.verdict, early.detail) == ("early", "p1100")
+    for parent in parents[1100:]:
+        store.begin_step("run-1", parent)
+        store.finish_step("run-1", parent, StepStatus.COMPLETED, effect="done", started=0.0)
+    assert store.begin_step("run-1", "join").verdict == "run"
+    store.finish_step("run-1", "join", StepStatus.COMPLETED, effect="done", started=0.0)
+    assert store.get("run-1").status == RunStatus.COMPLETED
+
+
+def test_begin_counts_attempts_and_keeps_the_first_start(store: RunStore, fake_redis: Any) -> None:
+    from orchestrator.state.runs import Lease
+
+    run_id = started(store, "a")
+    first = store.begin_step(run_id, "a", lease=Lease("w1@h:1", 1))
+    t0 = fake_redis.hget(keys.run_key(run_id), "t0:a")
+    store.finish_step(run_id, "a", StepStatus.RETRYING, effect="retry", started=0.0, retry_at=0.0)
+    again = store.begin_step(run_id, "a", lease=Lease("w1@h:1", 2))
+    assert (first.attempt, again.attempt) == (1, 2)
+    assert fake_redis.hmget(keys.run_key(run_id), ["at:a", "dv:a", "t0:a"]) == ["2", "1", t0]
+
+
 def test_a_late_finish_never_recreates_an_expired_run(store: RunStore, fake_redis: Any) -> None:
     run_id = started(store, "a")
     store.begin_step(run_id, "a")
