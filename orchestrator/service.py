@@ -32,7 +32,6 @@ from orchestrator.models.run import RunView
 from orchestrator.models.workflow import Template, WorkflowDefinition, WorkflowStep
 from orchestrator.runtime import redis_client
 from orchestrator.runtime.redis_client import RedisClient, get_redis
-from orchestrator.security.policy import PolicyGate, load_table
 from orchestrator.security.principals import Principal, require
 from orchestrator.settings import AGENT_IDS, Settings
 from orchestrator.state import agent_views, audit_anchor
@@ -56,6 +55,7 @@ if TYPE_CHECKING:
     from orchestrator.dispatch.reconciler import Reconciler
     from orchestrator.models.schedule import ScheduleSpec, ScheduleView
     from orchestrator.schedules.manager import Scheduling
+    from orchestrator.security.policy import PolicyGate
     from orchestrator.state.agents import AgentDirectory
 
 _STARTED = time.time()
@@ -117,7 +117,6 @@ class Orchestrator:
         )
         self.events = EventBus(self.redis, max_len=retention.events_max, url=settings.redis_url)
         self.audit = AuditLog(self.redis, max_entries=retention.audit_max)
-        self.gate = PolicyGate(load_table(settings))
         self.templates = TemplateRegistry(settings.user_templates_dir)
         self.deadletters = DeadLetters(self.redis)
         self.closing = threading.Event()  # set on shutdown: waits end at once
@@ -184,9 +183,17 @@ class Orchestrator:
             health=self.health,
         )
 
+    @cached_property
+    def gate(self) -> PolicyGate:
+        """The role policy table, loaded on first use: a client command that starts nothing (``status``, ``runs``)
+        never pays for loading it; servers load it at start (``warm``), so a bad policy file still fails at once."""
+        from orchestrator.security.policy import PolicyGate, load_table
+
+        return PolicyGate(load_table(self.settings))
+
     def warm(self) -> Orchestrator:
         """Build every lazy part now: a server does it once at start, before its threads could race to."""
-        for part in ("app", "dispatcher", "reconciler", "agents", "routing_rules", "messenger", "chatdesk"):
+        for part in ("gate", "app", "dispatcher", "reconciler", "agents", "routing_rules", "messenger", "chatdesk"):
             getattr(self, part)
         return self
 
