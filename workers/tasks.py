@@ -43,6 +43,7 @@ from orchestrator.state.step_records import run_error_for
 from workers import faults, idempotency
 from workers.actions import execute_action
 from workers.celery_outcome import StepFailed, may_fail, step_failed
+from workers.chain_handoff import capture_next_link
 from workers.context import ActionContext
 from workers.durable import RecordingLost, durable
 from workers.instance import Executing, holder_alive, lease_for
@@ -237,12 +238,17 @@ class _Outcome:
         )
 
     def completed(self, result: Any) -> dict[str, Any]:
+        """Record the completion; the next chain link rides on the finish script when it can (``chain_handoff``)."""
         duration = round((time() - self.started) * 1000, 3)
         recs = records.completed(self.rt.actor, self.message.run_id, self.spec, self.attempt, duration)
-        finish = self.finish(StepStatus.COMPLETED, "done", recs, result=result)
+        retval = {"step_id": self.spec.step_id, "status": "completed"}
+        publishes = capture_next_link(self.rt, self.request, retval)
+        finish = self.finish(StepStatus.COMPLETED, "done", recs, result=result, publishes=publishes)
+        if publishes is not None:
+            self.request.chain = None  # the script pushed it (or the run needs it no more): not the tracer again
         if finish.duplicate:
             return {"step_id": self.spec.step_id, "duplicate": finish.verdict}
-        return {"step_id": self.spec.step_id, "status": "completed"}
+        return retval
 
     def cancelled(self) -> dict[str, Any]:
         event = records.event(

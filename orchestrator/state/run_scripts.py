@@ -186,11 +186,13 @@ return {'run', spec, tostring(attempt), tostring(deliveries), '0'}
 )
 
 # KEYS: 1 run, 2 triggers, 3 active, 4 events, 5 own-leases, 6 leases, 7 audit, 8 audit-head, 9 dlq,
-#       10 outbox, 11 outbox-index, 12 retries, 13 touched, last: metrics
+#       10 outbox, 11 outbox-index, 12 retries, 13 touched, 14.. the keys of the broker commands, last: metrics
 # ARGV: 1 step, 2 step status, 3 outcome json, 4 effect (done|stop|none|retry), 5 now_iso, 6 run error json,
 #       7 ttl, 8 run id, 9 step event, 10 events-maxlen, 11 channel, 12 step audit body, 13 dead letter json,
 #       14 closing audit template (stop), 15 closing event template (stop), 16 audit-maxlen, 17 dlq-maxlen,
-#       18 now_epoch, 19 generation, 20 retry-at epoch, 21 actor, 22 closing id seed
+#       18 now_epoch, 19 generation, 20 retry-at epoch, 21 actor, 22 closing id seed, 23.. broker commands as
+#       (command, argument) pairs, the n-th on KEYS[13 + n]: the next link of the step's chain (LPUSH, PEXPIRE),
+#       run only when this script records the completion of a running run's step (never on an early return)
 # effect: 'done' counts toward completion and releases gated joins; 'stop' fails the run; 'retry' records a
 # failed attempt that will run again; 'none' only records.
 # returns {'ok'|'dup'|'missing'|'stale', ended-status-or-'', summary-json-or-'', fired trigger ids...}
@@ -239,6 +241,9 @@ elseif effect == 'done' then
       redis.call('HSET', run, 'status', 'completed', 'finished_at', ARGV[5])
       reindex(run, status, 'completed')
       out[2] = 'completed'
+    end
+    if ARGV[2] == 'completed' then
+      for i = 23, #ARGV, 2 do redis.call(ARGV[i], KEYS[13 + (i - 21) / 2], ARGV[i + 1]) end
     end
     local idx = redis.call('HGET', KEYS[2], 'idx:' .. sid)
     if idx then

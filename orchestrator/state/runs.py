@@ -614,6 +614,7 @@ class RunStore:
         retry_at: float | None = None,
         actor: str = "worker",
         extra: dict[str, Any] | None = None,
+        publishes: list[tuple[Any, ...]] | None = None,
     ) -> FinishResult:
         """Record a step's outcome and everything that follows from it in one script.
 
@@ -621,8 +622,14 @@ class RunStore:
         the run), ``retry`` (a failed attempt that runs again at ``retry_at``), ``none`` (only records).
         ``records`` are written atomically with it; a run that completes gets its closing audit entry and event
         from the script itself, a run that fails gets them from ``records.closing_*``.
+        ``publishes``: broker commands (``("LPUSH", key, payload)``, ``("PEXPIRE", key, ms)``) of the step's next
+        chain link, run by the script only when it records this step completed in a running run of this
+        generation; a repeat of the script (a retry after a lost reply) returns early and pushes nothing again.
         """
         records = records or Records(event=event)
+        pushes = [command for command in publishes or () if command[0] in ("LPUSH", "PEXPIRE")]
+        if len(pushes) != len(publishes or ()):
+            raise ValueError(f"only LPUSH and PEXPIRE may ride on a finish: {[c[0] for c in publishes or ()]}")
         lease = lease or Lease("local", 0)
         now_iso = iso_now()
         now = time.time()
@@ -643,6 +650,7 @@ class RunStore:
                 keys.OUTBOX_INDEX,
                 keys.RETRIES,
                 keys.RUNS_TOUCHED,
+                *[command[1] for command in pushes],
                 keys.METRICS,
             ],
             args=[
@@ -668,6 +676,7 @@ class RunStore:
                 retry_at if retry_at is not None else now,
                 actor,
                 f"{run_id}:{generation}:{step_id}:{now}",
+                *[part for command in pushes for part in (command[0], command[2])],
             ],
         )
         verdict = str(reply[0])

@@ -398,3 +398,52 @@ def test_creation_prunes_expired_index_entries_at_most_once_a_minute(store: RunS
     assert clock.due("", 1000.0) and not clock.due("", 1000.0 + PruneClock.EVERY_SECONDS - 1)
     assert clock.due("", 1000.0 + PruneClock.EVERY_SECONDS) and clock.due("t:x", 1000.0)
     assert fake_redis.zscore(keys.RUNS_INDEX, "run-b") is not None  # the new run is indexed all the same
+
+
+# -- the next chain link pushed by the finish script (workers.chain_handoff) ------------------------------------
+
+NEXT = [("LPUSH", "agent.cmdb-agent:3", '{"next": 1}'), ("PEXPIRE", "agent.cmdb-agent:3", 60000)]
+
+
+def test_a_completion_pushes_the_next_link_in_its_script_and_still_counts(store: RunStore, fake_redis: Any) -> None:
+    run_id = started(store, "a", "b")
+    store.begin_step(run_id, "a")
+    store.finish_step(run_id, "a", StepStatus.COMPLETED, effect="done", started=0.0, publishes=NEXT)
+    assert fake_redis.lrange("agent.cmdb-agent:3", 0, -1) == ['{"next": 1}']
+    assert 0 < fake_redis.pttl("agent.cmdb-agent:3") <= 60000
+    assert store.get(run_id).steps_completed == ["a"]
+    assert any(field.startswith("step_attempts|") for field in fake_redis.hkeys(keys.METRICS))  # metrics still last
+
+
+def test_a_repeated_finish_pushes_nothing_again(store: RunStore, fake_redis: Any) -> None:
+    """A durable retry after a lost reply runs the script again: its early return skips the push."""
+    run_id = started(store, "a", "b")
+    store.begin_step(run_id, "a")
+    store.finish_step(run_id, "a", StepStatus.COMPLETED, effect="done", started=0.0, publishes=NEXT[:1])
+    again = store.finish_step(run_id, "a", StepStatus.COMPLETED, effect="done", started=0.0, publishes=NEXT[:1])
+    assert again.duplicate and fake_redis.llen("agent.cmdb-agent:3") == 1
+
+
+def test_no_push_for_a_run_no_longer_running_or_an_older_generation(store: RunStore, fake_redis: Any) -> None:
+    run_id = started(store, "a", "b")
+    store.begin_step(run_id, "a")
+    store.transition(run_id, RunStatus.CANCELLED)
+    done = store.finish_step(run_id, "a", StepStatus.COMPLETED, effect="done", started=0.0, publishes=NEXT[:1])
+    assert not done.duplicate and store.get(run_id).steps_completed == ["a"]  # recorded, nothing pushed
+    stale = started(store, "a", "b", run_id="run-2")
+    store.begin_step(stale, "a")
+    old = store.finish_step(
+        stale, "a", StepStatus.COMPLETED, effect="done", started=0.0, generation=7, publishes=NEXT[:1]
+    )
+    assert old.verdict == "stale"
+    assert not fake_redis.exists("agent.cmdb-agent:3")
+
+
+def test_only_a_completion_pushes(store: RunStore, fake_redis: Any) -> None:
+    run_id = started(store, "a", "b")
+    store.begin_step(run_id, "a")
+    error = ErrorInfo(code="ORCH_3003", message="boom")
+    store.finish_step(run_id, "a", StepStatus.FAILED, effect="done", started=0.0, error=error, publishes=NEXT[:1])
+    assert not fake_redis.exists("agent.cmdb-agent:3")
+    with pytest.raises(ValueError, match="only LPUSH"):
+        store.finish_step(run_id, "b", StepStatus.COMPLETED, effect="done", started=0.0, publishes=[("DEL", "x", 1)])

@@ -1,0 +1,67 @@
+"""The next link of a step's chain, pushed by the finish script that records the step completed.
+
+Why: after a step, Celery's tracer publishes the rest of its chain itself, one more Redis round trip per chained
+step after the finish script. When the broker is the Redis that holds run state, the worker builds that very
+publish here (the tracer's ``signature(chain[-1]).apply_async((retval,), chain=chain[:-1], parent_id, root_id,
+priority)``), captures kombu's final commands (``runtime.transport``) and hands them to the finish script,
+which pushes them in the same atomic step that records the completion: one round trip less, and no window in
+which the step is recorded but its successor not yet enqueued. The tracer is then told there is no chain left.
+
+Only the happy path of a plain step followed by a plain step is handed off: a failure, a retry, a skip, a
+cancel, a link (callbacks, which Celery sends before the chain), a group or chord next, or another broker keep
+Celery's own behaviour. A completion the script does not record (a repeat after a lost reply, a duplicate, a
+run no longer running, an older generation) pushes nothing: the delivery that recorded it pushed the link, and
+a run that stopped or moved on has no use for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import current_app, signature
+
+from orchestrator import keys
+from orchestrator.runtime.transport import Command, captured_publishes
+from workers.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+_shared: dict[int, bool] = {}  # id(app) -> whether its broker is the state Redis (decided once per process)
+
+
+def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> list[Command] | None:
+    """The broker commands of the next chain link as the tracer would publish it after ``retval``; ``None``
+    when Celery must publish it itself (nothing follows, something other than a plain step follows, another
+    broker). On a result, the caller must clear ``request.chain`` once the finish script has run."""
+    chain = getattr(request, "chain", None)
+    if not chain or getattr(request, "callbacks", None) or getattr(request, "is_eager", False):
+        return None
+    following = chain[-1]
+    if not isinstance(following, dict) or following.get("task") != keys.TASK_RUN_STEP or following.get("subtask_type"):
+        return None
+    app = current_app._get_current_object()
+    if not _shares_state_redis(rt, app):
+        return None
+    inherit = app.conf.task_inherit_parent_priority
+    priority = (request.delivery_info or {}).get("priority") if inherit else None
+    try:
+        with captured_publishes() as commands:
+            signature(following, app=app).apply_async(
+                (retval,),
+                chain=chain[:-1],
+                parent_id=request.id,
+                root_id=request.root_id or request.id,
+                priority=priority,
+            )
+    except Exception:
+        log.warning("next chain link not captured; Celery publishes it", exc_info=True)
+        return None
+    return commands or None
+
+
+def _shares_state_redis(rt: WorkerRuntime, app: Any) -> bool:
+    found = _shared.get(id(app))
+    if found is None:
+        found = _shared[id(app)] = rt.outbox.shares_state_redis
+    return found
