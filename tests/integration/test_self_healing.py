@@ -243,6 +243,45 @@ def test_a_start_on_its_state_redis_is_recorded_and_enqueued_in_one_transaction(
     assert ends(c, run.run_id).status == RunStatus.COMPLETED
 
 
+def monitored(c: Cluster, action: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """``action()``'s result and every command the cluster's Redis ran meanwhile (MONITOR)."""
+    seen: list[dict[str, Any]] = []
+
+    def watch() -> None:
+        with c.client().monitor() as monitor:
+            for command in monitor.listen():
+                if command["command"].startswith("ECHO monitor-done"):
+                    return
+                seen.append(command)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    monitoring = lambda: any("O" in client["flags"] for client in c.client().client_list())  # noqa: E731
+    wait_until(monitoring, timeout=5, what="MONITOR to attach")
+    result = action()
+    c.client().echo("monitor-done")
+    watcher.join(timeout=10)
+    return result, seen
+
+
+def test_a_chained_step_is_pushed_by_the_finish_script_of_the_step_before(c: Cluster) -> None:
+    """The broker is the state Redis: the next link's LPUSH runs inside the finish script (EVALSHA) that records
+    its predecessor completed, never as a push of its own from the pool process."""
+    a, b, d = uid("a"), uid("b"), uid("d")
+    view, seen = monitored(c, lambda: ends(c, start(c, step(a), step(b, deps=[a]), step(d, deps=[b])).run_id))
+    assert view.status == RunStatus.COMPLETED and all(s.attempts == 1 for s in view.steps)
+    pushes = [(i, m) for i, m in enumerate(seen) if m["command"].startswith("LPUSH ") and view.run_id in m["command"]]
+    by_step = {sid: [(i, m) for i, m in pushes if f"'{sid}'" in m["command"]] for sid in (a, b, d)}
+    assert [len(found) for found in by_step.values()] == [1, 1, 1], pushes  # each message pushed once
+    assert by_step[a][0][1]["client_type"] != "lua"  # the start's, in the creating transaction
+    for sid in (b, d):
+        index, push = by_step[sid][0]
+        assert push["client_type"] == "lua", push
+        caller = next(m for m in reversed(seen[:index]) if m["client_type"] != "lua")
+        assert caller["command"].startswith("EVALSHA "), caller  # the script that pushed it: a finish
+        assert keys.run_key(view.run_id) in caller["command"]
+
+
 def test_a_crash_between_recording_a_run_and_enqueueing_it(c: Cluster) -> None:
     """A broker apart from the state Redis (RabbitMQ, another server): the record holds the canvas in its outbox."""
     crashed = Orchestrator(fast_settings(c.url, c.data_dir))

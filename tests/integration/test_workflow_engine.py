@@ -56,6 +56,21 @@ def test_incident_response_runs_three_steps_in_order_on_their_agent_queues(orch:
     assert actors == {f"{view.run_id}/{s.step_id}": f"worker:{s.agent_id}" for s in view.steps}
 
 
+def test_a_twenty_step_chain_runs_every_step_once_in_order(orch: Orchestrator, rclient: Any) -> None:
+    """Each link is pushed by the finish script of the step before it (the broker is the state Redis): none is
+    lost, none comes twice."""
+    ids = [uid(f"c{i}") for i in range(20)]
+    view = run_and_wait(orch, definition(*[step(s, deps=[ids[i - 1]] if i else []) for i, s in enumerate(ids)]))
+    assert view.status == RunStatus.COMPLETED, view.error
+    assert [s.step_id for s in view.steps] == ids
+    assert all(s.status == StepStatus.COMPLETED and s.attempts == 1 for s in view.steps)
+    for earlier, later in zip(view.steps, view.steps[1:], strict=False):
+        assert ts(later.started_at) >= ts(earlier.finished_at)
+    executed = orch.audit_query(OPERATOR, event_type="task_executed", limit=500)
+    targets = [e.target for e in executed if e.target and e.target.startswith(view.run_id + "/")]
+    assert sorted(targets) == sorted(f"{view.run_id}/{s}" for s in ids)  # each step executed exactly once
+
+
 def test_fan_out_runs_branches_concurrently_and_join_waits_for_both(orch: Orchestrator, rclient: Any) -> None:
     z, x, y, j = uid("z"), uid("x"), uid("y"), uid("j")
     inject(rclient, x, sleep=1.0)
