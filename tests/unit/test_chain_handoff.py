@@ -1,0 +1,57 @@
+"""Which step ends hand their next chain link to the finish script (``workers.chain_handoff``), and which leave it
+to Celery's tracer. The handoff itself, on a real broker and workers, is in the integration tests (MONITOR)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from orchestrator import keys
+from workers import chain_handoff
+from workers.chain_handoff import capture_next_link
+
+
+def link(task: str = keys.TASK_RUN_STEP, **extra: Any) -> dict[str, Any]:
+    return {"task": task, "args": [], "kwargs": {"run_id": "r", "step_id": "b"}, "options": {}, **extra}
+
+
+def request(**fields: Any) -> Any:
+    base = {"chain": [link()], "callbacks": None, "is_eager": False, "id": "t1", "root_id": None, "delivery_info": {}}
+    return SimpleNamespace(**{**base, **fields})
+
+
+@pytest.fixture
+def shared(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether the broker counts as the state Redis (asked at most once per step)."""
+    asked: list[bool] = []
+
+    def shares(rt: Any, app: Any) -> bool:
+        asked.append(True)
+        return False
+
+    monkeypatch.setattr(chain_handoff, "_shares_state_redis", shares)
+    return asked
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"chain": None},
+        {"chain": []},
+        {"callbacks": [link()]},  # Celery sends links before the chain: keep its order
+        {"is_eager": True},
+        {"chain": [link("celery.group")]},
+        {"chain": [link(subtask_type="chord")]},
+    ],
+    ids=["no-chain", "empty-chain", "callbacks", "eager", "group-next", "chord-next"],
+)
+def test_celery_keeps_what_is_not_a_plain_step_then_a_plain_step(fields: dict[str, Any], shared: list[bool]) -> None:
+    assert capture_next_link(SimpleNamespace(), request(**fields), {"status": "completed"}) is None
+    assert not shared  # decided before looking at the broker
+
+
+def test_celery_keeps_the_publish_on_another_broker(shared: list[bool]) -> None:
+    assert capture_next_link(SimpleNamespace(), request(), {"status": "completed"}) is None
+    assert shared == [True]
