@@ -783,7 +783,7 @@ class Orchestrator:
         return self.scheduling.remove(principal, schedule_id)
 
     def fire_schedule(self, schedule_id: str) -> RunView | None:
-        """Start a due schedule's run as the principal ``scheduler`` (the beat process calls this)."""
+        """Start a due schedule's run as the principal ``scheduler`` (the beat calls this)."""
         return self.scheduling.fire(schedule_id)
 
     def run_audit(self, principal: Principal, run_id: str, *, limit: int = 50) -> list[AuditEntry]:

@@ -139,7 +139,7 @@ class UiSettings(BaseModel):
 
 
 class ScheduleSettings(BaseModel):
-    """The beat process that starts scheduled runs (``itom-orch beat``, started by ``up``)."""
+    """The beat that starts scheduled runs (``itom-orch beat``, or the thread ``up`` runs)."""
 
     max_interval_seconds: float = Field(default=5.0, gt=0, le=300, description="Longest sleep between beat ticks")
 

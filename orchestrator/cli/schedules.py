@@ -1,4 +1,4 @@
-"""The CLI for schedules and the beat process: ``itom-orch schedule add|list|remove`` and ``itom-orch beat``.
+"""The CLI for schedules and the beat: ``itom-orch schedule add|list|remove`` and ``itom-orch beat``.
 
 Like the other client commands, these talk to Redis directly as the local user (holding the Redis URL is the
 credential); the beat is what starts the scheduled runs (``itom-orch up`` runs one as a thread of its own process).

@@ -1,4 +1,4 @@
-"""The beat process: celery-redbeat's Redis-stored, lock-guarded schedule, firing through the service.
+"""The beat: celery-redbeat's Redis-stored, lock-guarded schedule, firing through the service.
 
 Why fire in this process instead of sending a Celery task: a due schedule is an ordinary start by the
 principal ``scheduler``; doing it here needs no extra queue or worker, and passes the same planning, policy

@@ -1,4 +1,4 @@
-"""Schedules: a template started on a cron schedule (UTC) with fixed parameters, by the beat process.
+"""Schedules: a template started on a cron schedule (UTC) with fixed parameters, by the beat.
 
 Adding validates like a start (cron, template, parameters, policy) and answers 201 with the schedule; listing
 shows each schedule's ``state`` (ok, invalid, failing) and ``problem`` so a broken one is never silent.
