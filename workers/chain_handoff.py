@@ -27,8 +27,6 @@ from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
-_shared: dict[int, bool] = {}  # id(app) -> whether its broker is the state Redis (decided once per process)
-
 
 def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> list[Command] | None:
     """The broker commands of the next chain link as the tracer would publish it after ``retval``; ``None``
@@ -41,7 +39,7 @@ def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> list[Comm
     if not isinstance(following, dict) or following.get("task") != keys.TASK_RUN_STEP or following.get("subtask_type"):
         return None
     app = current_app._get_current_object()
-    if not _shares_state_redis(rt, app):
+    if not _shares_state_redis(rt):
         return None
     inherit = app.conf.task_inherit_parent_priority
     priority = (request.delivery_info or {}).get("priority") if inherit else None
@@ -60,8 +58,6 @@ def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> list[Comm
     return commands or None
 
 
-def _shares_state_redis(rt: WorkerRuntime, app: Any) -> bool:
-    found = _shared.get(id(app))
-    if found is None:
-        found = _shared[id(app)] = rt.outbox.shares_state_redis
-    return found
+def _shares_state_redis(rt: WorkerRuntime) -> bool:
+    """Whether the broker is the state Redis (the runtime's outbox works it out once per app)."""
+    return bool(rt.outbox.shares_state_redis)

@@ -7,7 +7,7 @@ The role comes from the worker's configuration (``ORCH_WORKER_ROLE`` / ``--agent
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.dispatch.outbox import Outbox
 from orchestrator.runtime import redis_client
@@ -34,12 +34,18 @@ class WorkerRuntime:
     def actor(self) -> str:
         return f"worker:{self.agent_id or 'unassigned'}"
 
+    _outbox: Outbox | None = field(default=None, init=False, repr=False)
+
     @property
     def outbox(self) -> Outbox:
-        """The outbox on the app running this worker (Celery's current app: the tasks' own app in a worker)."""
+        """The outbox on the app running this worker (Celery's current app: the tasks' own app in a worker), kept
+        while that app is current, so what it works out once (``shares_state_redis``) is not worked out per step."""
         from celery import current_app
 
-        return Outbox(self.runs, current_app._get_current_object())
+        app = current_app._get_current_object()
+        if self._outbox is None or self._outbox.app is not app:
+            self._outbox = Outbox(self.runs, app)
+        return self._outbox
 
     def outbox_drain(self, run_id: str, only: list[str] | None = None) -> None:
         """Apply outbox entries now; a broker error leaves them to the reconciler instead of failing the step."""

@@ -27,7 +27,7 @@ def shared(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Whether the broker counts as the state Redis (asked at most once per step)."""
     asked: list[bool] = []
 
-    def shares(rt: Any, app: Any) -> bool:
+    def shares(rt: Any) -> bool:
         asked.append(True)
         return False
 
