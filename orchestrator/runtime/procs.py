@@ -32,8 +32,14 @@ log = logging.getLogger(__name__)
 
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
-STABLE_AFTER_SECONDS = 60.0
+STABLE_AFTER_SECONDS = 60.0  # a process that ran this long starts its backoff over
+
 SUPERVISE_POLL_SECONDS = 0.2
+
+
+def restart_delay(failures: int) -> float:
+    """Seconds to wait before restart number ``failures`` since the last stable run: 0.5 s, doubling to 30 s."""
+    return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2.0 ** (failures - 1))
 
 
 def worker_command(
@@ -190,7 +196,7 @@ class WorkerPool:
         code = process.returncode
         worker.restarts += 1
         worker.recovering = True
-        delay = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (worker.restarts - 1))
+        delay = restart_delay(worker.restarts)
         worker.restart_at = now + delay
         _signal_group(process, signal.SIGKILL)  # pool children that outlived their parent
         log.warning("the %s worker exited (code %s); restarting in %.1fs", worker.agent_id, code, delay)

@@ -18,11 +18,9 @@ from typing import Any
 from celery import Celery
 from celery.beat import Service
 
-log = logging.getLogger(__name__)
+from orchestrator.runtime.procs import STABLE_AFTER_SECONDS, restart_delay
 
-BACKOFF_FIRST_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 30.0
-STABLE_AFTER_SECONDS = 60.0
+log = logging.getLogger(__name__)
 
 
 class EmbeddedBeat:
@@ -56,24 +54,31 @@ class EmbeddedBeat:
             self._thread.join(self.max_interval + 2 if timeout is None else timeout)
 
     def _supervise(self) -> None:
-        delay = BACKOFF_FIRST_SECONDS
+        failures = 0  # since the last beat that ran for STABLE_AFTER_SECONDS
         while not self._stopping.is_set():
             service = Service(self.app, scheduler_cls=self.scheduler_cls, max_interval=self.max_interval)
             self._service = service
             if self._stopping.is_set():  # stop() came before this service existed
                 return
             started = time.monotonic()
+            error: Exception | None = None
             try:
                 service.start()
-            except Exception:
-                log.exception("the beat crashed; restarting it in %.1fs", delay)
+            except Exception as exc:
+                error = exc
             else:
                 if self._stopping.is_set():
                     return
-                log.warning("the beat stopped by itself; restarting it in %.1fs", delay)
+            failures = 1 if time.monotonic() - started > STABLE_AFTER_SECONDS else failures + 1
+            delay = restart_delay(failures)
+            what = "crashed" if error else "stopped by itself"
+            log.log(
+                logging.ERROR if error else logging.WARNING,
+                "the beat %s; restarting it in %.1fs",
+                what,
+                delay,
+                exc_info=error,
+            )
             self.restarts += 1
-            if time.monotonic() - started > STABLE_AFTER_SECONDS:
-                delay = BACKOFF_FIRST_SECONDS
             if self._stopping.wait(delay):
                 return
-            delay = min(BACKOFF_MAX_SECONDS, delay * 2)

@@ -14,7 +14,7 @@ import pytest
 from celery import Celery
 from celery.beat import Scheduler
 
-from orchestrator.schedules import embedded
+from orchestrator.runtime import procs
 from orchestrator.schedules.embedded import EmbeddedBeat
 from tests.integration.helpers import wait_until
 
@@ -54,7 +54,7 @@ def app() -> Celery:
 def test_a_beat_that_crashes_is_started_again_and_keeps_ticking(
     app: Celery, scheduler: type[CountingScheduler], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedded, "BACKOFF_FIRST_SECONDS", 0.05)
+    monkeypatch.setattr(procs, "BACKOFF_FIRST_SECONDS", 0.05)
     scheduler.crashes = 2
     beat = EmbeddedBeat(app, scheduler, max_interval=0.2)
     beat.start()
