@@ -218,22 +218,7 @@ def test_a_crash_after_retries_are_exhausted_keeps_the_dead_letter(c: Cluster) -
 def test_a_start_on_its_state_redis_is_recorded_and_enqueued_in_one_transaction(c: Cluster) -> None:
     """The broker is the Redis that holds run state: the first message is pushed inside the record's MULTI, so no
     crash can fall between them and the start needs no outbox entry."""
-    seen: list[dict[str, Any]] = []
-
-    def watch() -> None:
-        with c.client().monitor() as monitor:
-            for command in monitor.listen():
-                if command["command"].startswith("ECHO monitor-done"):
-                    return
-                seen.append(command)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    monitoring = lambda: any("O" in client["flags"] for client in c.client().client_list())  # noqa: E731
-    wait_until(monitoring, timeout=5, what="MONITOR to attach")
-    run = start(c, step(uid("atomic")))
-    c.client().echo("monitor-done")
-    watcher.join(timeout=10)
+    run, seen = monitored(c, lambda: start(c, step(uid("atomic"))))
     record = next(m for m in seen if m["command"].startswith(f"HSET {keys.run_key(run.run_id)} "))
     ours = [m["command"].split(" ", 1)[0] for m in seen if m["client_port"] == record["client_port"]]
     transaction = ours[ours.index("MULTI") : ours.index("EXEC") + 1]
