@@ -1,7 +1,8 @@
 .PHONY: install format lint typecheck imports deadcode test unit integration bench demo up ci
 
 install:
-	uv sync --locked
+	uv sync --locked --compile-bytecode
+	uv run python -m compileall -q orchestrator workers policies
 
 format:
 	uv run ruff format .

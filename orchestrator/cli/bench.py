@@ -118,6 +118,12 @@ def _devstack(repeat: int, json_path: Path) -> None:
         f"up memory: {memory['pss']} MB PSS, {memory['rss']} MB RSS over {data['up_processes']} processes "  # type: ignore[index]
         f"(< 700); raw figures in [bold]{json_path}[/]"
     )
+    bytecode = data["bytecode"]
+    if not bytecode["dependencies_precompiled"] and not bytecode["writes_bytecode"]:  # type: ignore[index]
+        console.print(
+            "[yellow]PYTHONDONTWRITEBYTECODE is set and the dependencies have no bytecode: every start compiles them "
+            "again; `make install` compiles them once[/]"
+        )
 
 
 def _frontdoor(quick: bool, json_path: Path) -> None:
