@@ -44,6 +44,7 @@ from workers import faults, idempotency
 from workers.actions import execute_action
 from workers.celery_outcome import StepFailed, may_fail, step_failed
 from workers.chain_handoff import capture_next_link
+from workers.chord_handoff import chord_join, handed_off
 from workers.context import ActionContext
 from workers.durable import RecordingLost, durable
 from workers.instance import Executing, holder_alive, lease_for
@@ -243,8 +244,13 @@ class _Outcome:
         recs = records.completed(self.rt.actor, self.message.run_id, self.spec, self.attempt, duration)
         retval = {"step_id": self.spec.step_id, "status": "completed"}
         publishes = capture_next_link(self.rt, self.request, retval)
+        join = chord_join(self.rt, self.request) if publishes is None else None
+        if join is not None:
+            publishes = [join.command()]
         finish = self.finish(StepStatus.COMPLETED, "done", recs, result=result, publishes=publishes)
-        if publishes is not None:
+        if join is not None:
+            handed_off(self.request)  # the script counted the part (or the run needs it no more)
+        elif publishes is not None:
             self.request.chain = None  # the script pushed it (or the run needs it no more): not the tracer again
         if finish.duplicate:
             return {"step_id": self.spec.step_id, "duplicate": finish.verdict}
@@ -335,8 +341,9 @@ def record_finish(
         os._exit(75)
     if rt.settings.fault_injection:
         faults.crash_after_record(rt.redis, message.step_id)
-    if finish.fired:
-        rt.outbox_drain(message.run_id, [f"fire:{message.generation}:{t}" for t in finish.fired])
+    if finish.fired or finish.joined:
+        released = [f"fire:{message.generation}:{t}" for t in finish.fired]
+        rt.outbox_drain(message.run_id, [*released, *finish.joined])
     return finish
 
 

@@ -195,7 +195,7 @@ class Outbox:
                     status,
                     generation,
                 )
-            elif kind == "start":
+            elif kind in ("start", "join"):  # a join: a chord body its last header part released
                 found[name] = json.loads(value)
             elif kind == "fire":
                 fires[trigger_id] = name

@@ -192,10 +192,12 @@ return {'run', spec, tostring(attempt), tostring(deliveries), '0'}
 #       14 closing audit template (stop), 15 closing event template (stop), 16 audit-maxlen, 17 dlq-maxlen,
 #       18 now_epoch, 19 generation, 20 retry-at epoch, 21 actor, 22 closing id seed, 23.. broker commands as
 #       (command, argument) pairs, the n-th on KEYS[13 + n]: the next link of the step's chain (LPUSH, PEXPIRE),
-#       run only when this script records the completion of a running run's step (never on an early return)
+#       or the step's part of a chord (JOIN on Celery's chord-size key, argument "<group>\n<body json>"), run only
+#       when this script records the completion of a running run's step (never on an early return)
 # effect: 'done' counts toward completion and releases gated joins; 'stop' fails the run; 'retry' records a
 # failed attempt that will run again; 'none' only records.
-# returns {'ok'|'dup'|'missing'|'stale', ended-status-or-'', summary-json-or-'', fired trigger ids...}
+# returns {'ok'|'dup'|'missing'|'stale', ended-status-or-'', summary-json-or-'', fired trigger ids...,
+#          outbox entries of completed chord joins ('join:<generation>:<group>')...}
 FINISH_STEP = (
     _HELPERS
     + """
@@ -227,6 +229,7 @@ dead_letter(KEYS[9], ARGV[17], ARGV[13])
 count_step(run, sid, ARGV[2], effect, ARGV[3], ARGV[13], spec)
 local status = fv[4]
 local out = {'ok', '', ''}
+local joined = {}
 if status == 'running' then redis.call('ZADD', KEYS[13], ARGV[18], ARGV[8]) end
 if effect == 'stop' then
   if status == 'running' then
@@ -243,7 +246,23 @@ elseif effect == 'done' then
       out[2] = 'completed'
     end
     if ARGV[2] == 'completed' then
-      for i = 23, #ARGV, 2 do redis.call(ARGV[i], KEYS[13 + (i - 21) / 2], ARGV[i + 1]) end
+      for i = 23, #ARGV, 2 do
+        local key = KEYS[13 + (i - 21) / 2]
+        if ARGV[i] == 'JOIN' then
+          local nl = string.find(ARGV[i + 1], '\\n', 1, true)
+          local group = string.sub(ARGV[i + 1], 1, nl - 1)
+          local parts = redis.call('HINCRBY', run, 'jn:' .. gen .. ':' .. group, 1)
+          if parts == tonumber(redis.call('GET', key)) then
+            local entry = 'join:' .. gen .. ':' .. group
+            redis.call('HSET', KEYS[10], entry, string.sub(ARGV[i + 1], nl + 1))
+            redis.call('ZADD', KEYS[11], 'NX', ARGV[18], ARGV[8])
+            redis.call('DEL', key)  -- Celery's cleanup of the chord never runs now: its size key goes here
+            table.insert(joined, entry)
+          end
+        else
+          redis.call(ARGV[i], key, ARGV[i + 1])
+        end
+      end
     end
     local idx = redis.call('HGET', KEYS[2], 'idx:' .. sid)
     if idx then
@@ -255,6 +274,7 @@ elseif effect == 'done' then
       end
       if #out > 3 then redis.call('ZADD', KEYS[11], 'NX', ARGV[18], ARGV[8]) end
     end
+    for _, entry in ipairs(joined) do table.insert(out, entry) end
   end
 end
 if out[2] ~= '' then

@@ -76,6 +76,7 @@ class FinishResult:
     fired: list[str] = field(default_factory=list)  # trigger ids released (their outbox entries are written)
     summary: dict[str, list[str]] = field(default_factory=dict)  # step lists when the run ended
     verdict: str = "ok"
+    joined: list[str] = field(default_factory=list)  # outbox entries of chord bodies this step's part completed
 
 
 @dataclass(frozen=True)
@@ -625,11 +626,14 @@ class RunStore:
         ``publishes``: broker commands (``("LPUSH", key, payload)``, ``("PEXPIRE", key, ms)``) of the step's next
         chain link, run by the script only when it records this step completed in a running run of this
         generation; a repeat of the script (a retry after a lost reply) returns early and pushes nothing again.
+        A ``("JOIN", size key, "<group>\\n<body json>")`` counts the step's part of a chord instead
+        (``workers.chord_handoff``); the part that completes it writes ``join:<generation>:<group>`` into the
+        outbox (in ``FinishResult.joined``).
         """
         records = records or Records(event=event)
-        pushes = [command for command in publishes or () if command[0] in ("LPUSH", "PEXPIRE")]
+        pushes = [command for command in publishes or () if command[0] in ("LPUSH", "PEXPIRE", "JOIN")]
         if len(pushes) != len(publishes or ()):
-            raise ValueError(f"only LPUSH and PEXPIRE may ride on a finish: {[c[0] for c in publishes or ()]}")
+            raise ValueError(f"only LPUSH, PEXPIRE and JOIN may ride on a finish: {[c[0] for c in publishes or ()]}")
         lease = lease or Lease("local", 0)
         now_iso = iso_now()
         now = time.time()
@@ -684,7 +688,9 @@ class RunStore:
             return FinishResult(True, None, verdict=verdict)
         ended = RunStatus(reply[1]) if reply[1] else None
         summary = json.loads(reply[2]) if reply[2] else {}
-        return FinishResult(False, ended, [str(t) for t in reply[3:]], summary)
+        released = [str(t) for t in reply[3:]]
+        fired = [t for t in released if ":" not in t]  # step ids never hold ':'; outbox entry names do
+        return FinishResult(False, ended, fired, summary, joined=[t for t in released if ":" in t])
 
     # -- start idempotency keys -----------------------------------------------------------------------
     def run_for_start_key(self, actor: str, key: str) -> RunView | None:

@@ -447,3 +447,43 @@ def test_only_a_completion_pushes(store: RunStore, fake_redis: Any) -> None:
     assert not fake_redis.exists("agent.cmdb-agent:3")
     with pytest.raises(ValueError, match="only LPUSH"):
         store.finish_step(run_id, "b", StepStatus.COMPLETED, effect="done", started=0.0, publishes=[("DEL", "x", 1)])
+
+
+# -- a chord header part counted by the finish script (workers.chord_handoff) -----------------------------------
+
+SIZE_KEY = "celery-taskset-meta-g1.s"
+
+
+def join(body: str = '{"task": "orch.run_step"}') -> list[tuple[str, str, str]]:
+    return [("JOIN", SIZE_KEY, f"g1\n{body}")]
+
+
+def test_the_part_that_completes_a_chord_writes_its_body_into_the_outbox(store: RunStore, fake_redis: Any) -> None:
+    run_id = started(store, "a", "b", "c")
+    fake_redis.set(SIZE_KEY, 2)  # what Celery's canvas stores when it applies the chord
+    store.begin_step(run_id, "a")
+    first = store.finish_step(run_id, "a", StepStatus.COMPLETED, effect="done", started=0.0, publishes=join())
+    assert first.joined == [] and not fake_redis.exists(keys.run_outbox_key(run_id))
+    store.begin_step(run_id, "b")
+    last = store.finish_step(run_id, "b", StepStatus.COMPLETED, effect="done", started=0.0, publishes=join())
+    assert last.joined == ["join:0:g1"] and last.fired == []
+    assert fake_redis.hgetall(keys.run_outbox_key(run_id)) == {"join:0:g1": '{"task": "orch.run_step"}'}
+    assert fake_redis.zscore(keys.OUTBOX_INDEX, run_id) is not None  # the reconciler finds it after a crash
+    assert not fake_redis.exists(SIZE_KEY)  # Celery's cleanup never runs for a chord counted here
+    assert store.get(run_id).steps_completed == ["a", "b"]
+
+
+def test_a_repeated_or_failed_part_is_not_counted(store: RunStore, fake_redis: Any) -> None:
+    run_id = started(store, "a", "b", "c")
+    fake_redis.set(SIZE_KEY, 2)
+    store.begin_step(run_id, "a")
+    store.finish_step(run_id, "a", StepStatus.COMPLETED, effect="done", started=0.0, publishes=join())
+    again = store.finish_step(run_id, "a", StepStatus.COMPLETED, effect="done", started=0.0, publishes=join())
+    assert again.duplicate and again.joined == []
+    store.begin_step(run_id, "b")
+    error = ErrorInfo(code="ORCH_3003", message="boom")
+    failed = store.finish_step(
+        run_id, "b", StepStatus.FAILED, effect="done", started=0.0, error=error, publishes=join()
+    )
+    assert failed.joined == [] and not fake_redis.exists(keys.run_outbox_key(run_id))
+    assert fake_redis.hget(keys.run_key(run_id), "jn:0:g1") == "1"
