@@ -7,11 +7,12 @@ priority)``), captures kombu's final commands (``runtime.transport``) and hands 
 which pushes them in the same atomic step that records the completion: one round trip less, and no window in
 which the step is recorded but its successor not yet enqueued. The tracer is then told there is no chain left.
 
-Only the happy path of a plain step followed by a plain step is handed off: a failure, a retry, a skip, a
-cancel, a link (callbacks, which Celery sends before the chain), a group or chord next, or another broker keep
-Celery's own behaviour. A completion the script does not record (a repeat after a lost reply, a duplicate, a
-run no longer running, an older generation) pushes nothing: the delivery that recorded it pushed the link, and
-a run that stopped or moved on has no use for it.
+Only the happy path of a plain step followed by a plain step or a chord is handed off (a chord's header messages
+and the chord size Celery's backend writes are captured alike, ``runtime.celery_app.CapturingRedisBackend``): a
+failure, a retry, a skip, a cancel, a link (callbacks, which Celery sends before the chain), a group next, or
+another broker keep Celery's own behaviour. A completion the script does not record (a repeat after a lost reply,
+a duplicate, a run no longer running, an older generation) pushes nothing: the delivery that recorded it pushed
+the link, and a run that stopped or moved on has no use for it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> list[Comm
     if not chain or getattr(request, "callbacks", None) or getattr(request, "is_eager", False):
         return None
     following = chain[-1]
-    if not isinstance(following, dict) or following.get("task") != keys.TASK_RUN_STEP or following.get("subtask_type"):
+    if not isinstance(following, dict) or not _plain_step_or_chord(following):
         return None
     app = current_app._get_current_object()
     if not _shares_state_redis(rt):
@@ -56,6 +57,14 @@ def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> list[Comm
         log.warning("next chain link not captured; Celery publishes it", exc_info=True)
         return None
     return commands or None
+
+
+def _plain_step_or_chord(signature_dict: dict[str, Any]) -> bool:
+    """A step, or a chord (its header's messages and its size, which Celery's backend writes, are captured)."""
+    kind = signature_dict.get("subtask_type")
+    if kind == "chord":
+        return signature_dict.get("task") == "celery.chord"
+    return signature_dict.get("task") == keys.TASK_RUN_STEP and not kind
 
 
 def _shares_state_redis(rt: WorkerRuntime) -> bool:

@@ -13,6 +13,7 @@ from celery.backends.redis import RedisBackend
 from kombu import Queue
 
 from orchestrator import keys
+from orchestrator.runtime.transport import capturing
 from orchestrator.settings import AGENT_IDS, Settings
 
 # Redis has no native priorities; kombu emulates them with one list per step (0 is served first).
@@ -73,7 +74,21 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-class ClientRedisBackend(RedisBackend):  # type: ignore[misc]
+class CapturingRedisBackend(RedisBackend):  # type: ignore[misc]
+    """Celery's Redis result backend; inside ``captured_publishes`` the chord size it writes when a chord is
+    applied is captured with the chord's messages, so the transaction or script that pushes them writes it too."""
+
+    def set_chord_size(self, group_id: str, chord_size: int) -> None:
+        commands = capturing()
+        if commands is None:
+            super().set_chord_size(group_id, chord_size)
+            return
+        key = self.get_key_for_group(group_id, ".s")
+        size_key = key.decode() if isinstance(key, bytes) else str(key)
+        commands.append(("CHORDSIZE", size_key, int(chord_size), int(self.chord_expires or 0)))
+
+
+class ClientRedisBackend(CapturingRedisBackend):
     """The Redis result backend for processes that only *send* work (API, CLI).
 
     Celery subscribes the sender to every task's result channel it publishes, so a long-running API would
@@ -97,7 +112,8 @@ def create_celery(settings: Settings, name: str = "itom-orchestrator", *, client
     """
     app = Celery(name)
     config = celery_config(settings)
-    if client and config["result_backend"].startswith(("redis://", "rediss://")):
-        config["result_backend"] = f"{__name__}:ClientRedisBackend+{config['result_backend']}"
+    if config["result_backend"].startswith(("redis://", "rediss://")):
+        backend = "ClientRedisBackend" if client else "CapturingRedisBackend"
+        config["result_backend"] = f"{__name__}:{backend}+{config['result_backend']}"
     app.config_from_object(config)
     return app

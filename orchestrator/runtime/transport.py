@@ -1,11 +1,13 @@
 """kombu's Redis transport, able to hand a publish back to the caller instead of sending it.
 
 Why: when the broker is the Redis that holds run state, a start can put its first messages on the queue in the
-same MULTI...EXEC that records the run. One round trip instead of two, and no window in which the run is
-recorded but not enqueued (the outbox, which covers that window, has nothing to do). Celery still builds every
-message (``apply_async`` with its routing, priorities and canvas options); only kombu's final ``LPUSH`` is
-captured, with exactly the key and payload kombu would have sent. Outside ``captured_publishes`` the transport is
-kombu's own, byte for byte.
+same MULTI...EXEC that records the run (and a finished step its successors in the script that records it). One
+round trip instead of two, and no window in which the run is recorded but not enqueued (the outbox, which covers
+that window, has nothing to do). Celery still builds every message (``apply_async`` with its routing, priorities
+and canvas options); only kombu's final ``LPUSH`` is captured, with exactly the key and payload kombu would have
+sent; so is the chord size Celery's result backend writes when a chord is applied (``CapturingRedisBackend``), as
+``("CHORDSIZE", key, size, ttl)``. Outside ``captured_publishes`` the transport and the backend are kombu's and
+Celery's own, byte for byte.
 """
 
 from __future__ import annotations
@@ -34,6 +36,20 @@ def captured_publishes() -> Iterator[list[Command]]:
         yield commands
     finally:
         _capture.commands = previous
+
+
+def capturing() -> list[Command] | None:
+    """The commands this thread collects now (inside ``captured_publishes``), else ``None``."""
+    commands: list[Command] | None = getattr(_capture, "commands", None)
+    return commands
+
+
+def chord_size_commands(command: Command) -> list[Command]:
+    """A captured ``("CHORDSIZE", size key, size, ttl)`` as the Redis commands Celery's backend sends: its
+    counter reset (the ``.c`` key beside the ``.s`` one) and the size, expiring as Celery's chord keys do."""
+    _, size_key, size, ttl = command
+    counter = f"{size_key[:-1]}c"
+    return [("DEL", counter), ("SET", size_key, size, "EX", ttl) if ttl else ("SET", size_key, size)]
 
 
 class Channel(redis.Channel):  # type: ignore[misc]

@@ -192,7 +192,8 @@ return {'run', spec, tostring(attempt), tostring(deliveries), '0'}
 #       14 closing audit template (stop), 15 closing event template (stop), 16 audit-maxlen, 17 dlq-maxlen,
 #       18 now_epoch, 19 generation, 20 retry-at epoch, 21 actor, 22 closing id seed, 23.. broker commands as
 #       (command, argument) pairs, the n-th on KEYS[13 + n]: the next link of the step's chain (LPUSH, PEXPIRE),
-#       or the step's part of a chord (JOIN on Celery's chord-size key, argument "<group>\n<body json>"), run only
+#       or the step's part of a chord (JOIN on Celery's chord-size key, argument "<group>\n<body json>"), or the
+#       size of the chord the step's chain goes on with (CHORDSIZE on that key, "<size>:<ttl>"), run only
 #       when this script records the completion of a running run's step (never on an early return)
 # effect: 'done' counts toward completion and releases gated joins; 'stop' fails the run; 'retry' records a
 # failed attempt that will run again; 'none' only records.
@@ -259,6 +260,10 @@ elseif effect == 'done' then
             redis.call('DEL', key)  -- Celery's cleanup of the chord never runs now: its size key goes here
             table.insert(joined, entry)
           end
+        elseif ARGV[i] == 'CHORDSIZE' then
+          local size, ttl = string.match(ARGV[i + 1], '^(%d+):(%d+)$')
+          redis.call('DEL', string.sub(key, 1, -2) .. 'c')
+          if ttl ~= '0' then redis.call('SET', key, size, 'EX', ttl) else redis.call('SET', key, size) end
         else
           redis.call(ARGV[i], key, ARGV[i + 1])
         end

@@ -21,6 +21,7 @@ from orchestrator.models.common import Priority, RunStatus, StepStatus, iso_now
 from orchestrator.models.run import ErrorInfo, RunView, StepState
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.runtime.redis_client import RedisClient, queue_script
+from orchestrator.runtime.transport import chord_size_commands
 from orchestrator.state import run_listing, run_scripts
 from orchestrator.state.run_views import read_meta, read_spec, view_from_hash
 from orchestrator.workflows.triggers import TriggerTable
@@ -77,6 +78,18 @@ class FinishResult:
     summary: dict[str, list[str]] = field(default_factory=dict)  # step lists when the run ended
     verdict: str = "ok"
     joined: list[str] = field(default_factory=list)  # outbox entries of chord bodies this step's part completed
+
+
+# What may ride on a finish script (see ``FINISH_STEP``): a chain's next messages, a chord's part, a chord's size.
+FINISH_COMMANDS = ("LPUSH", "PEXPIRE", "JOIN", "CHORDSIZE")
+
+
+def _finish_pair(command: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A command as the finish script takes it: (name, key, one argument)."""
+    if command[0] == "CHORDSIZE":
+        _, size_key, size, ttl = command
+        return ("CHORDSIZE", size_key, f"{size}:{ttl}")
+    return command
 
 
 @dataclass(frozen=True)
@@ -264,7 +277,8 @@ class RunStore:
                 [self.audit_max, self.events_max, keys.EVENTS_CHANNEL, started_event, *(audit_bodies or [])],
             )
         for command in publishes or ():
-            pipe.execute_command(*command)
+            for sent in chord_size_commands(command) if command[0] == "CHORDSIZE" else [command]:
+                pipe.execute_command(*sent)
         pipe.execute()
         return RunView(
             run_id=run_id,
@@ -631,9 +645,11 @@ class RunStore:
         outbox (in ``FinishResult.joined``).
         """
         records = records or Records(event=event)
-        pushes = [command for command in publishes or () if command[0] in ("LPUSH", "PEXPIRE", "JOIN")]
+        pushes = [_finish_pair(command) for command in publishes or () if command[0] in FINISH_COMMANDS]
         if len(pushes) != len(publishes or ()):
-            raise ValueError(f"only LPUSH, PEXPIRE and JOIN may ride on a finish: {[c[0] for c in publishes or ()]}")
+            raise ValueError(
+                f"only {', '.join(FINISH_COMMANDS)} may ride on a finish: {[c[0] for c in publishes or ()]}"
+            )
         lease = lease or Lease("local", 0)
         now_iso = iso_now()
         now = time.time()

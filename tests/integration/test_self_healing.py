@@ -285,6 +285,21 @@ def test_a_chord_header_part_is_counted_by_its_finish_script_not_by_celerys_chor
     assert not [k for k in c.client().keys("celery-taskset-meta-*") if k.endswith(".s")]  # no size key left behind
 
 
+def test_a_chord_after_a_step_is_pushed_with_its_size_by_that_steps_finish_script(c: Cluster) -> None:
+    """z -> {x, y} -> j: the chord's header messages and its size ride on z's finish script (EVALSHA), as the chain
+    handoff does for a step; nothing writes the size or pushes a header message from outside a script."""
+    z, x, y, j = uid("z"), uid("x"), uid("y"), uid("j")
+    plan = [step(z), step(x, deps=[z]), step(y, deps=[z]), step(j, deps=[x, y])]
+    view, seen = monitored(c, lambda: ends(c, start(c, *plan).run_id))
+    assert view.status == RunStatus.COMPLETED and all(s.attempts == 1 for s in view.steps)
+    sizes = [m for m in seen if m["command"].startswith("SET celery-taskset-meta-") and ".s " in m["command"]]
+    assert len(sizes) == 1 and sizes[0]["client_type"] == "lua", sizes
+    header = [m for m in seen if m["command"].startswith("LPUSH ") and any(f"'{s}'" in m["command"] for s in (x, y))]
+    assert len(header) == 2 and all(m["client_type"] == "lua" for m in header), header
+    script = next(m for m in reversed(seen[: seen.index(sizes[0])]) if m["client_type"] != "lua")
+    assert script["command"].startswith("EVALSHA ") and keys.run_key(view.run_id) in script["command"]
+
+
 def test_a_join_its_worker_never_applied_is_applied_by_the_reconciler(c: Cluster) -> None:
     """The last header part was recorded (its body in the outbox) but its worker died before the broker took the
     body: the reconciler drains the entry and the join runs once."""

@@ -55,3 +55,11 @@ def test_celery_keeps_what_is_not_a_plain_step_then_a_plain_step(fields: dict[st
 def test_celery_keeps_the_publish_on_another_broker(shared: list[bool]) -> None:
     assert capture_next_link(SimpleNamespace(), request(), {"status": "completed"}) is None
     assert shared == [True]
+
+
+def test_a_chord_next_is_captured_like_a_step_and_a_group_is_not() -> None:
+    chord = {"task": "celery.chord", "args": [], "kwargs": {}, "options": {}, "subtask_type": "chord"}
+    assert chain_handoff._plain_step_or_chord(chord)
+    assert chain_handoff._plain_step_or_chord(link())
+    assert not chain_handoff._plain_step_or_chord({**chord, "task": "celery.group", "subtask_type": "group"})
+    assert not chain_handoff._plain_step_or_chord({**chord, "task": keys.TASK_RUN_STEP})  # a forged kind

@@ -487,3 +487,25 @@ def test_a_repeated_or_failed_part_is_not_counted(store: RunStore, fake_redis: A
     )
     assert failed.joined == [] and not fake_redis.exists(keys.run_outbox_key(run_id))
     assert fake_redis.hget(keys.run_key(run_id), "jn:0:g1") == "1"
+
+
+def test_a_chord_after_a_step_gets_its_size_from_the_finish_script(store: RunStore, fake_redis: Any) -> None:
+    """The step's chain goes on with a chord: its header messages and its size (as Celery's backend would write
+    them, counter reset included) ride on the script that records the step completed."""
+    run_id = started(store, "a", "b", "c")
+    fake_redis.set("celery-taskset-meta-g2.c", 5)  # a counter left by an earlier apply of the same group
+    store.begin_step(run_id, "a")
+    publishes = [("LPUSH", "agent.cmdb-agent:3", '{"x": 1}'), ("CHORDSIZE", "celery-taskset-meta-g2.s", 2, 3600)]
+    store.finish_step(run_id, "a", StepStatus.COMPLETED, effect="done", started=0.0, publishes=publishes)
+    assert fake_redis.get("celery-taskset-meta-g2.s") == "2"
+    assert 0 < fake_redis.ttl("celery-taskset-meta-g2.s") <= 3600
+    assert not fake_redis.exists("celery-taskset-meta-g2.c")
+    assert fake_redis.llen("agent.cmdb-agent:3") == 1
+
+
+def test_a_start_whose_canvas_is_a_chord_writes_its_size_in_the_creating_transaction(
+    store: RunStore, fake_redis: Any
+) -> None:
+    publishes = [("LPUSH", "agent.cmdb-agent:3", '{"x": 1}'), ("CHORDSIZE", "celery-taskset-meta-g3.s", 3, 0)]
+    store.create("run-chord", make_plan("a", "b"), created_by="t", start=True, publishes=publishes)
+    assert fake_redis.get("celery-taskset-meta-g3.s") == "3" and fake_redis.ttl("celery-taskset-meta-g3.s") == -1
