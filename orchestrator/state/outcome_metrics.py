@@ -47,8 +47,8 @@ local METRIC_BUCKETS = {"""
 local function count(field, by)
   redis.call('HINCRBY', KEYS[#KEYS], field, by or 1)
 end
-local function run_labels(run)
-  local meta = cjson.decode(redis.call('HGET', run, 'meta') or '{}')
+local function run_labels(run, decoded)
+  local meta = decoded or cjson.decode(redis.call('HGET', run, 'meta') or '{}')
   local template, source = meta['template_id'], meta['source']
   if type(template) ~= 'string' then template = 'inline' end
   if type(source) ~= 'string' then source = 'unknown' end

@@ -42,6 +42,17 @@ end
 # Publish one event from Python (``EventBus``): KEYS 1 events stream; ARGV 1 channel, 2 maxlen, 3 event JSON.
 EMIT_EVENT = _EMIT + "\nemit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
 
+# ``audit``: append an entry to the hash-chained audit stream (its digest covers the previous entry's).
+_AUDIT = """
+local function audit(stream, head, maxlen, body)
+  if body == nil or body == '' then return end
+  local prev = redis.call('GET', head) or ''
+  local digest = redis.sha1hex(prev .. '\\n' .. body)
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'entry', body, 'prev_hash', prev, 'hash', digest)
+  redis.call('SET', head, digest)
+end
+"""
+
 # Shared helpers. ``fill`` replaces a quoted placeholder token (e.g. "@@attempt@@") in pre-encoded JSON.
 _HELPERS = """
 local function fill(text, token, value)
@@ -63,13 +74,7 @@ local function reindex(run, old, new)
     redis.call('ZADD', '@@BYTS@@' .. new .. ':' .. tpl, ct, rid)
   end
 end
-local function audit(stream, head, maxlen, body)
-  if body == nil or body == '' then return end
-  local prev = redis.call('GET', head) or ''
-  local digest = redis.sha1hex(prev .. '\\n' .. body)
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'entry', body, 'prev_hash', prev, 'hash', digest)
-  redis.call('SET', head, digest)
-end
+@@AUDIT@@
 local function dead_letter(stream, maxlen, entry)
   if entry == nil or entry == '' then return end
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'd', entry)
@@ -102,8 +107,8 @@ local function alive(workers, owner, now, ttl)
   local beat = redis.call('ZSCORE', workers, inst)
   return beat ~= false and beat ~= nil and tonumber(beat) > now - ttl
 end
-local function summary_lists(run)
-  local order = cjson.decode(redis.call('HGET', run, 'meta'))['order']
+local function summary_lists(run, decoded)
+  local order = (decoded or cjson.decode(redis.call('HGET', run, 'meta')))['order']
   local completed, failed, remaining = {}, {}, {}
   for _, id in ipairs(order) do
     local st = redis.call('HGET', run, 'st:' .. id)
@@ -122,13 +127,15 @@ end
 # Index key prefixes are spliced in from ``keys`` (one source of truth for every key name).
 _HELPERS = (
     _HELPERS.replace("@@EMIT@@", _EMIT)
+    .replace("@@AUDIT@@", _AUDIT)
     .replace("@@BYST@@", keys.RUNS_BY_STATUS_PREFIX)
     .replace("@@BYTS@@", keys.RUNS_BY_TEMPLATE_STATUS_PREFIX)
     .replace("@@RUNKEYLEN@@", str(len(keys.run_key("")) + 1))
 )
 _HELPERS += outcome_metrics.LUA  # count(...) and friends: scripts that count pass keys.METRICS as their LAST key
 
-# KEYS: run, cancel, events, workers, own-leases, leases, retries, outbox, touched
+# KEYS: run, cancel, events, workers, own-leases, leases, retries, outbox, touched (not written: a run with a
+#       running step is left alone by the reconciler, and the finish touches the run when it records progress)
 # ARGV: 1 step, 2 now_iso, 3 started-event (with "@@attempt@@"), 4 events-maxlen, 5 channel, 6 generation,
 #       7 owner token, 8 now_epoch, 9 lease ttl, 10 max deliveries, 11 own instance, 12 deadline epoch,
 #       13 run id, 14 owner a takeover is allowed to replace ('' for none)
@@ -179,7 +186,6 @@ redis.call('HSET', run, 'st:' .. sid, 'running', 'ow:' .. sid, ARGV[7], 'touched
 redis.call('SADD', KEYS[5], member)
 redis.call('ZADD', KEYS[6], ARGV[12], member)
 if cur == 'retrying' then redis.call('ZREM', KEYS[7], member) end
-redis.call('ZADD', KEYS[9], ARGV[8], ARGV[13])
 emit(KEYS[3], ARGV[5], ARGV[4], fill(ARGV[3], '"@@attempt@@"', tostring(attempt)))
 return {'run', spec, tostring(attempt), tostring(deliveries), '0'}
 """
@@ -231,7 +237,6 @@ count_step(run, sid, ARGV[2], effect, ARGV[3], ARGV[13], spec)
 local status = fv[4]
 local out = {'ok', '', ''}
 local joined = {}
-if status == 'running' then redis.call('ZADD', KEYS[13], ARGV[18], ARGV[8]) end
 if effect == 'stop' then
   if status == 'running' then
     redis.call('HSET', run, 'status', 'failed', 'finished_at', ARGV[5], 'error', ARGV[6])
@@ -282,9 +287,11 @@ elseif effect == 'done' then
     for _, entry in ipairs(joined) do table.insert(out, entry) end
   end
 end
+if status == 'running' and out[2] == '' then redis.call('ZADD', KEYS[13], ARGV[18], ARGV[8]) end  -- progress
 if out[2] ~= '' then
-  count('runs_finished|' .. run_labels(run) .. '|' .. out[2])
-  local c, f, r = summary_lists(run)
+  local meta = cjson.decode(redis.call('HGET', run, 'meta'))  -- read and decoded once for labels and lists
+  count('runs_finished|' .. run_labels(run, meta) .. '|' .. out[2])
+  local c, f, r = summary_lists(run, meta)
   out[3] = '{"steps_completed":' .. c .. ',"steps_remaining":' .. r .. ',"steps_failed":' .. f .. '}'
   if out[2] == 'completed' then
     local entry_id = redis.sha1hex(ARGV[22] .. ':closing')
@@ -447,7 +454,9 @@ return {'ok', tostring(new_gen), tostring(reset)}
 # KEYS: 1 run, 2 audit, 3 audit-head, 4 events, last: metrics ; ARGV: 1 audit-maxlen, 2 events-maxlen, 3 channel,
 #       4 event json, 5.. audit bodies
 ANNOUNCE_RUN = (
-    _HELPERS
+    _EMIT  # only the helpers it uses: EVAL sends (and Redis hashes) the whole text with every start
+    + _AUDIT
+    + outcome_metrics.LUA
     + """
 if redis.call('HSETNX', KEYS[1], 'announced', '1') == 0 then return 'dup' end
 count('runs_started|' .. run_labels(KEYS[1]))
