@@ -23,7 +23,7 @@ from typing import Any
 from celery import current_app, signature
 
 from orchestrator import keys
-from orchestrator.runtime.transport import Command, captured_publishes
+from orchestrator.runtime.capture import Command, captured_publishes
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)

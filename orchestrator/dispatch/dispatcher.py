@@ -25,7 +25,7 @@ from orchestrator.models.common import RunStatus, StepStatus, iso_now
 from orchestrator.models.events import Event
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
-from orchestrator.runtime.transport import Command
+from orchestrator.runtime.capture import Command
 from orchestrator.security.policy import PolicyGate
 from orchestrator.settings import ReliabilitySettings
 from orchestrator.state import events as ev

@@ -22,8 +22,8 @@ from redis.connection import parse_url
 from orchestrator import keys
 from orchestrator.dispatch.enqueue import enqueue
 from orchestrator.runtime.canvas_results import drop_unused_results, drop_unused_results_json, map_priorities
+from orchestrator.runtime.capture import Command, captured_publishes
 from orchestrator.runtime.celery_app import REDIS_TRANSPORT, broker_priority
-from orchestrator.runtime.transport import Command, captured_publishes
 from orchestrator.state.runs import RunStore
 from orchestrator.workflows.compiler import step_signature_dict
 

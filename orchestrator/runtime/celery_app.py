@@ -13,7 +13,7 @@ from celery.backends.redis import RedisBackend
 from kombu import Queue
 
 from orchestrator import keys
-from orchestrator.runtime.transport import capturing
+from orchestrator.runtime.capture import capturing
 from orchestrator.settings import AGENT_IDS, Settings
 
 # Redis has no native priorities; kombu emulates them with one list per step (0 is served first).

@@ -12,49 +12,19 @@ Celery's own, byte for byte.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from kombu.transport import redis
 from kombu.utils.json import dumps
 
-_capture = threading.local()
+from orchestrator.runtime.capture import captured_publishes, capturing
 
-
-Command = tuple[Any, ...]  # a Redis command and its arguments: ("LPUSH", key, payload)
-
-
-@contextmanager
-def captured_publishes() -> Iterator[list[Command]]:
-    """Within the block, this thread's publishes are collected as Redis commands instead of sent."""
-    commands: list[Command] = []
-    previous = getattr(_capture, "commands", None)
-    _capture.commands = commands
-    try:
-        yield commands
-    finally:
-        _capture.commands = previous
-
-
-def capturing() -> list[Command] | None:
-    """The commands this thread collects now (inside ``captured_publishes``), else ``None``."""
-    commands: list[Command] | None = getattr(_capture, "commands", None)
-    return commands
-
-
-def chord_size_commands(command: Command) -> list[Command]:
-    """A captured ``("CHORDSIZE", size key, size, ttl)`` as the Redis commands Celery's backend sends: its
-    counter reset (the ``.c`` key beside the ``.s`` one) and the size, expiring as Celery's chord keys do."""
-    _, size_key, size, ttl = command
-    counter = f"{size_key[:-1]}c"
-    return [("DEL", counter), ("SET", size_key, size, "EX", ttl) if ttl else ("SET", size_key, size)]
+__all__ = ["Channel", "Transport", "captured_publishes"]
 
 
 class Channel(redis.Channel):  # type: ignore[misc]
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
-        commands = getattr(_capture, "commands", None)
+        commands = capturing()
         if commands is None:
             super()._put(queue, message, **kwargs)
             return

@@ -20,8 +20,8 @@ from orchestrator.errors import InvalidStateTransitionError, WorkflowNotFoundErr
 from orchestrator.models.common import Priority, RunStatus, StepStatus, iso_now
 from orchestrator.models.run import ErrorInfo, RunView, StepState
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
+from orchestrator.runtime.capture import chord_size_commands
 from orchestrator.runtime.redis_client import RedisClient, queue_script
-from orchestrator.runtime.transport import chord_size_commands
 from orchestrator.state import run_listing, run_scripts
 from orchestrator.state.run_views import read_meta, read_spec, view_from_hash
 from orchestrator.workflows.triggers import TriggerTable

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from orchestrator.runtime.capture import captured_publishes, chord_size_commands
 from orchestrator.runtime.celery_app import CapturingRedisBackend
-from orchestrator.runtime.transport import captured_publishes, chord_size_commands
 
 
 @pytest.fixture
