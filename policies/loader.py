@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from policies.defaults import DEFAULT_TABLE
@@ -34,6 +33,8 @@ def load_policy_file(path: str | Path, *, base: PolicyTable = DEFAULT_TABLE) -> 
     file = Path(path)
     if not file.is_file():
         raise PolicyConfigError(f"policy file not found: {file}")
+    import yaml  # here, not at module level: most processes never read a YAML policy file (CLI start-up)
+
     try:
         text = file.read_text(encoding="utf-8")
         document = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
@@ -75,6 +76,8 @@ def save_policy_file(policies: Iterable[RolePolicy], path: str | Path) -> None:
     if file.suffix.lower() == ".json":
         text = json.dumps(document, indent=2) + "\n"
     else:
+        import yaml
+
         text = yaml.safe_dump(document, sort_keys=False)
     file.write_text(text, encoding="utf-8")
 
