@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import current_app
 
+from orchestrator.runtime.celery_app import chord_size_key
 from workers.runtime import WorkerRuntime
 
 
@@ -52,9 +53,7 @@ def chord_join(rt: WorkerRuntime, request: Any) -> ChordJoin | None:
     backend = current_app._get_current_object().backend
     if not hasattr(backend, "get_key_for_group"):
         return None
-    size_key = backend.get_key_for_group(group_id, ".s")  # bytes on the Redis backend
-    size_key = size_key.decode() if isinstance(size_key, bytes) else str(size_key)
-    return ChordJoin(str(group_id), size_key, json.dumps(chord))
+    return ChordJoin(str(group_id), chord_size_key(backend, group_id), json.dumps(chord))
 
 
 def handed_off(request: Any) -> None:

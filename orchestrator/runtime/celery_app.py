@@ -74,6 +74,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def chord_size_key(backend: Any, group_id: str) -> str:
+    """The key where Celery's Redis result backend keeps a chord's size (``celery-taskset-meta-<group>.s``)."""
+    key = backend.get_key_for_group(group_id, ".s")
+    return key.decode() if isinstance(key, bytes) else str(key)
+
+
 class CapturingRedisBackend(RedisBackend):  # type: ignore[misc]
     """Celery's Redis result backend; inside ``captured_publishes`` the chord size it writes when a chord is
     applied is captured with the chord's messages, so the transaction or script that pushes them writes it too."""
@@ -83,9 +89,7 @@ class CapturingRedisBackend(RedisBackend):  # type: ignore[misc]
         if commands is None:
             super().set_chord_size(group_id, chord_size)
             return
-        key = self.get_key_for_group(group_id, ".s")
-        size_key = key.decode() if isinstance(key, bytes) else str(key)
-        commands.append(("CHORDSIZE", size_key, int(chord_size), int(self.chord_expires or 0)))
+        commands.append(("CHORDSIZE", chord_size_key(self, group_id), int(chord_size), int(self.chord_expires or 0)))
 
 
 class ClientRedisBackend(CapturingRedisBackend):
