@@ -18,6 +18,7 @@ the link, and a run that stopped or moved on has no use for it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from celery import current_app, signature
@@ -29,10 +30,32 @@ from workers.runtime import WorkerRuntime
 log = logging.getLogger(__name__)
 
 
-def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> list[Command] | None:
-    """The broker commands of the next chain link as the tracer would publish it after ``retval``; ``None``
-    when Celery must publish it itself (nothing follows, something other than a plain step follows, another
-    broker). On a result, the caller must clear ``request.chain`` once the finish script has run."""
+@dataclass(frozen=True)
+class NextLink:
+    """The next chain link, captured: the broker commands that publish it, and the result Celery returned for
+    it (which joins the step's children only if the link is used: ``adopt``)."""
+
+    commands: list[Command]
+    result: Any
+
+    def adopt(self, request: Any) -> None:
+        """The finish script pushed the link: the step's children name it, as after Celery's own publish, and
+        the tracer is told there is no chain left."""
+        request.children.append(self.result)
+        request.chain = None
+
+
+def completed_retval(step_id: str) -> dict[str, str]:
+    """What a completed step returns to Celery (and passes to its next chain link)."""
+    return {"step_id": step_id, "status": "completed"}
+
+
+def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> NextLink | None:
+    """The next chain link as the tracer would publish it after ``retval``; ``None`` when Celery must publish
+    it itself (nothing follows, something other than a plain step follows, another broker).
+
+    Pure computation, so the worker builds it while Redis runs the step's begin script (``workers.tasks``);
+    nothing is sent, and an unused link leaves no trace. A used one is ``adopt``-ed once the finish script ran."""
     chain = getattr(request, "chain", None)
     if not chain or getattr(request, "callbacks", None) or getattr(request, "is_eager", False):
         return None
@@ -46,17 +69,18 @@ def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> list[Comm
     priority = (request.delivery_info or {}).get("priority") if inherit else None
     try:
         with captured_publishes() as commands:
-            signature(following, app=app).apply_async(
+            result = signature(following, app=app).apply_async(
                 (retval,),
                 chain=chain[:-1],
                 parent_id=request.id,
                 root_id=request.root_id or request.id,
                 priority=priority,
+                add_to_parent=False,
             )
     except Exception:
         log.warning("next chain link not captured; Celery publishes it", exc_info=True)
         return None
-    return commands or None
+    return NextLink(commands, result) if commands else None
 
 
 def _plain_step_or_chord(signature_dict: dict[str, Any]) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Callable
 from time import time
 from typing import Any, NoReturn
 
@@ -43,7 +44,7 @@ from orchestrator.state.step_records import run_error_for
 from workers import faults, idempotency
 from workers.actions import execute_action
 from workers.celery_outcome import StepFailed, may_fail, step_failed
-from workers.chain_handoff import capture_next_link
+from workers.chain_handoff import NextLink, capture_next_link, completed_retval
 from workers.chord_handoff import chord_join, handed_off
 from workers.context import ActionContext
 from workers.durable import RecordingLost, durable
@@ -97,7 +98,9 @@ def run_step(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     correlation_id.set(run_id)
     agent_name.set(rt.agent_id)
     lease = lease_for(rt.agent_id, delivery_tag(self.request))
-    begin = _begin(rt, message, lease, self.request)
+    begun = _Begin(rt, message, lease, self.request)  # sent: Redis runs it while the next link is built
+    next_link = capture_next_link(rt, self.request, completed_retval(step_id))
+    begin = begun.verdict()
     if begin.verdict == "unreadable":
         _fail_unreadable(rt, message, lease, begin.detail)
     if begin.verdict == "missing" or begin.spec is None:
@@ -119,7 +122,7 @@ def run_step(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         _deny(rt, message, spec, lease, reason, self.request)
     started = time()
     queue = (self.request.delivery_info or {}).get("routing_key")
-    outcome = _Outcome(rt, message, spec, lease, begin.attempt, started, queue, self.request)
+    outcome = _Outcome(rt, message, spec, lease, begin.attempt, started, queue, self.request, next_link)
     try:
         with Executing(lease.token):
             result = _execute(rt, run_id, spec, begin.attempt)
@@ -149,42 +152,48 @@ def delivery_tag(request: Any) -> str | None:
     return str(tag) if tag else None
 
 
-def _begin(rt: WorkerRuntime, message: StepMessage, lease: Lease, request: Any) -> BeginResult:
-    """Take the step's lease (retrying a lost Redis); a dead holder of this same instance is taken over."""
-    reliability = rt.settings.reliability
-    hard_limit = (request.timelimit or (None, None))[0] or 24 * 3600
-    deadline = time() + float(hard_limit) + HARD_LIMIT_GRACE_SECONDS
+class _Begin:
+    """The begin script of one delivery: takes the step's lease (retrying a lost Redis). It is sent at once and
+    its verdict read when the step needs it; a dead holder of this same instance is taken over."""
 
-    def begin(takeover: str = "") -> BeginResult:
-        started = records.started(rt.actor, message.run_id, message.step_id, rt.agent_id)
-        return durable(
-            lambda: rt.runs.begin_step(
-                message.run_id,
-                message.step_id,
-                started,
-                generation=message.generation,
-                lease=lease,
-                deadline=deadline,
-                lease_ttl=reliability.lease_ttl_seconds,
-                max_deliveries=reliability.max_deliveries,
-                takeover=takeover,
-            ),
-            what=f"begin {message.run_id}/{message.step_id}",
-            window=reliability.record_retry_seconds,
-        )
+    def __init__(self, rt: WorkerRuntime, message: StepMessage, lease: Lease, request: Any) -> None:
+        reliability = rt.settings.reliability
+        hard_limit = (request.timelimit or (None, None))[0] or 24 * 3600
+        self.rt, self.message = rt, message
+        self.started = records.started(rt.actor, message.run_id, message.step_id, rt.agent_id)
+        self.options: dict[str, Any] = {
+            "generation": message.generation,
+            "lease": lease,
+            "deadline": time() + float(hard_limit) + HARD_LIMIT_GRACE_SECONDS,
+            "lease_ttl": reliability.lease_ttl_seconds,
+            "max_deliveries": reliability.max_deliveries,
+        }
+        self.window = reliability.record_retry_seconds
+        self.sent = rt.runs.send_begin_step(message.run_id, message.step_id, self.started, **self.options)
 
-    try:
-        result = begin()
-        if result.verdict == "mine" and not holder_alive(Lease.parse(result.detail)):
-            result = begin(takeover=result.detail)  # the pool process that held it died: redelivered to us
-        if result.verdict == "mine":
-            return BeginResult("busy", result.spec, detail=result.detail)
-        return result
-    except RecordingLost as exc:
-        log.error("%s; the message is handed back to the broker", exc)
-        raise Reject(str(exc), requeue=True) from exc
-    except StateCorruptedError as exc:
-        return BeginResult("unreadable", None, detail=exc.message)
+    def verdict(self) -> BeginResult:
+        try:
+            result = self._durable(self.sent)
+            if result.verdict == "mine" and not holder_alive(Lease.parse(result.detail)):
+                result = self._durable(lambda: self._call(takeover=result.detail))  # its pool process died
+            if result.verdict == "mine":
+                return BeginResult("busy", result.spec, detail=result.detail)
+            return result
+        except RecordingLost as exc:
+            log.error("%s; the message is handed back to the broker", exc)
+            raise Reject(str(exc), requeue=True) from exc
+        except StateCorruptedError as exc:
+            return BeginResult("unreadable", None, detail=exc.message)
+
+    def _call(self, takeover: str) -> BeginResult:
+        m = self.message
+        return self.rt.runs.begin_step(m.run_id, m.step_id, self.started, takeover=takeover, **self.options)
+
+    def _durable(self, call: Callable[[], BeginResult]) -> BeginResult:
+        """``call`` retried across a Redis restart (a sent begin whose reply was lost is run again: the same
+        lease token makes a repeat answer ``run``)."""
+        m = self.message
+        return durable(call, what=f"begin {m.run_id}/{m.step_id}", window=self.window)
 
 
 def _execute(rt: WorkerRuntime, run_id: str, spec: PlannedStep, attempt: int) -> Any:
@@ -229,9 +238,11 @@ class _Outcome:
         started: float,
         queue: str | None,
         request: Any,
+        next_link: NextLink | None = None,
     ) -> None:
         self.rt, self.message, self.spec, self.lease = rt, message, spec, lease
         self.attempt, self.started, self.queue, self.request = attempt, started, queue, request
+        self.next_link = next_link
 
     def finish(self, status: StepStatus, effect: str, recs: Records, **kwargs: Any) -> FinishResult:
         return record_finish(
@@ -239,19 +250,19 @@ class _Outcome:
         )
 
     def completed(self, result: Any) -> dict[str, Any]:
-        """Record the completion; the next chain link rides on the finish script when it can (``chain_handoff``)."""
+        """Record the completion; the next chain link (built while the begin script ran) rides on the finish
+        script when it can (``chain_handoff``), and so does a chord header part's count (``chord_handoff``)."""
         duration = round((time() - self.started) * 1000, 3)
         recs = records.completed(self.rt.actor, self.message.run_id, self.spec, self.attempt, duration)
-        retval = {"step_id": self.spec.step_id, "status": "completed"}
-        publishes = capture_next_link(self.rt, self.request, retval)
-        join = chord_join(self.rt, self.request) if publishes is None else None
-        if join is not None:
-            publishes = [join.command()]
+        retval = completed_retval(self.spec.step_id)
+        link = self.next_link
+        join = chord_join(self.rt, self.request) if link is None else None
+        publishes = link.commands if link is not None else [join.command()] if join is not None else None
         finish = self.finish(StepStatus.COMPLETED, "done", recs, result=result, publishes=publishes)
         if join is not None:
             handed_off(self.request)  # the script counted the part (or the run needs it no more)
-        elif publishes is not None:
-            self.request.chain = None  # the script pushed it (or the run needs it no more): not the tracer again
+        elif link is not None:
+            link.adopt(self.request)  # the script pushed it (or the run needs it no more): not the tracer again
         if finish.duplicate:
             return {"step_id": self.spec.step_id, "duplicate": finish.verdict}
         return retval

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
@@ -21,6 +22,7 @@ from orchestrator.models.common import Priority, RunStatus, StepStatus, iso_now
 from orchestrator.models.run import ErrorInfo, RunView, StepState
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.runtime.capture import chord_size_commands
+from orchestrator.runtime.deferred import DeferredScript
 from orchestrator.runtime.redis_client import RedisClient, queue_script
 from orchestrator.state import run_listing, run_scripts
 from orchestrator.state.run_views import read_meta, read_spec, view_from_hash
@@ -561,11 +563,28 @@ class RunStore:
         return str(verdict), str(detail)
 
     # -- worker side ----------------------------------------------------------------------------------
-    def begin_step(
+    def begin_step(self, run_id: str, step_id: str, started_event: str = "", **options: Any) -> BeginResult:
+        """Start a step if its run is running and nobody alive holds it; takes the lease, emits the event.
+
+        ``options``: ``generation``, ``lease``, ``deadline``, ``lease_ttl``, ``max_deliveries``, ``takeover``
+        (see ``_begin_call``)."""
+        script_keys, args = self._begin_call(run_id, step_id, started_event, **options)
+        return self._begun(self._begin(keys=script_keys, args=args), run_id, step_id)
+
+    def send_begin_step(
+        self, run_id: str, step_id: str, started_event: str = "", **options: Any
+    ) -> Callable[[], BeginResult]:
+        """``begin_step`` sent now; the returned function reads its verdict (once). The worker builds the
+        step's next chain link in between, while Redis runs the script (``runtime.deferred``)."""
+        script_keys, args = self._begin_call(run_id, step_id, started_event, **options)
+        reply = DeferredScript(self.redis, self._begin, script_keys, args)
+        return lambda: self._begun(reply.result(), run_id, step_id)
+
+    def _begin_call(
         self,
         run_id: str,
         step_id: str,
-        started_event: str = "",
+        started_event: str,
         *,
         generation: int = 0,
         lease: Lease | None = None,
@@ -573,39 +592,40 @@ class RunStore:
         lease_ttl: float = 10.0,
         max_deliveries: int = 3,
         takeover: str = "",
-    ) -> BeginResult:
-        """Start a step if its run is running and nobody alive holds it; takes the lease, emits the event."""
+    ) -> tuple[list[str], list[Any]]:
         lease = lease or Lease("local", 0)
         now = time.time()
-        reply = self._begin(
-            keys=[
-                keys.run_key(run_id),
-                keys.run_cancel_key(run_id),
-                keys.EVENTS_STREAM,
-                keys.WORKERS,
-                keys.worker_leases_key(lease.instance),
-                keys.LEASES,
-                keys.RETRIES,
-                keys.run_outbox_key(run_id),
-                keys.RUNS_TOUCHED,
-            ],
-            args=[
-                step_id,
-                iso_now(),
-                started_event,
-                self.events_max,
-                keys.EVENTS_CHANNEL,
-                generation,
-                lease.token,
-                now,
-                lease_ttl,
-                max_deliveries,
-                lease.instance,
-                deadline if deadline is not None else now + 24 * 3600,
-                run_id,
-                takeover,
-            ],
-        )
+        script_keys = [
+            keys.run_key(run_id),
+            keys.run_cancel_key(run_id),
+            keys.EVENTS_STREAM,
+            keys.WORKERS,
+            keys.worker_leases_key(lease.instance),
+            keys.LEASES,
+            keys.RETRIES,
+            keys.run_outbox_key(run_id),
+            keys.RUNS_TOUCHED,
+        ]
+        args = [
+            step_id,
+            iso_now(),
+            started_event,
+            self.events_max,
+            keys.EVENTS_CHANNEL,
+            generation,
+            lease.token,
+            now,
+            lease_ttl,
+            max_deliveries,
+            lease.instance,
+            deadline if deadline is not None else now + 24 * 3600,
+            run_id,
+            takeover,
+        ]
+        return script_keys, args
+
+    @staticmethod
+    def _begun(reply: Any, run_id: str, step_id: str) -> BeginResult:
         verdict = str(reply[0])
         spec = read_spec(reply[1], run_id, step_id) if reply[1] else None
         return BeginResult(verdict, spec, int(reply[2] or 0), str(reply[3]), reply[4] not in ("0", 0))
