@@ -25,6 +25,7 @@ from celery import current_app, signature
 
 from orchestrator import keys
 from orchestrator.runtime.capture import Command, captured_publishes
+from workers.link_message import link_push
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,19 @@ def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> NextLink 
         return None
     inherit = app.conf.task_inherit_parent_priority
     priority = (request.delivery_info or {}).get("priority") if inherit else None
+    root_id = request.root_id or request.id
+    push = link_push(app, following, chain=chain[:-1], parent_id=request.id, root_id=root_id, priority=priority)
+    if push is not None:  # the message Celery's path would build, built directly (``link_message``)
+        result = app.AsyncResult(following["options"]["task_id"])
+        result.ignored = following["options"].get("ignore_result")
+        return NextLink([push], result)
     try:
         with captured_publishes() as commands:
             result = signature(following, app=app).apply_async(
                 (retval,),
                 chain=chain[:-1],
                 parent_id=request.id,
-                root_id=request.root_id or request.id,
+                root_id=root_id,
                 priority=priority,
                 add_to_parent=False,
             )

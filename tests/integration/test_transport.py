@@ -78,3 +78,74 @@ def test_captures_nest_and_end_with_their_block(app: Celery, server_url: str) ->
     assert [json.loads(c[2])["headers"]["id"] for c in outer] == ["outer-1", "outer-2"]
     assert [json.loads(c[2])["headers"]["id"] for c in inner] == ["inner"]
     assert [json.loads(m)["headers"]["id"] for m in client.lrange(f"{QUEUE}:3", 0, -1)] == ["after"]
+
+
+def step_link(step_id: str, **options: Any) -> dict[str, Any]:
+    """A chain element as the compiler writes it and Celery's freeze completes it."""
+    return {
+        "task": keys.TASK_RUN_STEP,
+        "args": [],
+        "kwargs": {"run_id": "run-1", "step_id": step_id, "generation": 0},
+        "options": {
+            "kwargsrepr": f"{{'action': 'cmdb.ping', 'run_id': 'run-1', 'step_id': '{step_id}', 'generation': 0}}",
+            "queue": QUEUE,
+            "task_id": f"run-1.0.{step_id}",
+            "priority": 5,
+            "soft_time_limit": 30.0,
+            "time_limit": 35.0,
+            "ignore_result": True,
+            "reply_to": "reply-1",
+            **options,
+        },
+        "subtask_type": None,
+        "immutable": True,
+    }
+
+
+def without_tag_text(payload: str) -> str:
+    return payload.replace(json.loads(payload)["properties"]["delivery_tag"], "TAG")
+
+
+@pytest.mark.parametrize(
+    ("options", "priority"),
+    [({}, None), ({}, 2), ({"priority": 0}, None), ({"ignore_result": False, "time_limit": 70.0}, None)],
+    ids=["as-compiled", "inherited-priority", "priority-0", "other-limits"],
+)
+def test_a_built_link_push_is_byte_for_byte_the_push_celery_would_make(
+    app: Celery, options: dict[str, Any], priority: int | None
+) -> None:
+    from celery import signature
+
+    from workers.link_message import link_push
+
+    link, rest = step_link("s2", **options), [step_link("s4"), step_link("s3")]
+    with captured_publishes() as commands:
+        signature(link, app=app).apply_async(
+            ({"step_id": "s1", "status": "completed"},),
+            chain=rest,
+            parent_id="run-1.0.s1",
+            root_id="run-1.0.s0",
+            priority=priority,
+            add_to_parent=False,
+        )
+    ((command, key, celerys),) = commands
+    built = link_push(app, link, chain=rest, parent_id="run-1.0.s1", root_id="run-1.0.s0", priority=priority)
+    assert built is not None
+    assert built[:2] == (command, key)
+    assert without_tag_text(built[2]) == without_tag_text(celerys)
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        {**step_link("s2"), "immutable": False},
+        {**step_link("s2"), "task": keys.TASK_NOOP},
+        {**step_link("s2"), "options": {**step_link("s2")["options"], "countdown": 5}},
+        {**step_link("s2"), "options": {**step_link("s2")["options"], "queue": "no-such-queue"}},
+    ],
+    ids=["mutable", "other-task", "other-option", "unknown-queue"],
+)
+def test_links_outside_the_known_shape_are_left_to_celery(app: Celery, link: dict[str, Any]) -> None:
+    from workers.link_message import link_push
+
+    assert link_push(app, link, chain=[], parent_id="p", root_id="r", priority=None) is None

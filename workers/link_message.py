@@ -1,0 +1,102 @@
+"""The broker push of a step's next chain link, built straight from Celery's message builder and kombu's envelope.
+
+Why: ``chain_handoff`` needs the push Celery's tracer would make (``signature(link).apply_async(...)``) as a Redis
+command for the finish script. Celery's whole publish path (option merging, routing, the producer pool, kombu's
+``ensure``, ``maybe_declare``, ``_prepare``) cost about as much as the step's own Python, and it sits on a chain's
+serial path. For the links our compiler writes (an immutable ``run_step`` signature carrying a known set of options
+on a direct-exchange queue) only four things make the message: Celery's headers and body (``amqp.as_task_v2``,
+called here as ``send_task`` calls it), the JSON body, kombu's envelope and the priority list's key. The result is
+byte for byte what the capture of Celery's path gives, but for the delivery tag kombu draws for each message; the
+integration test ``test_transport`` holds the two side by side. Anything else (other options, publish signals
+someone listens to, another exchange type) returns ``None`` and the caller takes Celery's path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+from kombu.entity import maybe_delivery_mode
+from kombu.utils.json import dumps
+
+from orchestrator import keys
+from orchestrator.runtime.capture import Command
+
+# The options our compiler (and Celery's freeze) put on a step's signature; any other one takes Celery's path.
+KNOWN_OPTIONS = frozenset(
+    {"queue", "task_id", "priority", "soft_time_limit", "time_limit", "kwargsrepr", "ignore_result", "reply_to"}
+)
+
+
+def link_push(
+    app: Celery, link: dict[str, Any], *, chain: list[Any], parent_id: str, root_id: str, priority: int | None
+) -> Command | None:
+    """``("LPUSH", queue key, envelope)`` for ``link`` sent with ``chain`` after it, or ``None`` (use Celery)."""
+    options = link.get("options") or {}
+    if not _plain(link, options) or signals.before_task_publish.receivers or signals.after_task_publish.receivers:
+        return None
+    queue = app.amqp.queues.get(options["queue"])
+    if queue is None or queue.exchange.type != "direct":
+        return None
+    channel = _channel(app)
+    if channel is None or queue.name in (getattr(channel, "_expires", None) or {}):
+        return None  # not kombu's Redis channel, or a queue with an expiry kombu would refresh on each push
+    task_id = options["task_id"]
+    headers, properties, body, _ = app.amqp.as_task_v2(
+        task_id,
+        link["task"],
+        (),
+        link.get("kwargs") or {},
+        reply_to=options.get("reply_to") or app.thread_oid,
+        time_limit=options.get("time_limit"),
+        soft_time_limit=options.get("soft_time_limit"),
+        root_id=root_id,
+        parent_id=parent_id,
+        chain=chain,
+        ignore_result=options.get("ignore_result"),
+        kwargsrepr=options.get("kwargsrepr"),
+    )
+    if "kwargsrepr" in options:
+        properties["kwargsrepr"] = options["kwargsrepr"]  # Celery passes its leftover options on as properties
+    properties["delivery_mode"] = maybe_delivery_mode(
+        queue.exchange.delivery_mode or app.conf.task_default_delivery_mode
+    )
+    if priority is None:
+        priority = options.get("priority")
+    envelope = channel.prepare_message(
+        dumps(body).encode("utf-8"), priority, "application/json", "utf-8", headers, properties
+    )
+    channel._inplace_augment_message(envelope, "", queue.name)
+    return (
+        "LPUSH",
+        channel._q_for_pri(queue.name, channel._get_message_priority(envelope, reverse=False)),
+        dumps(envelope),
+    )
+
+
+def _plain(link: dict[str, Any], options: dict[str, Any]) -> bool:
+    """An immutable ``run_step`` signature with no arguments of its own, an id and a queue, and no other option."""
+    return (
+        link.get("task") == keys.TASK_RUN_STEP
+        and not link.get("subtask_type")
+        and bool(link.get("immutable"))
+        and not link.get("args")
+        and options.keys() <= KNOWN_OPTIONS
+        and bool(options.get("task_id"))
+        and bool(options.get("queue"))
+    )
+
+
+_channels: dict[int, Any] = {}
+
+
+def _channel(app: Celery) -> Any:
+    """A channel of the app's broker transport, for its envelope methods (it never sends anything here)."""
+    channel = _channels.get(id(app))
+    if channel is None:
+        with app.producer_or_acquire() as producer:
+            channel = producer.channel
+        if not hasattr(channel, "_q_for_pri"):
+            return None
+        _channels[id(app)] = channel
+    return channel
