@@ -25,7 +25,7 @@ from celery import current_app, signature
 
 from orchestrator import keys
 from orchestrator.runtime.capture import Command, captured_publishes
-from workers.link_message import link_push
+from orchestrator.runtime.step_push import step_push
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,8 @@ def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> NextLink 
     inherit = app.conf.task_inherit_parent_priority
     priority = (request.delivery_info or {}).get("priority") if inherit else None
     root_id = request.root_id or request.id
-    push = link_push(app, following, chain=chain[:-1], parent_id=request.id, root_id=root_id, priority=priority)
-    if push is not None:  # the message Celery's path would build, built directly (``link_message``)
+    push = step_push(app, following, chain=chain[:-1], parent_id=request.id, root_id=root_id, priority=priority)
+    if push is not None:  # the message Celery's path would build, built directly (``runtime.step_push``)
         result = app.AsyncResult(following["options"]["task_id"])
         result.ignored = following["options"].get("ignore_result")
         return NextLink([push], result)

@@ -121,7 +121,7 @@ def test_a_built_link_push_is_the_push_celery_would_make(
 ) -> None:
     from celery import signature
 
-    from workers.link_message import link_push
+    from orchestrator.runtime.step_push import step_push
 
     link, rest = step_link("s2", **options), [step_link("s4"), step_link("s3")]
     with captured_publishes() as commands:
@@ -134,7 +134,7 @@ def test_a_built_link_push_is_the_push_celery_would_make(
             add_to_parent=False,
         )
     ((command, key, celerys),) = commands
-    built = link_push(app, link, chain=rest, parent_id="run-1.0.s1", root_id="run-1.0.s0", priority=priority)
+    built = step_push(app, link, chain=rest, parent_id="run-1.0.s1", root_id="run-1.0.s0", priority=priority)
     assert built is not None
     assert built[:2] == (command, key)
     assert decoded(built[2]) == decoded(celerys)
@@ -152,6 +152,23 @@ def test_a_built_link_push_is_the_push_celery_would_make(
     ids=["mutable", "other-task", "other-option", "unknown-queue"],
 )
 def test_links_outside_the_known_shape_are_left_to_celery(app: Celery, link: dict[str, Any]) -> None:
-    from workers.link_message import link_push
+    from orchestrator.runtime.step_push import step_push
 
-    assert link_push(app, link, chain=[], parent_id="p", root_id="r", priority=None) is None
+    assert step_push(app, link, chain=[], parent_id="p", root_id="r", priority=None) is None
+
+
+@pytest.mark.parametrize("options", [{}, {"priority": 0}], ids=["as-compiled", "priority-0"])
+def test_a_built_start_push_is_the_push_a_client_apply_async_would_make(app: Celery, options: dict[str, Any]) -> None:
+    from celery import signature
+
+    from orchestrator.runtime.step_push import step_push
+
+    start = step_link("s0", **options)
+    del start["options"]["reply_to"]  # a start is not frozen: Celery fills in the client's own reply queue
+    with captured_publishes() as commands:
+        signature(start, app=app).apply_async()
+    ((command, key, celerys),) = commands
+    built = step_push(app, start)
+    assert built is not None
+    assert built[:2] == (command, key)
+    assert decoded(built[2]) == decoded(celerys)

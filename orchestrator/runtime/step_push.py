@@ -1,17 +1,21 @@
-"""The broker push of a step's next chain link, built straight from Celery's message builder and kombu's envelope.
+"""The broker push of a step message, built straight from Celery's message builder and kombu's envelope.
 
-Why: ``chain_handoff`` needs the push Celery's tracer would make (``signature(link).apply_async(...)``) as a Redis
-command for the finish script. Celery's whole publish path (option merging, routing, the producer pool, kombu's
+Why: a start puts its first message on the queue inside the transaction that records the run
+(``dispatch.outbox.capture_start``), and a finished step hands its next chain link to its finish script
+(``workers.chain_handoff``: the push Celery's tracer would make, ``signature(link).apply_async(...)``). Both need
+the push as a Redis command. Celery's whole publish path (option merging, routing, the producer pool, kombu's
 ``ensure``, ``maybe_declare``, ``_prepare``) cost about as much as the step's own Python, and it sits on a chain's
-serial path. For the links our compiler writes (an immutable ``run_step`` signature carrying a known set of options
-on a direct-exchange queue) only four things make the message: Celery's headers and body (``amqp.as_task_v2``,
-called here as ``send_task`` calls it), the JSON body, kombu's envelope and the priority list's key. The JSON is
-written with orjson: the body carries the rest of the chain, so it grows with the chain, and the standard encoder
-spent more on it than everything else here. The result is the message the capture of Celery's path gives (the same
-JSON values; only whitespace, the escaping of non-ASCII text, and the delivery tag kombu draws for each message
-differ); the integration test ``test_transport`` holds the two side by side. Anything else (other options, publish
-signals someone listens to, another exchange type, values orjson cannot write) returns ``None`` and the caller
-takes Celery's path.
+serial path and on every start.
+
+For the signatures our compiler writes (an immutable ``run_step`` signature carrying a known set of options, on a
+direct-exchange queue) only four things make the message: Celery's headers and body (``amqp.as_task_v2``, called
+here as ``send_task`` calls it), the JSON body, kombu's envelope and the priority list's key. The JSON is written
+with orjson: a chain link's body carries the rest of the chain, so it grows with the chain, and the standard
+encoder spent more on it than everything else here. The result is the message the capture of Celery's path gives
+(the same JSON values; only whitespace, the escaping of non-ASCII text and the delivery tag kombu draws for each
+message differ); the integration test ``test_transport`` holds the two side by side. Anything else (other
+options, publish signals someone listens to, another exchange type, values orjson cannot write) returns ``None``
+and the caller takes Celery's path.
 """
 
 from __future__ import annotations
@@ -31,10 +35,18 @@ KNOWN_OPTIONS = frozenset(
 )
 
 
-def link_push(
-    app: Celery, link: dict[str, Any], *, chain: list[Any], parent_id: str, root_id: str, priority: int | None
+def step_push(
+    app: Celery,
+    link: dict[str, Any],
+    *,
+    chain: list[Any] | None = None,
+    parent_id: str | None = None,
+    root_id: str | None = None,
+    priority: int | None = None,
 ) -> Command | None:
-    """``("LPUSH", queue key, envelope)`` for ``link`` sent with ``chain`` after it, or ``None`` (use Celery)."""
+    """``("LPUSH", queue key, envelope)`` for the step signature ``link`` (in its JSON form) sent with ``chain``
+    after it, as a task with ``parent_id`` and ``root_id`` sends it (none: as a client sends it); ``None`` when
+    Celery's path must build it."""
     options = link.get("options") or {}
     if not _plain(link, options) or signals.before_task_publish.receivers or signals.after_task_publish.receivers:
         return None
