@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.app.amqp import AMQP
 from celery.backends.redis import RedisBackend
 from kombu import Queue
 
 from orchestrator import keys
 from orchestrator.runtime.capture import capturing
+from orchestrator.runtime.step_push import captured_task_push
 from orchestrator.settings import AGENT_IDS, Settings
 
 # Redis has no native priorities; kombu emulates them with one list per step (0 is served first).
@@ -109,12 +111,82 @@ class ClientRedisBackend(CapturingRedisBackend):
         return result
 
 
+# Parameters of Celery's ``send_task_message`` that say how to publish (retries, declares, timeouts, the sent
+# event's dispatcher), not what: everything else it is given ends up in the message.
+_SENDER_MECHANICS = frozenset({"event_dispatcher", "retry", "retry_policy", "declare", "timeout", "confirm_timeout"})
+
+
+class CapturingAMQP(AMQP):  # type: ignore[misc]
+    """Celery's AMQP helper; inside ``captured_publishes`` a task message Celery built is turned into its push
+    directly (``step_push.captured_task_push``) instead of through kombu's producer, which nothing would send.
+
+    Why: a start captures all its messages before its transaction, so the worker waits for the last one to be
+    built; Celery's route through kombu's producer (``ensure``, ``maybe_declare``, ``_prepare``) was more than half
+    of each message's cost. Outside a capture, or for anything but the plain case, Celery's own sender runs.
+    """
+
+    def _create_task_sender(self) -> Any:
+        send = super()._create_task_sender()
+        app = self.app
+
+        def send_task_message(
+            producer: Any,
+            name: str,
+            message: Any,
+            exchange: Any = None,
+            routing_key: Any = None,
+            queue: Any = None,
+            serializer: Any = None,
+            delivery_mode: Any = None,
+            compression: Any = None,
+            headers: Any = None,
+            exchange_type: Any = None,
+            **kwargs: Any,
+        ) -> Any:
+            commands = capturing()
+            if commands is not None:
+                extra = {k: v for k, v in kwargs.items() if k not in _SENDER_MECHANICS}
+                push = captured_task_push(
+                    app,
+                    producer,
+                    message,
+                    queue=queue,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    serializer=serializer,
+                    compression=compression,
+                    delivery_mode=delivery_mode,
+                    headers=headers,
+                    exchange_type=exchange_type,
+                    extra=extra,
+                )
+                if push is not None:
+                    commands.append(push)
+                    return None
+            return send(
+                producer,
+                name,
+                message,
+                exchange=exchange,
+                routing_key=routing_key,
+                queue=queue,
+                serializer=serializer,
+                delivery_mode=delivery_mode,
+                compression=compression,
+                headers=headers,
+                exchange_type=exchange_type,
+                **kwargs,
+            )
+
+        return send_task_message
+
+
 def create_celery(settings: Settings, name: str = "itom-orchestrator", *, client: bool = False) -> Celery:
     """A configured Celery app; tasks are registered by the worker package, the core sends by name.
 
     ``client=True`` for processes that only send (the service): see ``ClientRedisBackend``.
     """
-    app = Celery(name)
+    app = Celery(name, amqp=CapturingAMQP)
     config = celery_config(settings)
     if config["result_backend"].startswith(("redis://", "rediss://")):
         backend = "ClientRedisBackend" if client else "CapturingRedisBackend"

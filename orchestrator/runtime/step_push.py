@@ -78,14 +78,90 @@ def step_push(
     )
     if priority is None:
         priority = options.get("priority")
+    return envelope_push(channel, body, headers, properties, priority, queue.name)
+
+
+def envelope_push(
+    channel: Any, body: Any, headers: dict[str, Any], properties: dict[str, Any], priority: Any, queue_name: str
+) -> Command | None:
+    """kombu's envelope of a Celery message (what ``Producer.publish`` then the Redis channel's ``_put`` make of
+    it) as the push onto ``queue_name``'s list for the priority; ``None`` when orjson cannot write the body."""
     try:
         encoded = orjson.dumps(body)
     except orjson.JSONEncodeError:
         return None  # something only kombu's encoder knows how to write
     envelope = channel.prepare_message(encoded, priority, "application/json", "utf-8", headers, properties)
-    channel._inplace_augment_message(envelope, "", queue.name)
-    key = channel._q_for_pri(queue.name, channel._get_message_priority(envelope, reverse=False))
+    channel._inplace_augment_message(envelope, "", queue_name)
+    key = channel._q_for_pri(queue_name, channel._get_message_priority(envelope, reverse=False))
     return ("LPUSH", key, orjson.dumps(envelope).decode())
+
+
+# ``Producer.publish``'s own parameters: a Celery property by one of these names is not a message property.
+_PUBLISH_PARAMETERS = frozenset(
+    {
+        "body",
+        "routing_key",
+        "delivery_mode",
+        "mandatory",
+        "immediate",
+        "priority",
+        "content_type",
+        "content_encoding",
+        "serializer",
+        "headers",
+        "compression",
+        "exchange",
+        "retry",
+        "retry_policy",
+        "declare",
+        "expiration",
+        "timeout",
+        "confirm_timeout",
+    }
+)
+
+
+def captured_task_push(
+    app: Celery,
+    producer: Any,
+    message: Any,
+    *,
+    queue: Any,
+    exchange: Any,
+    routing_key: Any,
+    serializer: Any,
+    compression: Any,
+    delivery_mode: Any,
+    headers: Any,
+    exchange_type: Any,
+    extra: dict[str, Any],
+) -> Command | None:
+    """What Celery's ``send_task_message`` followed by kombu's publish would push, for a message Celery built
+    (``amqp.create_task_message``) while publishes are captured; ``None`` for anything but the plain case (JSON,
+    no compression, a direct-exchange queue named by the router, no sent event, no publish signal receivers)."""
+    headers2, properties, body, sent_event = message
+    if sent_event is not None or exchange or routing_key or exchange_type not in (None, "direct"):
+        return None
+    if (serializer or app.conf.task_serializer) != "json" or compression or app.conf.task_compression:
+        return None
+    if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
+        return None
+    queue = app.amqp.queues.get(queue) if isinstance(queue, str) else queue
+    channel = getattr(producer, "channel", None)
+    if queue is None or queue.exchange.type != "direct" or not hasattr(channel, "_q_for_pri"):
+        return None
+    if queue.name in (getattr(channel, "_expires", None) or {}):
+        return None
+    if headers:
+        headers2.update(headers)
+    properties = {**properties, **extra}
+    priority, expiration = properties.pop("priority", None), properties.pop("expiration", None)
+    if expiration is not None or properties.keys() & _PUBLISH_PARAMETERS:
+        return None
+    properties["delivery_mode"] = maybe_delivery_mode(
+        delivery_mode or queue.exchange.delivery_mode or app.conf.task_default_delivery_mode
+    )
+    return envelope_push(channel, body, headers2, properties, priority, queue.name)
 
 
 def _plain(link: dict[str, Any], options: dict[str, Any]) -> bool:

@@ -8,7 +8,8 @@ per message). A start relies on that to push its messages inside the transaction
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import redis
 from celery import Celery
 
 from orchestrator import keys
+from orchestrator.runtime import celery_app
 from orchestrator.runtime.celery_app import create_celery
 from orchestrator.runtime.transport import Transport, captured_publishes
 from orchestrator.settings import RedisSettings, Settings
@@ -40,6 +42,21 @@ def app(server_url: str) -> Iterator[Celery]:
     app.close()
 
 
+@pytest.fixture
+def celerys_own(monkeypatch: pytest.MonkeyPatch) -> Callable[[], AbstractContextManager[list[Any]]]:
+    """A capture that goes Celery's own way through kombu's producer (``CapturingAMQP``'s direct path declines):
+    the reference every built push is held against."""
+
+    @contextmanager
+    def capture() -> Iterator[list[Any]]:
+        with monkeypatch.context() as patch:
+            patch.setattr(celery_app, "captured_task_push", lambda *args, **kwargs: None)
+            with captured_publishes() as commands:
+                yield commands
+
+    return capture
+
+
 def send(app: Celery, task_id: str) -> None:
     app.signature(keys.TASK_NOOP, queue=QUEUE, priority=3, task_id=task_id).apply_async()
 
@@ -50,21 +67,27 @@ def without_tag(payload: str) -> dict[str, Any]:
     return message
 
 
-def test_a_captured_publish_is_the_push_kombu_would_make_and_sends_nothing(app: Celery, server_url: str) -> None:
+def test_a_captured_publish_is_the_push_kombu_would_make_and_sends_nothing(
+    app: Celery, server_url: str, celerys_own: Any
+) -> None:
     client = redis.Redis.from_url(server_url, decode_responses=True)
     with app.connection_for_write() as connection:
         assert isinstance(connection.default_channel.connection, Transport)  # ours, for a Redis broker
     key = f"{QUEUE}:3"  # kombu's list for priority 3 (separator ":")
 
-    with captured_publishes() as commands:
+    with celerys_own() as commands:
+        send(app, "task-fixed-id")
+    with captured_publishes() as built:
         send(app, "task-fixed-id")
     assert client.llen(key) == 0  # held back: nothing reached Redis
     ((command, captured_key, captured),) = commands
+    ((built_command, built_key, built_payload),) = built
 
     send(app, "task-fixed-id")  # the same message, really sent
     (sent,) = client.lrange(key, 0, -1)
-    assert (command, captured_key) == ("LPUSH", key)
-    assert without_tag(captured) == without_tag(sent)
+    assert (command, captured_key) == (built_command, built_key) == ("LPUSH", key)
+    assert without_tag(captured) == without_tag(sent)  # kombu's push, byte for byte but for the tag
+    assert decoded(built_payload) == decoded(sent)  # the direct build: the same JSON values
 
 
 def test_captures_nest_and_end_with_their_block(app: Celery, server_url: str) -> None:
@@ -117,14 +140,14 @@ def decoded(payload: str) -> dict[str, Any]:
     ids=["as-compiled", "inherited-priority", "priority-0", "other-limits"],
 )
 def test_a_built_link_push_is_the_push_celery_would_make(
-    app: Celery, options: dict[str, Any], priority: int | None
+    app: Celery, options: dict[str, Any], priority: int | None, celerys_own: Any
 ) -> None:
     from celery import signature
 
     from orchestrator.runtime.step_push import step_push
 
     link, rest = step_link("s2", **options), [step_link("s4"), step_link("s3")]
-    with captured_publishes() as commands:
+    with celerys_own() as commands:
         signature(link, app=app).apply_async(
             ({"step_id": "s1", "status": "completed"},),
             chain=rest,
@@ -158,17 +181,107 @@ def test_links_outside_the_known_shape_are_left_to_celery(app: Celery, link: dic
 
 
 @pytest.mark.parametrize("options", [{}, {"priority": 0}], ids=["as-compiled", "priority-0"])
-def test_a_built_start_push_is_the_push_a_client_apply_async_would_make(app: Celery, options: dict[str, Any]) -> None:
+def test_a_built_start_push_is_the_push_a_client_apply_async_would_make(
+    app: Celery, options: dict[str, Any], celerys_own: Any
+) -> None:
     from celery import signature
 
     from orchestrator.runtime.step_push import step_push
 
     start = step_link("s0", **options)
     del start["options"]["reply_to"]  # a start is not frozen: Celery fills in the client's own reply queue
-    with captured_publishes() as commands:
+    with celerys_own() as commands:
         signature(start, app=app).apply_async()
     ((command, key, celerys),) = commands
     built = step_push(app, start)
     assert built is not None
     assert built[:2] == (command, key)
     assert decoded(built[2]) == decoded(celerys)
+
+
+def test_the_links_of_a_compiled_chain_take_the_built_path(app: Celery) -> None:
+    """Every link a worker finds in its message's chain (compiled, then frozen by Celery) is built directly: a new
+    option in the compiler or in Celery's freeze would otherwise quietly send every step back to Celery's path."""
+    import base64
+
+    from orchestrator.dispatch.enqueue import enqueue
+    from orchestrator.runtime.step_push import step_push
+
+    ids = ["a", "b", "c", "d"]
+    start = compiled_start([planned(s, (ids[i - 1],) if i else ()) for i, s in enumerate(ids)])
+    with captured_publishes() as commands:
+        enqueue(app, start)
+    ((_, _, first),) = commands
+    links = json.loads(base64.b64decode(json.loads(first)["body"]))[2]["chain"]
+    assert [link["kwargs"]["step_id"] for link in links] == ["d", "c", "b"]
+    for index in range(len(links)):
+        built = step_push(app, links[-1 - index], chain=links[: len(links) - 1 - index], parent_id="p", root_id="r")
+        assert built is not None, links[-1 - index]["options"]
+
+
+def planned(step_id: str, deps: tuple[str, ...] = ()) -> Any:
+    from orchestrator.models.common import Access, FailurePolicy
+    from orchestrator.models.workflow import PlannedStep
+
+    return PlannedStep(
+        step_id=step_id,
+        name=step_id,
+        action="cmdb.ping",
+        agent_id="cmdb-agent",
+        domain="cmdb",
+        target_domain="cmdb",
+        access=Access.READ,
+        idempotent=True,
+        parameters={},
+        depends_on=deps,
+        on_failure=FailurePolicy.STOP,
+        max_retries=0,
+        timeout_seconds=5.0,
+    )
+
+
+def compiled_start(steps: list[Any]) -> dict[str, Any]:
+    """The start canvas dispatch applies for these steps (Celery's dict form)."""
+    from orchestrator.models.common import Priority
+    from orchestrator.models.workflow import WorkflowPlan
+    from orchestrator.workflows.compiler import compile_plan
+
+    plan = WorkflowPlan(template_id=None, name="t", priority=Priority.HIGH, steps=steps)
+    main: dict[str, Any] = compile_plan(plan, "run-1").main_dict
+    return main
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [planned(f"p{i}") for i in range(4)] + [planned("join", tuple(f"p{i}" for i in range(4)))],
+        [planned("z"), planned("x", ("z",)), planned("y", ("z",)), planned("j", ("x", "y"))],
+        [planned("a"), planned("b", ("a",)), planned("c", ("b",))],
+    ],
+    ids=["fan-out", "diamond", "chain"],
+)
+def test_a_captured_start_builds_each_message_as_celery_would(app: Celery, celerys_own: Any, steps: list[Any]) -> None:
+    """A start's canvas applied under a capture: every push built directly (``CapturingAMQP``) holds the message
+    Celery's own path through kombu's producer holds, and the chord sizes are the same commands."""
+    from orchestrator.dispatch.enqueue import enqueue
+
+    start = compiled_start(steps)
+    with celerys_own() as reference:
+        enqueue(app, json.loads(json.dumps(start)))
+    with captured_publishes() as built:
+        enqueue(app, json.loads(json.dumps(start)))
+    assert [c[0] for c in built] == [c[0] for c in reference]
+    assert any(c[0] == "LPUSH" for c in built)
+    assert with_ids_in_order(built) == with_ids_in_order(reference)
+
+
+def with_ids_in_order(commands: list[Any]) -> str:
+    """The commands as one text, each message decoded, each random id (a chord's group) replaced by the order in
+    which it first appears: two applies of one canvas draw different group ids but must use them alike."""
+    import re
+
+    plain = [decoded(c[2]) if c[0] == "LPUSH" else list(c) for c in commands]
+    text = json.dumps(plain, sort_keys=True)
+    seen: dict[str, str] = {}
+    uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    return re.sub(uuid, lambda m: seen.setdefault(m.group(0), f"<id {len(seen)}>"), text)

@@ -63,3 +63,14 @@ def test_a_chord_next_is_captured_like_a_step_and_a_group_is_not() -> None:
     assert chain_handoff._plain_step_or_chord(link())
     assert not chain_handoff._plain_step_or_chord({**chord, "task": "celery.group", "subtask_type": "group"})
     assert not chain_handoff._plain_step_or_chord({**chord, "task": keys.TASK_RUN_STEP})  # a forged kind
+
+
+def test_a_link_joins_the_steps_children_only_when_its_push_is_used() -> None:
+    from workers.chain_handoff import NextLink
+
+    req = request(children=[])
+    next_link = NextLink([("LPUSH", "q", "{}")], result="child-result")
+    assert req.children == []  # built while the begin ran: nothing recorded yet
+    next_link.adopt(req)
+    assert req.children == ["child-result"]
+    assert req.chain is None  # the tracer publishes nothing more
