@@ -105,6 +105,15 @@ class ClientRedisBackend(CapturingRedisBackend):
     def on_task_call(self, producer: Any, task_id: str) -> None:
         return None
 
+    def add_pending_result(self, result: Any, weak: bool = False, start_drainer: bool = True) -> Any:
+        """Not tracked: Celery does this for every task of a group it applies (a chord's header), which held each
+        result object and one pub/sub subscription in the process for good (a fan-out of 100: 100 of each per
+        start, never released, since nothing here waits for them)."""
+        return result
+
+    def add_pending_results(self, results: Any, weak: bool = False) -> list[Any]:
+        return list(results)
+
     def remove_pending_result(self, result: Any) -> Any:
         """Nothing is pending here; without this, an ``AsyncResult`` collected at interpreter exit would try to
         unsubscribe from Redis while Python shuts down and print a traceback."""

@@ -285,3 +285,18 @@ def with_ids_in_order(commands: list[Any]) -> str:
     seen: dict[str, str] = {}
     uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
     return re.sub(uuid, lambda m: seen.setdefault(m.group(0), f"<id {len(seen)}>"), text)
+
+
+def test_a_client_applying_a_chord_keeps_no_result_subscriptions(app: Celery, server_url: str) -> None:
+    """The API applies every fan-out's chord: Celery's group apply would subscribe the process to each header
+    task's result channel and hold each result object, for good (nothing here waits for them)."""
+    from orchestrator.dispatch.enqueue import enqueue
+
+    client = redis.Redis.from_url(server_url, decode_responses=True)
+    start = compiled_start([planned(f"p{i}") for i in range(5)] + [planned("join", tuple(f"p{i}" for i in range(5)))])
+    for _ in range(3):
+        enqueue(app, json.loads(json.dumps(start)))
+    assert client.llen(f"{QUEUE}:3") == 15  # really sent
+    assert client.pubsub_channels("celery-task-meta-*") == []
+    concrete, weak = app.backend._pending_results
+    assert len(concrete) == len(weak) == 0
