@@ -69,12 +69,12 @@ def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> NextLink 
     inherit = app.conf.task_inherit_parent_priority
     priority = (request.delivery_info or {}).get("priority") if inherit else None
     root_id = request.root_id or request.id
-    push = step_push(app, following, chain=chain[:-1], parent_id=request.id, root_id=root_id, priority=priority)
-    if push is not None:  # the message Celery's path would build, built directly (``runtime.step_push``)
-        result = app.AsyncResult(following["options"]["task_id"])
-        result.ignored = following["options"].get("ignore_result")
-        return NextLink([push], result)
     try:
+        push = step_push(app, following, chain=chain[:-1], parent_id=request.id, root_id=root_id, priority=priority)
+        if push is not None:  # the message Celery's path would build, built directly (``runtime.step_push``)
+            result = app.AsyncResult(following["options"]["task_id"])
+            result.ignored = following["options"].get("ignore_result")
+            return NextLink([push], result)
         with captured_publishes() as commands:
             result = signature(following, app=app).apply_async(
                 (retval,),

@@ -99,8 +99,10 @@ def run_step(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     agent_name.set(rt.agent_id)
     lease = lease_for(rt.agent_id, delivery_tag(self.request))
     begun = _Begin(rt, message, lease, self.request)  # sent: Redis runs it while the next link is built
-    next_link = capture_next_link(rt, self.request, completed_retval(step_id))
-    begin = begun.verdict()
+    try:
+        next_link = capture_next_link(rt, self.request, completed_retval(step_id))
+    finally:
+        begin = begun.verdict()  # read even if a time limit interrupts the build: its connection goes back
     if begin.verdict == "unreadable":
         _fail_unreadable(rt, message, lease, begin.detail)
     if begin.verdict == "missing" or begin.spec is None:

@@ -74,3 +74,16 @@ def test_a_link_joins_the_steps_children_only_when_its_push_is_used() -> None:
     next_link.adopt(req)
     assert req.children == ["child-result"]
     assert req.chain is None  # the tracer publishes nothing more
+
+
+def test_a_link_that_cannot_be_built_is_left_to_celerys_tracer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built while the begin script's reply is pending: an error here must not escape (the step would end before
+    reading that reply); Celery's tracer then publishes the link as usual."""
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise KeyError("options")
+
+    monkeypatch.setattr(chain_handoff, "_shares_state_redis", lambda rt: True)
+    monkeypatch.setattr(chain_handoff, "step_push", broken)
+    monkeypatch.setattr(chain_handoff, "captured_publishes", broken)
+    assert capture_next_link(SimpleNamespace(), request(), {"status": "completed"}) is None
