@@ -41,6 +41,9 @@ Settings.documentator_agent_url
 celery_app.ClientRedisBackend  # result_backend = "orchestrator.runtime.celery_app:ClientRedisBackend+redis://..."
 celery_app.ClientRedisBackend.on_task_call
 celery_app.ClientRedisBackend.remove_pending_result
+celery_app.ClientRedisBackend.add_pending_result  # Celery's group apply calls these
+celery_app.ClientRedisBackend.add_pending_results
+_.start_drainer  # a parameter of Celery's add_pending_result, kept in the override's signature
 consumer.GuardedConsumer  # worker_consumer = "workers.consumer:GuardedConsumer"
 bridge._BearerAuth.auth_flow  # httpx.Auth
 logging_config.JsonFormatter.format  # logging.Formatter
