@@ -22,6 +22,7 @@ from orchestrator.runtime import celery_app
 from orchestrator.runtime.celery_app import create_celery
 from orchestrator.runtime.transport import Transport, captured_publishes
 from orchestrator.settings import RedisSettings, Settings
+from tests.plans import planned_step
 from tests.servers import private_redis
 
 pytestmark = pytest.mark.integration
@@ -220,24 +221,7 @@ def test_the_links_of_a_compiled_chain_take_the_built_path(app: Celery) -> None:
 
 
 def planned(step_id: str, deps: tuple[str, ...] = ()) -> Any:
-    from orchestrator.models.common import Access, FailurePolicy
-    from orchestrator.models.workflow import PlannedStep
-
-    return PlannedStep(
-        step_id=step_id,
-        name=step_id,
-        action="cmdb.ping",
-        agent_id="cmdb-agent",
-        domain="cmdb",
-        target_domain="cmdb",
-        access=Access.READ,
-        idempotent=True,
-        parameters={},
-        depends_on=deps,
-        on_failure=FailurePolicy.STOP,
-        max_retries=0,
-        timeout_seconds=5.0,
-    )
+    return planned_step(step_id, deps)
 
 
 def compiled_start(steps: list[Any]) -> dict[str, Any]:

@@ -9,30 +9,17 @@ import pytest
 
 from orchestrator import keys
 from orchestrator.errors import InvalidStateTransitionError, WorkflowNotFoundError
-from orchestrator.models.common import Access, FailurePolicy, Priority, RunStatus, StepStatus
+from orchestrator.models.common import Priority, RunStatus, StepStatus
 from orchestrator.models.run import ErrorInfo
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.state.runs import Records, RunStore, cap_result
 from orchestrator.workflows.spec import Step
 from orchestrator.workflows.triggers import TriggerTable
+from tests.plans import planned_step
 
 
 def planned(step_id: str, deps: list[str] | None = None) -> PlannedStep:
-    return PlannedStep(
-        step_id=step_id,
-        name=step_id,
-        action="cmdb.ping",
-        agent_id="cmdb-agent",
-        domain="cmdb",
-        target_domain="cmdb",
-        access=Access.READ,
-        idempotent=True,
-        parameters={},
-        depends_on=tuple(deps or ()),
-        on_failure=FailurePolicy.STOP,
-        max_retries=0,
-        timeout_seconds=5.0,
-    )
+    return planned_step(step_id, deps or ())
 
 
 def make_plan(*ids: str) -> WorkflowPlan:
