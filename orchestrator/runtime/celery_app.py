@@ -157,7 +157,7 @@ class CapturingAMQP(AMQP):  # type: ignore[misc]
                 extra = {k: v for k, v in kwargs.items() if k not in _SENDER_MECHANICS}
                 push = captured_task_push(
                     app,
-                    producer,
+                    getattr(producer, "channel", None),
                     message,
                     queue=queue,
                     exchange=exchange,

@@ -20,6 +20,7 @@ and the caller takes Celery's path.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import orjson
@@ -48,17 +49,14 @@ def step_push(
     after it, as a task with ``parent_id`` and ``root_id`` sends it (none: as a client sends it); ``None`` when
     Celery's path must build it."""
     options = link.get("options") or {}
-    if not _plain(link, options) or signals.before_task_publish.receivers or signals.after_task_publish.receivers:
+    if not _plain(link, options):
         return None
     queue = app.amqp.queues.get(options["queue"])
-    if queue is None or queue.exchange.type != "direct":
-        return None
     channel = _channel(app)
-    if channel is None or queue.name in (getattr(channel, "_expires", None) or {}):
-        return None  # not kombu's Redis channel, or a queue with an expiry kombu would refresh on each push
-    task_id = options["task_id"]
-    headers, properties, body, _ = app.amqp.as_task_v2(
-        task_id,
+    if queue is None or channel is None:
+        return None
+    message = app.amqp.as_task_v2(
+        options["task_id"],
         link["task"],
         (),
         link.get("kwargs") or {},
@@ -71,14 +69,10 @@ def step_push(
         ignore_result=options.get("ignore_result"),
         kwargsrepr=options.get("kwargsrepr"),
     )
-    if "kwargsrepr" in options:
-        properties["kwargsrepr"] = options["kwargsrepr"]  # Celery passes its leftover options on as properties
-    properties["delivery_mode"] = maybe_delivery_mode(
-        queue.exchange.delivery_mode or app.conf.task_default_delivery_mode
-    )
-    if priority is None:
-        priority = options.get("priority")
-    return envelope_push(channel, body, headers, properties, priority, queue.name)
+    # What ``send_task`` passes on to the sender beside the message: the options it did not use itself.
+    extra = {"kwargsrepr": options["kwargsrepr"]} if "kwargsrepr" in options else {}
+    extra["priority"] = options.get("priority") if priority is None else priority
+    return captured_task_push(app, channel, message, queue=queue, extra=extra)
 
 
 def envelope_push(
@@ -123,22 +117,24 @@ _PUBLISH_PARAMETERS = frozenset(
 
 def captured_task_push(
     app: Celery,
-    producer: Any,
+    channel: Any,
     message: Any,
     *,
     queue: Any,
-    exchange: Any,
-    routing_key: Any,
-    serializer: Any,
-    compression: Any,
-    delivery_mode: Any,
-    headers: Any,
-    exchange_type: Any,
     extra: dict[str, Any],
+    exchange: Any = None,
+    routing_key: Any = None,
+    serializer: Any = None,
+    compression: Any = None,
+    delivery_mode: Any = None,
+    headers: Any = None,
+    exchange_type: Any = None,
 ) -> Command | None:
-    """What Celery's ``send_task_message`` followed by kombu's publish would push, for a message Celery built
-    (``amqp.create_task_message``) while publishes are captured; ``None`` for anything but the plain case (JSON,
-    no compression, a direct-exchange queue named by the router, no sent event, no publish signal receivers)."""
+    """What Celery's ``send_task_message`` followed by kombu's publish would push on ``channel``, for a message
+    Celery built (``CapturingAMQP``, under a capture) or ``step_push`` built with Celery's builder; ``extra`` is
+    what ``send_task`` passes on beside it. ``None`` for anything but the plain case (JSON, no compression, a
+    direct-exchange queue named by the router, no sent event, no publish signal receivers, kombu's Redis channel).
+    """
     headers2, properties, body, sent_event = message
     if sent_event is not None or exchange or routing_key or exchange_type not in (None, "direct"):
         return None
@@ -147,11 +143,10 @@ def captured_task_push(
     if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
         return None
     queue = app.amqp.queues.get(queue) if isinstance(queue, str) else queue
-    channel = getattr(producer, "channel", None)
     if queue is None or queue.exchange.type != "direct" or not hasattr(channel, "_q_for_pri"):
         return None
     if queue.name in (getattr(channel, "_expires", None) or {}):
-        return None
+        return None  # a queue with an expiry kombu would refresh on each push
     if headers:
         headers2.update(headers)
     properties = {**properties, **extra}
@@ -177,16 +172,16 @@ def _plain(link: dict[str, Any], options: dict[str, Any]) -> bool:
     )
 
 
-_channels: dict[int, Any] = {}
+_channels: weakref.WeakKeyDictionary[Celery, Any] = weakref.WeakKeyDictionary()
 
 
 def _channel(app: Celery) -> Any:
     """A channel of the app's broker transport, for its envelope methods (it never sends anything here)."""
-    channel = _channels.get(id(app))
+    channel = _channels.get(app)
     if channel is None:
         with app.producer_or_acquire() as producer:
             channel = producer.channel
         if not hasattr(channel, "_q_for_pri"):
-            return None
-        _channels[id(app)] = channel
+            return None  # not kombu's Redis channel
+        _channels[app] = channel
     return channel
