@@ -11,6 +11,9 @@ from typing import Any
 
 from orchestrator.errors import InputInvalidError
 
+# What ``--shape`` may name: the four timed shapes and the gated-join DAG comparison.
+SHAPE_NAMES = ("chain", "fan_in", "diamonds", "singles", "dag")
+
 
 @dataclass(frozen=True)
 class BenchConfig:
@@ -33,6 +36,8 @@ class BenchConfig:
     dag_repeat: int = 2
     poll_interval_seconds: float = 0.002
     shape_timeout_seconds: float = 600.0
+    # Only these (names from SHAPE_NAMES); empty: every shape, the DAG comparison, the micro figures and MONITOR.
+    only: tuple[str, ...] = ()
 
     @classmethod
     def full(cls, repeat: int | None = None) -> BenchConfig:
@@ -66,6 +71,26 @@ class BenchConfig:
         if repeat < 1:
             raise InputInvalidError(f"--repeat must be at least 1 (got {repeat})", {"repeat": repeat})
         return replace(self, repeat=repeat)
+
+    def with_only(self, names: list[str] | None) -> BenchConfig:
+        """Measure only the named shapes (``--shape``): a quicker loop for work on one figure, nothing else."""
+        if not names:
+            return self
+        unknown = sorted(set(names) - set(SHAPE_NAMES))
+        if unknown:
+            raise InputInvalidError(
+                f"unknown bench shape(s) {unknown}; name one or more of {', '.join(SHAPE_NAMES)}",
+                {"shapes": names, "known": list(SHAPE_NAMES)},
+            )
+        return replace(self, only=tuple(dict.fromkeys(names)))
+
+    @property
+    def complete(self) -> bool:
+        """True when every figure is measured (no ``--shape``): the micro figures and MONITOR belong to it."""
+        return not self.only
+
+    def measures(self, name: str) -> bool:
+        return not self.only or name in self.only
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

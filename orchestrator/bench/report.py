@@ -135,6 +135,8 @@ def dag_rate_json(figure: DagRateFigure) -> dict[str, Any]:
 
 def _micro_json(results: BenchResults) -> dict[str, Any]:
     micro = results.micro
+    if micro is None:
+        return {}
     compiled = micro.compile
     total = spread(compiled.total_ms)
     decision = spread(micro.decision_us)

@@ -40,6 +40,6 @@ class BenchResults:
     duration_seconds: float
     machine: dict[str, Any]
     shapes: list[ShapeResult]
-    micro: MicroResults
+    micro: MicroResults | None  # None when only some shapes were measured (``--shape``)
     commands: dict[str, CommandCount]
     dag_rates: DagRateFigure | None = None

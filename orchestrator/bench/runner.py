@@ -39,16 +39,20 @@ def run_bench(config: BenchConfig, progress: Progress = lambda _: None) -> dict[
         runner = ShapeRunner(env.orch, config, env.principal)
         meter = CpuMeter(env.client, env.worker_pid)
         _warm_up(env, runner)
-        shapes = [_measure_shape(env, shape, meter, progress) for shape in runner.shapes()]
+        shapes = [
+            _measure_shape(env, shape, meter, progress) for shape in runner.shapes() if config.measures(shape.key)
+        ]
         dag_rates = None
-        if config.dag_steps:
+        if config.dag_steps and config.measures("dag"):
             progress(f"gated joins: random {config.dag_steps:,}-step DAG vs series-parallel, x{config.dag_repeat}")
             dag_rates = measure_dag_rates(
                 runner, config.dag_steps, config.dag_repeat, progress, lambda run, n: _timed(env, meter, run, n)
             )
-        micro = _measure_micro(env, progress)
-        progress(f"counting Redis commands per step on a {config.monitor_chain_steps}-step chain (MONITOR)")
-        commands = _count_commands(env)
+        micro, commands = None, {}
+        if config.complete:  # --shape: only the named figures
+            micro = _measure_micro(env, progress)
+            progress(f"counting Redis commands per step on a {config.monitor_chain_steps}-step chain (MONITOR)")
+            commands = _count_commands(env)
         machine = machine_info(env.client, load_at_start)
     results = BenchResults(
         config, started_at, time.perf_counter() - started, machine, shapes, micro, commands, dag_rates

@@ -30,7 +30,9 @@ def _ratio(figure: dict[str, Any]) -> str:
 
 def render_table(report: dict[str, Any]) -> Table:
     """Shape, bare median, orchestrated median, ratio, target, met? (micro figures fill the orchestrated column)."""
-    table = Table(title=f"itom-orch bench ({report['mode']}, {report['config']['repeat']} repetition(s))")
+    only = report["config"].get("only") or []
+    scope = f", only {', '.join(only)}" if only else ""
+    table = Table(title=f"itom-orch bench ({report['mode']}, {report['config']['repeat']} repetition(s){scope})")
     for column in ("figure", "bare (median)", "orchestrated (median)", "ratio (min-max)", "target", "met?"):
         table.add_column(column, justify="left" if column in ("figure", "target") else "right")
     for shape in report["shapes"].values():
@@ -53,6 +55,8 @@ def render_table(report: dict[str, Any]) -> Table:
             _met(dag["met"]),
         )
     micro = report["micro"]
+    if not micro:  # only some shapes were measured (--shape)
+        return table
     memory = micro["memory"]
     rows = [
         (f"plan+compile {micro['compile']['steps']:,}-step DAG (ms)", micro["compile"]["median_ms"], "compile"),

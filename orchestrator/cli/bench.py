@@ -40,6 +40,14 @@ def bench(
     devstack: Annotated[
         bool, typer.Option("--devstack", help="Only the dev-stack figures: CLI start-up, `up` ready time and memory")
     ] = False,
+    shape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shape",
+            help="Only this figure (repeatable): chain, fan_in, diamonds, singles or dag; "
+            "the micro figures and the MONITOR count are left out",
+        ),
+    ] = None,
 ) -> None:
     """Measure orchestration overhead against bare Celery (same Redis, worker and queue), plus micro figures."""
     if what == "frontdoor":
@@ -59,7 +67,7 @@ def bench(
     from orchestrator.bench.table import render_costs, render_table
 
     try:
-        config = BenchConfig.quick(repeat) if quick else BenchConfig.full(repeat)
+        config = (BenchConfig.quick(repeat) if quick else BenchConfig.full(repeat)).with_only(shape)
         report = run_bench(config, progress=lambda line: console.print(f"[dim]{line}[/]"))
     except OrchestratorError as exc:
         fail(exc)

@@ -155,3 +155,35 @@ def test_recovery_drill_reports_its_figure(tmp_path: Path) -> None:
     figure = json.loads(out.read_text())["recovery"]
     assert len(figure["seconds"]) == 1 and figure["seconds"][0] > 0
     assert figure["attempts"] == [2]  # the step ran again after the kill, once
+
+
+@pytest.mark.integration
+def test_a_shape_named_alone_is_measured_alone(tmp_path: Path) -> None:
+    """``--shape singles --shape dag``: those two figures, judged as usual, and nothing else measured."""
+    _need_redis_server()
+    from orchestrator.cli.main import app
+
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--quick", "--shape", "singles", "--shape", "dag", "--json", str(out)])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["config"]["only"] == ["singles", "dag"]
+    assert set(report["shapes"]) == {"singles"}
+    singles = report["shapes"]["singles"]
+    assert all(_positive(singles[v]["median"]) for v in ("bare", "orchestrated"))
+    assert singles["met"] is (singles["ratio"] <= SHAPE_RATIO_MAX)
+    assert _positive(report["dag_rate"]["random"]["median"])
+    assert report["micro"] == {} and report["redis_commands_per_step"] == {}
+    assert report["summary"]["total"] == 2
+    assert report["summary"]["met"] == singles["met"] + report["dag_rate"]["met"]
+    assert "2 targets met" in result.output and "policy decision" not in result.output
+
+
+def test_an_unknown_shape_is_refused_with_the_names_it_may_take() -> None:
+    with pytest.raises(InputInvalidError, match=r"unknown bench shape.*chain, fan_in, diamonds, singles, dag"):
+        BenchConfig.quick().with_only(["singles", "single"])
+    only = BenchConfig.full().with_only(["dag", "chain", "dag"])
+    assert only.only == ("dag", "chain") and not only.complete
+    assert only.measures("chain") and not only.measures("singles")
+    assert BenchConfig.full().with_only(None).complete and BenchConfig.full().measures("singles")
