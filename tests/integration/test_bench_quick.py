@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.bench.config import BenchConfig
+from orchestrator.bench.config import SHAPE_NAMES, BenchConfig
 from orchestrator.bench.report import SHAPE_RATIO_MAX
 from orchestrator.bench.stats import overhead_ratio
 from orchestrator.bench.waiting import wait_all
@@ -187,3 +187,4 @@ def test_an_unknown_shape_is_refused_with_the_names_it_may_take() -> None:
     assert only.only == ("dag", "chain") and not only.complete
     assert only.measures("chain") and not only.measures("singles")
     assert BenchConfig.full().with_only(None).complete and BenchConfig.full().measures("singles")
+    assert set(SHAPE_NAMES) == SHAPES | {"dag"}  # the names --shape takes are the keys the report uses
