@@ -42,10 +42,13 @@ ACTOR = "worker:fake"  # how the fake worker appears in the audit log
 
 
 def build_service(server: fakeredis.FakeServer | None = None, **overrides: Any) -> Orchestrator:
-    """An Orchestrator on fakeredis whose Celery app publishes to an in-memory broker."""
-    settings = Settings(auth={"tokens": TOKENS}, **overrides)
+    """An Orchestrator on fakeredis whose Celery app publishes to an in-memory broker.
+
+    The broker is set in the settings, not on the app afterwards: ``create_celery`` picks kombu's transport from
+    the broker URL it is given (our Redis transport for a ``redis://`` URL), and a ``memory://`` URL under the
+    Redis transport would publish to the default Redis on 127.0.0.1:6379, the developer's own."""
+    settings = Settings(auth={"tokens": TOKENS}, **{"broker_url": "memory://", **overrides})
     app = create_celery(settings)
-    app.conf.broker_url = "memory://"
     app.conf.result_backend = "cache+memory://"
     redis = fakeredis.FakeRedis(server=server or make_fake_server(), decode_responses=True)
     return Orchestrator(settings, redis=redis, app=app)

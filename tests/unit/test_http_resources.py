@@ -271,6 +271,13 @@ def test_chat_to_an_unknown_agent_is_502_with_the_error_detail(client: TestClien
     assert detail["error_code"].startswith("ORCH_2")
 
 
+def test_the_front_door_tests_publish_to_memory_never_to_a_local_redis(service: Orchestrator) -> None:  # noqa: F811
+    """Their starts go to the in-memory broker; under the Redis transport they went to 127.0.0.1:6379."""
+    with service.app.connection_for_write() as connection:
+        assert connection.transport.driver_type == "memory"
+    assert not service.dispatcher.outbox.shares_state_redis
+
+
 def never_finishes(service: Orchestrator, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     """Runs outlive the wait (nobody consumes the in-memory broker), without spending the real 30 s."""
 
