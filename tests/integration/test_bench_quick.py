@@ -18,8 +18,7 @@ from typer.testing import CliRunner
 from orchestrator.bench.config import SHAPE_NAMES, BenchConfig
 from orchestrator.bench.report import SHAPE_RATIO_MAX
 from orchestrator.bench.stats import overhead_ratio
-from orchestrator.bench.waiting import wait_all
-from orchestrator.errors import InputInvalidError, WorkflowTimeoutError
+from orchestrator.errors import InputInvalidError
 from orchestrator.runtime.embedded import redis_server_binary
 
 SHAPES = {"chain", "fan_in", "diamonds", "singles"}
@@ -137,11 +136,6 @@ def test_repeat_must_be_positive() -> None:
     assert BenchConfig.quick(3).repeat == 3
     with pytest.raises(InputInvalidError, match="--repeat"):
         BenchConfig.full(0)
-
-
-def test_waiting_gives_up_at_its_deadline_naming_what_is_pending() -> None:
-    with pytest.raises(WorkflowTimeoutError, match="2 of 2 runs still unfinished"):
-        wait_all(["a", "b"], lambda ids: [False] * len(ids), timeout=0.05, interval=0.01, what="runs")
 
 
 @pytest.mark.integration
