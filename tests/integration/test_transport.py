@@ -284,3 +284,44 @@ def test_a_client_applying_a_chord_keeps_no_result_subscriptions(app: Celery, se
     assert client.pubsub_channels("celery-task-meta-*") == []
     concrete, weak = app.backend._pending_results
     assert len(concrete) == len(weak) == 0
+
+
+def test_one_client_per_pool_serves_every_publish_and_the_qos_across_a_redis_restart(tmp_path: Path) -> None:
+    """kombu built a redis-py client for every publish and twice per consumed message; ours keeps one per
+    connection pool. It must still deliver, record and forget unacked messages, and survive a Redis crash."""
+    with private_redis(tmp_path / "restarted") as server:
+        client = redis.Redis.from_url(server.url(), decode_responses=True)
+        broker = Celery(broker=server.url(), broker_transport=celery_app.REDIS_TRANSPORT)
+
+        def round_trip(conn: Any, n: int) -> None:
+            queue = conn.SimpleQueue("pooled-client-test", no_ack=False)
+            queue.put({"n": n})
+            message = queue.get(timeout=5)
+            assert message.payload == {"n": n}
+            assert client.hlen("unacked") == 1  # the QoS recorded the delivery
+            message.ack()
+            assert client.hlen("unacked") == 0  # and forgot it on ack
+            queue.close()
+
+        with broker.connection_for_write() as conn:
+            channel = conn.default_channel
+            round_trip(conn, 1)
+            pooled = channel._pooled_client
+            assert pooled is not None and pooled.connection_pool is channel.pool
+            round_trip(conn, 2)
+            assert channel._pooled_client is pooled  # no new client per call
+
+            channel._disconnect_pools()  # what kombu does after a fork: a new pool, so a new client
+            round_trip(conn, 3)
+            renewed = channel._pooled_client
+            assert renewed is not pooled and renewed.connection_pool is channel.pool
+
+            server.restart(crash=True)  # every pooled connection is now dead
+            client.lpush("pooled-client-test", "x")
+            assert channel._size("pooled-client-test") == 1  # the same client, on a new connection
+            assert channel._pooled_client is renewed
+            client.delete("pooled-client-test")
+        with broker.connection_for_write() as conn:  # Celery reconnects (and declares again) after a crash
+            round_trip(conn, 4)
+        broker.close()
+        client.close()
