@@ -24,7 +24,7 @@ from orchestrator.dispatch.enqueue import enqueue
 from orchestrator.runtime.canvas_results import drop_unused_results, drop_unused_results_json, map_priorities
 from orchestrator.runtime.capture import Command, captured_publishes
 from orchestrator.runtime.celery_app import REDIS_TRANSPORT, broker_priority
-from orchestrator.runtime.step_push import step_push
+from orchestrator.runtime.step_push import chord_start_pushes, step_push
 from orchestrator.state.runs import RunStore
 from orchestrator.workflows.compiler import step_signature_dict
 
@@ -147,15 +147,20 @@ class Outbox:
         """The start canvas's publishes as Redis commands, to run inside the transaction that records the run;
         ``None`` when the broker is not the Redis that holds run state (then ``apply_start`` after the record).
 
-        A start that is one step's signature gets its push built directly (``runtime.step_push``, the message
-        ``apply_async`` would send); any other canvas is applied by Celery with only kombu's final push held back
-        (``runtime.transport``). Recorded and enqueued in one transaction, the start needs no outbox entry.
+        A start that is one step's signature, or one chord of them (a fan-out and its join), gets its pushes
+        built directly (``runtime.step_push``: the messages ``apply_async`` would send); any other canvas is
+        applied by Celery with only kombu's final push held back (``runtime.transport``). Recorded and enqueued
+        in one transaction, the start needs no outbox entry.
         """
         if not self.shares_state_redis:
             return None
-        push = step_push(self.app, canvas) if type(canvas) is dict else None
-        if push is not None:
-            return [push]
+        if type(canvas) is dict:
+            push = step_push(self.app, canvas)
+            if push is not None:
+                return [push]
+            pushes = chord_start_pushes(self.app, canvas)
+            if pushes is not None:
+                return pushes
         with captured_publishes() as commands:
             enqueue(self.app, canvas)
         return commands or None

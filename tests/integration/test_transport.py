@@ -325,3 +325,38 @@ def test_one_client_per_pool_serves_every_publish_and_the_qos_across_a_redis_res
             round_trip(conn, 4)
         broker.close()
         client.close()
+
+
+@pytest.mark.parametrize("width", [2, 5, 100])
+def test_a_fan_out_start_is_built_as_celerys_chord_apply_would_push_it(
+    app: Celery, celerys_own: Any, width: int
+) -> None:
+    """A start that is one chord of steps (a fan-out and its join) is built without Celery's canvas machinery:
+    the same messages, the same chord size command, in the order Celery's group apply makes them."""
+    from orchestrator.dispatch.enqueue import enqueue
+    from orchestrator.runtime.step_push import chord_start_pushes
+
+    parts = [planned(f"p{i}") for i in range(width)]
+    start = compiled_start([*parts, planned("join", tuple(p.step_id for p in parts))])
+    assert start["subtask_type"] == "chord"
+    with celerys_own() as reference:
+        enqueue(app, json.loads(json.dumps(start)))
+    built = chord_start_pushes(app, json.loads(json.dumps(start)))
+    assert built is not None
+    assert [c[0] for c in built] == [c[0] for c in reference] == ["LPUSH"] * (width - 1) + ["CHORDSIZE", "LPUSH"]
+    assert with_ids_in_order(built) == with_ids_in_order(reference)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [planned("z"), planned("x", ("z",)), planned("y", ("z",)), planned("j", ("x", "y"))],
+        [planned("a"), planned("b", ("a",))],
+        [planned("a"), planned("b")],
+    ],
+    ids=["diamond", "chain", "group"],
+)
+def test_other_starts_are_left_to_celery(app: Celery, steps: list[Any]) -> None:
+    from orchestrator.runtime.step_push import chord_start_pushes
+
+    assert chord_start_pushes(app, compiled_start(steps)) is None

@@ -84,6 +84,29 @@ def test_fan_out_runs_branches_concurrently_and_join_waits_for_both(orch: Orches
     assert ts(sj.started_at) >= max(ts(sx.finished_at), ts(sy.finished_at))
 
 
+def test_a_fan_out_start_is_built_without_celerys_chord_apply(
+    orch: Orchestrator, rclient: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start that is one chord (branches on three agents' queues, then a join) is pushed by the start's own
+    transaction from directly built messages (``step_push.chord_start_pushes``); Celery's chord apply, made to
+    fail here, is never called, and the join still waits for every branch."""
+    from celery import canvas
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("Celery's chord apply was used for a fan-out start")
+
+    monkeypatch.setattr(canvas._chord, "run", refuse)
+    x, y, w, j = uid("x"), uid("y"), uid("w"), uid("j")
+    inject(rclient, x, sleep=0.5)
+    view = run_and_wait(
+        orch, definition(step(x, "discovery.status"), step(y, "asset.query"), step(w), step(j, deps=[x, y, w]))
+    )
+    assert view.status == RunStatus.COMPLETED, view.error
+    assert all(s.status == StepStatus.COMPLETED and s.attempts == 1 for s in view.steps)
+    assert [step_of(view, s).agent_id for s in (x, y, w)] == ["discovery-agent", "asset-agent", "cmdb-agent"]
+    assert ts(step_of(view, j).started_at) >= max(ts(step_of(view, s).finished_at) for s in (x, y, w))
+
+
 def test_non_series_parallel_dag_does_not_make_d_wait_for_a(orch: Orchestrator, rclient: Any) -> None:
     a, b, c, d = uid("a"), uid("b"), uid("c"), uid("d")
     inject(rclient, a, sleep=2.0)
