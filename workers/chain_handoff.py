@@ -7,8 +7,9 @@ priority)``), captures kombu's final commands (``runtime.transport``) and hands 
 which pushes them in the same atomic step that records the completion: one round trip less, and no window in
 which the step is recorded but its successor not yet enqueued. The tracer is then told there is no chain left.
 
-Only the happy path of a plain step followed by a plain step or a chord is handed off (a chord's header messages
-and the chord size Celery's backend writes are captured alike, ``runtime.celery_app.CapturingRedisBackend``): a
+Only the happy path of a plain step followed by a plain step or a chord is handed off (a chord of plain steps is
+built directly, ``runtime.step_push.chord_pushes``; any other chord's header messages and the chord size Celery's
+backend writes are captured, ``runtime.celery_app.CapturingRedisBackend``): a
 failure, a retry, a skip, a cancel, a link (callbacks, which Celery sends before the chain), a group next, or
 another broker keep Celery's own behaviour. A completion the script does not record (a repeat after a lost reply,
 a duplicate, a run no longer running, an older generation) pushes nothing: the delivery that recorded it pushed
@@ -25,7 +26,7 @@ from celery import current_app, signature
 
 from orchestrator import keys
 from orchestrator.runtime.capture import Command, captured_publishes
-from orchestrator.runtime.step_push import step_push
+from orchestrator.runtime.step_push import chord_pushes, step_push
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,10 @@ def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> NextLink 
             result = app.AsyncResult(following["options"]["task_id"])
             result.ignored = following["options"].get("ignore_result")
             return NextLink([push], result)
+        sent = {"chain": chain[:-1], "parent_id": request.id, "root_id": root_id, "priority": priority}
+        pushes = chord_pushes(app, following, sent_with={**sent, "add_to_parent": False})
+        if pushes is not None:  # a chord of steps, built alike; Celery's apply returns its body's result
+            return NextLink(pushes, app.AsyncResult(following["kwargs"]["body"]["options"]["task_id"]))
         with captured_publishes() as commands:
             result = signature(following, app=app).apply_async(
                 (retval,),

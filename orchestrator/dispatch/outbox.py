@@ -24,7 +24,7 @@ from orchestrator.dispatch.enqueue import enqueue
 from orchestrator.runtime.canvas_results import drop_unused_results, drop_unused_results_json, map_priorities
 from orchestrator.runtime.capture import Command, captured_publishes
 from orchestrator.runtime.celery_app import REDIS_TRANSPORT, broker_priority
-from orchestrator.runtime.step_push import chord_start_pushes, step_push
+from orchestrator.runtime.step_push import chord_pushes, step_push
 from orchestrator.state.runs import RunStore
 from orchestrator.workflows.compiler import step_signature_dict
 
@@ -158,7 +158,7 @@ class Outbox:
             push = step_push(self.app, canvas)
             if push is not None:
                 return [push]
-            pushes = chord_start_pushes(self.app, canvas)
+            pushes = chord_pushes(self.app, canvas)
             if pushes is not None:
                 return pushes
         with captured_publishes() as commands:

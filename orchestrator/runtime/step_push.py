@@ -83,40 +83,82 @@ def step_push(
     return captured_task_push(app, channel, message, queue=queue, extra=extra)
 
 
-def chord_start_pushes(app: Celery, canvas: dict[str, Any]) -> list[Command] | None:
-    """What Celery's ``chord.apply_async`` pushes for a start that is one chord of plain step signatures (a
-    fan-out and its join), under a capture: each header step's message, and the chord size before the last
-    one, as Celery's group apply orders them. ``None`` for any other canvas (Celery's path builds it).
+# What Celery's tracer passes when it sends the next link of a chain (``apply_async`` beside the arguments).
+_SENT_WITH = frozenset({"chain", "parent_id", "root_id", "priority", "add_to_parent"})
+# What Celery's freeze of a chain leaves on a chord's header: the group's id, and no root or parent yet.
+_FROZEN_HEADER = frozenset({"task_id", "root_id", "parent_id"})
+
+
+def chord_pushes(
+    app: Celery, canvas: dict[str, Any], *, sent_with: dict[str, Any] | None = None
+) -> list[Command] | None:
+    """What Celery's ``chord.apply_async(**sent_with)`` pushes for a chord of plain step signatures (a fan-out
+    and its join), under a capture: each header step's message, and the chord size before the last one, as
+    Celery's group apply orders them. A start sends it with nothing (``sent_with`` None); a finished step sends
+    the chord that follows it in its chain with the tracer's options (``workers.chain_handoff``). ``None`` for
+    any other canvas (Celery's path builds it).
 
     Why: Celery's chord apply clones, freezes and sends every header task through its canvas machinery, ~0.1 ms
     each on top of the message itself; a fan-out of 100 spent 14 ms in its start, and its steps wait for the
     start's transaction. Here each header message comes from ``step_push`` with the group's id and index and
-    the body as Celery embeds it (its options plus ``reply_to`` and ``group_id``); ``test_transport`` holds
-    every message and command against Celery's own.
+    the body as Celery embeds it: its options, updated with what the chord was sent with (all but the parent,
+    as ``chord.run`` does), plus its ``reply_to`` and ``group_id``. ``test_transport`` holds every message and
+    command against Celery's own.
     """
-    if canvas.get("subtask_type") != "chord" or canvas.get("options") or canvas.get("args"):
+    sent = dict(sent_with or {})
+    own = canvas.get("options") or {}
+    if canvas.get("subtask_type") != "chord" or canvas.get("args") or not sent.keys() <= _SENT_WITH:
         return None
     arguments = canvas.get("kwargs") or {}
     header, body = arguments.get("header"), arguments.get("body")
-    if arguments.get("kwargs") or type(header) is not list or not header or type(body) is not dict:
+    if arguments.get("kwargs") or not own.keys() <= {"task_id"} or type(body) is not dict:
         return None
-    if not all(type(task) is dict and _plain(task, task.get("options") or {}) for task in (*header, body)):
+    group_id = None
+    if type(header) is dict:  # frozen by a chain: a group carrying the chord's group id
+        frozen = header.get("options") or {}
+        if header.get("subtask_type") != "group" or header.get("args") or not frozen.keys() <= _FROZEN_HEADER:
+            return None
+        if frozen.get("root_id") or frozen.get("parent_id") or (header.get("kwargs") or {}).keys() != {"tasks"}:
+            return None
+        group_id, header = frozen.get("task_id"), header["kwargs"]["tasks"]
+    if type(header) is not list or not header or not all(type(task) is dict for task in header):
         return None
-    group_id = uuid()
-    embedded = {**body, "options": {**body["options"], "reply_to": app.thread_oid, "group_id": group_id}}
+    parts = [{**task, "options": _without_group(task.get("options") or {})} for task in header]
+    if not all(_plain(task, task["options"]) for task in (*parts, body)):
+        return None
+    group_id = group_id or uuid()
+    body_options = dict(body["options"])
+    if own or sent:  # ``chord.run``: what it was sent with goes to the body too, but for the parent
+        body_options.update({key: value for key, value in sent.items() if key != "parent_id"})
+    body_options.setdefault("reply_to", app.thread_oid)
+    embedded = {**body, "options": {**body_options, "group_id": group_id}}
     pushes: list[Command] = []
-    for index, task in enumerate(header):
-        if index == len(header) - 1:
+    for index, task in enumerate(parts):
+        if index == len(parts) - 1:
             with captured_publishes() as size:
-                app.backend.set_chord_size(group_id, len(header))
+                app.backend.set_chord_size(group_id, len(parts))
             if len(size) != 1:
                 return None  # a backend that does not capture its chord size
             pushes.extend(size)
-        push = step_push(app, task, group_id=group_id, group_index=index, chord=embedded)
+        push = step_push(
+            app,
+            task,
+            group_id=group_id,
+            group_index=index,
+            chord=embedded,
+            parent_id=sent.get("parent_id"),
+            root_id=sent.get("root_id"),
+            priority=sent.get("priority"),
+        )
         if push is None:
             return None
         pushes.append(push)
     return pushes
+
+
+def _without_group(options: dict[str, Any]) -> dict[str, Any]:
+    """A header task's options without the group id and index a freeze wrote (the push passes them itself)."""
+    return {key: value for key, value in options.items() if key not in ("group_id", "group_index")}
 
 
 def envelope_push(

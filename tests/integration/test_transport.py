@@ -334,14 +334,14 @@ def test_a_fan_out_start_is_built_as_celerys_chord_apply_would_push_it(
     """A start that is one chord of steps (a fan-out and its join) is built without Celery's canvas machinery:
     the same messages, the same chord size command, in the order Celery's group apply makes them."""
     from orchestrator.dispatch.enqueue import enqueue
-    from orchestrator.runtime.step_push import chord_start_pushes
+    from orchestrator.runtime.step_push import chord_pushes
 
     parts = [planned(f"p{i}") for i in range(width)]
     start = compiled_start([*parts, planned("join", tuple(p.step_id for p in parts))])
     assert start["subtask_type"] == "chord"
     with celerys_own() as reference:
         enqueue(app, json.loads(json.dumps(start)))
-    built = chord_start_pushes(app, json.loads(json.dumps(start)))
+    built = chord_pushes(app, json.loads(json.dumps(start)))
     assert built is not None
     assert [c[0] for c in built] == [c[0] for c in reference] == ["LPUSH"] * (width - 1) + ["CHORDSIZE", "LPUSH"]
     assert with_ids_in_order(built) == with_ids_in_order(reference)
@@ -357,6 +357,81 @@ def test_a_fan_out_start_is_built_as_celerys_chord_apply_would_push_it(
     ids=["diamond", "chain", "group"],
 )
 def test_other_starts_are_left_to_celery(app: Celery, steps: list[Any]) -> None:
-    from orchestrator.runtime.step_push import chord_start_pushes
+    from orchestrator.runtime.step_push import chord_pushes
 
-    assert chord_start_pushes(app, compiled_start(steps)) is None
+    assert chord_pushes(app, compiled_start(steps)) is None
+
+
+def frozen_chord_after_a_step(app: Celery, join_deps: tuple[str, ...] = ("x", "y"), tail: int = 0) -> Any:
+    """The chord a diamond's first step finds in its message's chain (Celery froze it at the start), and the
+    links after it."""
+    import base64
+
+    from orchestrator.dispatch.enqueue import enqueue
+
+    steps = [planned("z"), *(planned(s, ("z",)) for s in join_deps), planned("j", join_deps)]
+    steps += [planned(f"t{i}", (f"t{i - 1}" if i else "j",)) for i in range(tail)]
+    with captured_publishes() as commands:
+        enqueue(app, compiled_start(steps))
+    chain = json.loads(base64.b64decode(json.loads(commands[0][2])["body"]))[2]["chain"]
+    assert chain[-1]["subtask_type"] == "chord"
+    return chain[-1], chain[:-1]
+
+
+@pytest.mark.parametrize(
+    ("width", "tail", "priority"),
+    [(2, 0, None), (2, 0, 3), (5, 2, None)],
+    ids=["diamond", "inherited-priority", "wider-with-a-tail"],
+)
+def test_a_chord_after_a_step_is_built_as_the_tracer_would_send_it(
+    app: Celery, celerys_own: Any, width: int, tail: int, priority: int | None
+) -> None:
+    """The chord that follows a finished step in its chain, sent as Celery's tracer sends the next link: the
+    same messages (parent, root, the body carrying the rest of the chain), the frozen group id, the same order."""
+    from celery import signature
+
+    from orchestrator.runtime.step_push import chord_pushes
+
+    chord, rest = frozen_chord_after_a_step(app, tuple(f"b{i}" for i in range(width)), tail)
+    sent = {"chain": rest, "parent_id": "run-1.0.z", "root_id": "run-1.0.r", "priority": priority}
+    with celerys_own() as reference:
+        signature(json.loads(json.dumps(chord)), app=app).apply_async(
+            ({"step_id": "z", "status": "completed"},), add_to_parent=False, **sent
+        )
+    built = chord_pushes(app, json.loads(json.dumps(chord)), sent_with={**sent, "add_to_parent": False})
+    assert built is not None
+    assert [c[0] for c in built] == [c[0] for c in reference] == ["LPUSH"] * (width - 1) + ["CHORDSIZE", "LPUSH"]
+    assert [decoded(c[2]) for c in built if c[0] == "LPUSH"] == [decoded(c[2]) for c in reference if c[0] == "LPUSH"]
+    group = chord["options"]["task_id"]
+    assert [c for c in built if c[0] == "CHORDSIZE"] == [c for c in reference if c[0] == "CHORDSIZE"]
+    assert group in next(c for c in built if c[0] == "CHORDSIZE")[1]  # the group id the start froze
+
+
+def test_a_worker_hands_a_chord_after_its_step_to_the_finish_script_without_celerys_apply(
+    app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``workers.chain_handoff``: a step followed by a chord of steps (a diamond's first step) gets the chord's
+    pushes built directly, for its finish script; Celery's chord apply, made to fail here, is not called."""
+    from types import SimpleNamespace
+
+    from celery import canvas
+
+    from workers import chain_handoff
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("Celery's chord apply was used")
+
+    chord, rest = frozen_chord_after_a_step(app)
+    monkeypatch.setattr(canvas._chord, "run", refuse)
+    monkeypatch.setattr(chain_handoff, "_shares_state_redis", lambda rt: True)
+    request = SimpleNamespace(
+        chain=[*rest, chord], callbacks=None, is_eager=False, id="run-1.0.z", root_id=None, delivery_info={}
+    )
+    app.set_current()
+    link = chain_handoff.capture_next_link(SimpleNamespace(), request, {"step_id": "z", "status": "completed"})
+    assert link is not None
+    assert [c[0] for c in link.commands] == ["LPUSH", "CHORDSIZE", "LPUSH"]
+    parts = [decoded(c[2]) for c in link.commands if c[0] == "LPUSH"]
+    assert [p["headers"]["parent_id"] for p in parts] == ["run-1.0.z", "run-1.0.z"]
+    assert [p["body"][1]["step_id"] for p in parts] == ["x", "y"]
+    assert link.result.id == "run-1.0.j"  # the body's result, as Celery's apply returns it

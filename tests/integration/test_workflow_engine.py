@@ -88,7 +88,7 @@ def test_a_fan_out_start_is_built_without_celerys_chord_apply(
     orch: Orchestrator, rclient: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A start that is one chord (branches on three agents' queues, then a join) is pushed by the start's own
-    transaction from directly built messages (``step_push.chord_start_pushes``); Celery's chord apply, made to
+    transaction from directly built messages (``step_push.chord_pushes``); Celery's chord apply, made to
     fail here, is never called, and the join still waits for every branch."""
     from celery import canvas
 
