@@ -203,21 +203,25 @@ def test_a_built_start_push_is_the_push_a_client_apply_async_would_make(
 def test_the_links_of_a_compiled_chain_take_the_built_path(app: Celery) -> None:
     """Every link a worker finds in its message's chain (compiled, then frozen by Celery) is built directly: a new
     option in the compiler or in Celery's freeze would otherwise quietly send every step back to Celery's path."""
-    import base64
-
-    from orchestrator.dispatch.enqueue import enqueue
     from orchestrator.runtime.step_push import step_push
 
     ids = ["a", "b", "c", "d"]
-    start = compiled_start([planned(s, (ids[i - 1],) if i else ()) for i, s in enumerate(ids)])
-    with captured_publishes() as commands:
-        enqueue(app, start)
-    ((_, _, first),) = commands
-    links = json.loads(base64.b64decode(json.loads(first)["body"]))[2]["chain"]
+    links = chain_of_the_start(app, [planned(s, (ids[i - 1],) if i else ()) for i, s in enumerate(ids)])
     assert [link["kwargs"]["step_id"] for link in links] == ["d", "c", "b"]
     for index in range(len(links)):
         built = step_push(app, links[-1 - index], chain=links[: len(links) - 1 - index], parent_id="p", root_id="r")
         assert built is not None, links[-1 - index]["options"]
+
+
+def chain_of_the_start(app: Celery, steps: list[Any]) -> list[Any]:
+    """The chain (next link last) in the one message the start of these steps pushes, as Celery froze it."""
+    from orchestrator.dispatch.enqueue import enqueue
+
+    with captured_publishes() as commands:
+        enqueue(app, compiled_start(steps))
+    ((_, _, first),) = commands
+    chain: list[Any] = decoded(first)["body"][2]["chain"]
+    return chain
 
 
 def planned(step_id: str, deps: tuple[str, ...] = ()) -> Any:
@@ -365,15 +369,9 @@ def test_other_starts_are_left_to_celery(app: Celery, steps: list[Any]) -> None:
 def frozen_chord_after_a_step(app: Celery, join_deps: tuple[str, ...] = ("x", "y"), tail: int = 0) -> Any:
     """The chord a diamond's first step finds in its message's chain (Celery froze it at the start), and the
     links after it."""
-    import base64
-
-    from orchestrator.dispatch.enqueue import enqueue
-
     steps = [planned("z"), *(planned(s, ("z",)) for s in join_deps), planned("j", join_deps)]
     steps += [planned(f"t{i}", (f"t{i - 1}" if i else "j",)) for i in range(tail)]
-    with captured_publishes() as commands:
-        enqueue(app, compiled_start(steps))
-    chain = json.loads(base64.b64decode(json.loads(commands[0][2])["body"]))[2]["chain"]
+    chain = chain_of_the_start(app, steps)
     assert chain[-1]["subtask_type"] == "chord"
     return chain[-1], chain[:-1]
 
