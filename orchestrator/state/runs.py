@@ -23,7 +23,7 @@ from orchestrator.models.run import ErrorInfo, RunView, StepState
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.runtime.capture import chord_size_commands
 from orchestrator.runtime.deferred import DeferredScript
-from orchestrator.runtime.redis_client import RedisClient, queue_script
+from orchestrator.runtime.redis_client import RedisClient, execute_transaction, queue_script
 from orchestrator.state import run_listing, run_scripts
 from orchestrator.state.run_views import read_meta, read_spec, view_from_hash
 from orchestrator.workflows.triggers import TriggerTable
@@ -281,7 +281,7 @@ class RunStore:
         for command in publishes or ():
             for sent in chord_size_commands(command) if command[0] == "CHORDSIZE" else [command]:
                 pipe.execute_command(*sent)
-        pipe.execute()
+        execute_transaction(pipe)
         return RunView(
             run_id=run_id,
             template_id=plan.template_id,

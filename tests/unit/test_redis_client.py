@@ -44,3 +44,44 @@ def test_a_pipeline_goes_out_in_one_write_on_tcp_urls() -> None:
     assert len(connection.pack_commands(commands)) == 1
     tls = redis_client.get_redis("rediss://127.0.0.1:1/0")
     assert not issubclass(tls.connection_pool.connection_class, redis_client.OneWriteConnection)
+
+
+def test_a_transaction_returns_the_raw_replies_without_callbacks(fake_redis: Any) -> None:
+    """``execute_transaction`` reads EXEC's replies as Redis sent them (redis-py would turn SET's OK into True)."""
+    from orchestrator.runtime.redis_client import execute_transaction
+
+    pipe = fake_redis.pipeline(transaction=True)
+    pipe.set("tx:a", "1")
+    pipe.hset("tx:h", mapping={"f": "v", "g": "w"})
+    pipe.incr("tx:a")
+    assert execute_transaction(pipe) == ["OK", 2, 2]
+    assert fake_redis.hgetall("tx:h") == {"f": "v", "g": "w"}
+    assert pipe.command_stack == []  # the pipeline is reset, as after redis-py's execute
+
+
+def test_a_refused_command_is_raised_as_redis_py_raises_it(fake_redis: Any) -> None:
+    """A command Redis refuses when EXEC runs it raises (what ran before it stays written, as with MULTI); one
+    refused while queued aborts the whole transaction and raises that refusal."""
+    from orchestrator.runtime.redis_client import execute_transaction
+
+    fake_redis.set("tx:text", "x")
+    pipe = fake_redis.pipeline(transaction=True)
+    pipe.set("tx:first", "1")
+    pipe.incr("tx:text")
+    with pytest.raises(redis.ResponseError, match="Command # 2"):
+        execute_transaction(pipe)
+    assert fake_redis.get("tx:first") == "1"
+    pipe = fake_redis.pipeline(transaction=True)
+    pipe.set("tx:never", "1")
+    pipe.execute_command("HSET", "tx:h")  # wrong number of arguments: refused while queued
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        execute_transaction(pipe)
+    assert fake_redis.get("tx:never") is None
+
+
+def test_a_plain_pipeline_takes_redis_pys_own_path(fake_redis: Any) -> None:
+    from orchestrator.runtime.redis_client import execute_transaction
+
+    pipe = fake_redis.pipeline(transaction=False)
+    pipe.set("tx:plain", "1")
+    assert execute_transaction(pipe) == [True]
