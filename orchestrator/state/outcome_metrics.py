@@ -35,15 +35,13 @@ POLICY_DENIALS = "policy_denials"  # where (dispatch | worker), action
 DEAD_LETTERS = "dead_letters"  # reason
 RECONCILER = "reconciler"  # kind of repair
 
-# Lua helpers for the run scripts. A script that counts passes ``keys.METRICS`` as its LAST key. Outcome JSON
+# Lua helpers for the run scripts. A script that counts passes ``keys.METRICS`` as its LAST key. ``COUNT_LUA`` is
+# what a run's start needs (it is sent as text with every start, and Redis hashes the text each time); ``LUA`` adds
+# the step helpers the step scripts use. Outcome JSON
 # and dead letters are written by ``RunStore.finish_step`` / ``step_records`` with ``json.dumps`` (so
 # ``"key": value``); planned steps by pydantic (``"key":value``, ``action`` and ``agent_id`` before
 # ``parameters``, so the first match is the step's own field).
-LUA = (
-    """
-local METRIC_BUCKETS = {"""
-    + ", ".join(repr(b) for b in STEP_SECONDS_BUCKETS)
-    + """}
+COUNT_LUA = """
 local function count(field, by)
   redis.call('HINCRBY', KEYS[#KEYS], field, by or 1)
 end
@@ -54,6 +52,13 @@ local function run_labels(run, decoded)
   if type(source) ~= 'string' then source = 'unknown' end
   return template .. '|' .. source
 end
+"""
+LUA = (
+    COUNT_LUA
+    + """
+local METRIC_BUCKETS = {"""
+    + ", ".join(repr(b) for b in STEP_SECONDS_BUCKETS)
+    + """}
 local function spec_labels(spec)
   return (string.match(spec, '"agent_id":"([^"]*)"') or 'unknown') .. '|'
     .. (string.match(spec, '"action":"([^"]*)"') or 'unknown')

@@ -456,7 +456,7 @@ return {'ok', tostring(new_gen), tostring(reset)}
 ANNOUNCE_RUN = (
     _EMIT  # only the helpers it uses: EVAL sends (and Redis hashes) the whole text with every start
     + _AUDIT
-    + outcome_metrics.LUA
+    + outcome_metrics.COUNT_LUA
     + """
 if redis.call('HSETNX', KEYS[1], 'announced', '1') == 0 then return 'dup' end
 count('runs_started|' .. run_labels(KEYS[1]))
