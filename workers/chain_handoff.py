@@ -47,9 +47,11 @@ class NextLink:
         request.chain = None
 
 
-def completed_retval(step_id: str) -> dict[str, str]:
-    """What a completed step returns to Celery (and passes to its next chain link)."""
-    return {"step_id": step_id, "status": "completed"}
+# What a completed step returns to Celery (and passes to its next chain link, which is immutable and ignores it).
+# A plain string: Celery's tracer reprs every return value with its pure-Python ``saferepr`` (for the log line and
+# the task-succeeded event), which took 15 us per step for a two-key dict against 2.5 us for a short string; the
+# step's id is in the task's own kwargs and the outcome in run state.
+COMPLETED_RETVAL = "completed"
 
 
 def capture_next_link(rt: WorkerRuntime, request: Any, retval: Any) -> NextLink | None:

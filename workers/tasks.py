@@ -44,7 +44,7 @@ from orchestrator.state.step_records import run_error_for
 from workers import faults, idempotency
 from workers.actions import execute_action
 from workers.celery_outcome import StepFailed, may_fail, step_failed
-from workers.chain_handoff import NextLink, capture_next_link, completed_retval
+from workers.chain_handoff import COMPLETED_RETVAL, NextLink, capture_next_link
 from workers.chord_handoff import chord_join, handed_off
 from workers.context import ActionContext
 from workers.durable import RecordingLost, durable
@@ -88,7 +88,7 @@ class StepTask(Task):  # type: ignore[misc]
 @shared_task(
     name=keys.TASK_RUN_STEP, bind=True, base=StepTask, acks_late=True, reject_on_worker_lost=True, throws=(StepFailed,)
 )
-def run_step(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+def run_step(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | str:
     rt = runtime()
     message = StepMessage.parse(args, kwargs)
     if message is None:
@@ -100,7 +100,7 @@ def run_step(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     lease = lease_for(rt.agent_id, delivery_tag(self.request))
     begun = _Begin(rt, message, lease, self.request)  # sent: Redis runs it while the next link is built
     try:
-        next_link = capture_next_link(rt, self.request, completed_retval(step_id))
+        next_link = capture_next_link(rt, self.request, COMPLETED_RETVAL)
     finally:
         begin = begun.verdict()  # read even if a time limit interrupts the build: its connection goes back
     if begin.verdict == "unreadable":
@@ -251,12 +251,11 @@ class _Outcome:
             self.rt, self.message, self.lease, status, effect, recs, started=self.started, queue=self.queue, **kwargs
         )
 
-    def completed(self, result: Any) -> dict[str, Any]:
+    def completed(self, result: Any) -> dict[str, Any] | str:
         """Record the completion; the next chain link (built while the begin script ran) rides on the finish
         script when it can (``chain_handoff``), and so does a chord header part's count (``chord_handoff``)."""
         duration = round((time() - self.started) * 1000, 3)
         recs = records.completed(self.rt.actor, self.message.run_id, self.spec, self.attempt, duration)
-        retval = completed_retval(self.spec.step_id)
         link = self.next_link
         join = chord_join(self.rt, self.request) if link is None else None
         publishes = link.commands if link is not None else [join.command()] if join is not None else None
@@ -267,7 +266,7 @@ class _Outcome:
             link.adopt(self.request)  # the script pushed it (or the run needs it no more): not the tracer again
         if finish.duplicate:
             return {"step_id": self.spec.step_id, "duplicate": finish.verdict}
-        return retval
+        return COMPLETED_RETVAL
 
     def cancelled(self) -> dict[str, Any]:
         event = records.event(
