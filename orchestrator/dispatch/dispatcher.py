@@ -22,7 +22,7 @@ from orchestrator import keys
 from orchestrator.dispatch.outbox import Outbox, prepare_canvas_json
 from orchestrator.errors import InvalidStateTransitionError, RoleViolationError, WorkflowNotFoundError
 from orchestrator.models.common import RunStatus, StepStatus, iso_now
-from orchestrator.models.events import Event
+from orchestrator.models.events import ORCHESTRATOR_SOURCE, Event
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.runtime.capture import Command
@@ -31,7 +31,7 @@ from orchestrator.settings import ReliabilitySettings
 from orchestrator.state import events as ev
 from orchestrator.state import outcome_metrics
 from orchestrator.state.audit import AuditLog, audit_body
-from orchestrator.state.events import EventBus, encode
+from orchestrator.state.events import EventBus, encode, new_event_json
 from orchestrator.state.runs import Lease, RunStore
 from orchestrator.workflows.compiler import CompiledPlan, compile_plan
 from orchestrator.workflows.dag import subplan
@@ -153,7 +153,7 @@ class Dispatcher:
             canvas=compiled.canvas if publishes is None else None,  # published with the record: no outbox entry
             publishes=publishes,
             audit_bodies=[check, audit_body("workflow_started", actor, run_id, payload)],
-            started_event=encode(Event(event_type=ev.WORKFLOW_STARTED, correlation_id=run_id, payload=payload)),
+            started_event=new_event_json(ev.WORKFLOW_STARTED, run_id, payload, ORCHESTRATOR_SOURCE),
             source=source,
             created_at=created_at,
             confirm=confirms,

@@ -9,11 +9,14 @@ from pydantic import BaseModel, Field
 
 from orchestrator.models.common import iso_now
 
+# The source of the events the orchestrator itself emits (dispatch, reconciler), the default of ``Event.source``.
+ORCHESTRATOR_SOURCE = "orchestrator"
+
 
 class Event(BaseModel):
     event_id: str = Field(default_factory=lambda: uuid4().hex)
     event_type: str
-    source: str = "orchestrator"
+    source: str = ORCHESTRATOR_SOURCE
     correlation_id: str | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
     timestamp: str = Field(default_factory=iso_now)

@@ -432,14 +432,31 @@ def _new_fields(
 
 
 _JSON_SCALARS = (str, int, bool, type(None))
+_PLAIN_DEPTH = 8
 
 
 def _plain(value: Any) -> Any:
-    """``value`` as JSON would give it back: flat dicts of plain scalars pass as they are (the common case, no
-    encode/decode); anything else goes through ``json`` (tuples become lists, unknown types their ``str``)."""
-    if type(value) is dict and all(type(k) is str and type(v) in _JSON_SCALARS for k, v in value.items()):
+    """``value`` as JSON would give it back: values that are already JSON's own (dicts with string keys, lists,
+    strings, integers, booleans, None; the common case, e.g. a run's step list) pass as they are, copied at the
+    top; anything else goes through ``json`` (tuples become lists, unknown types their ``str``)."""
+    if type(value) is dict and _is_plain(value, _PLAIN_DEPTH):
         return dict(value)
     return json.loads(json.dumps(value, default=str))
+
+
+def _is_plain(value: Any, depth: int) -> bool:
+    """Whether ``json.loads(json.dumps(value))`` would give ``value`` back unchanged (floats are left to ``json``:
+    it writes NaN and infinities as no JSON reader does); deeper than ``depth`` counts as not plain."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return True
+    if depth == 0:
+        return False
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v, depth - 1) for k, v in value.items())
+    if kind is list:
+        return all(_is_plain(v, depth - 1) for v in value)
+    return False
 
 
 def _new_entry(

@@ -11,6 +11,8 @@ from typing import Any
 
 import fakeredis
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator import keys
 from orchestrator.errors import AuditWriteError, InputInvalidError, StateCorruptedError, StateReadError
@@ -421,3 +423,29 @@ def test_a_run_target_finds_the_run_and_its_steps(fake_redis: Any) -> None:
     log.append("task_executed", "worker:x", "run-10/step-a")  # another run whose id merely starts alike
     found = [e.target for e in log.query(target="run-1")]
     assert found == ["run-1/step-a", "run-1"]
+
+
+_JSON_LIKE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5) | st.floats(allow_nan=True) | st.datetimes(),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=3) | st.integers(), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), _JSON_LIKE, max_size=4))
+def test_details_are_hashed_as_json_gives_them_back(details: dict[Any, Any]) -> None:
+    """Plain details skip the JSON round trip; whatever they hold, the text hashed is the round trip's text."""
+    plain = audit_module._plain(details)
+    assert canonical_json(plain) == canonical_json(json.loads(json.dumps(details, default=str)))
+
+
+def test_details_nested_deeper_than_the_check_still_come_back_as_json() -> None:
+    deep: Any = ("leaf",)
+    for _ in range(20):
+        deep = {"d": [deep]}
+    assert audit_module._plain(deep) == json.loads(json.dumps(deep))

@@ -54,3 +54,16 @@ def test_publish_many_writes_a_batch_in_order(fake_redis: Any) -> None:
     bus = EventBus(fake_redis)
     assert bus.publish_many(Event(event_type="bulk.item", payload={"i": i}) for i in range(5)) == 5
     assert [e.payload["i"] for e in bus.history(types=["bulk.item"])] == [0, 1, 2, 3, 4]
+
+
+def test_a_run_start_event_written_by_hand_is_the_models_own_text() -> None:
+    """Dispatch writes ``workflow.started`` with ``new_event_json`` (no model per start): the text must be exactly
+    what ``encode(Event(...))`` gives for it, so every reader sees one format."""
+    from orchestrator.models.events import ORCHESTRATOR_SOURCE
+    from orchestrator.state.events import decode, encode, new_event_json
+
+    payload = {"template_id": None, "name": "task é", "steps": ["a", "b"], "priority": "medium", "source": "api"}
+    raw = new_event_json("workflow.started", "run-1", payload, ORCHESTRATOR_SOURCE)
+    event = decode(raw)
+    assert encode(event) == raw
+    assert (event.source, event.correlation_id, event.payload) == ("orchestrator", "run-1", payload)
