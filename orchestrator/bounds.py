@@ -36,6 +36,8 @@ def depth_of(value: Any, limit: int) -> int:
 
 def check(value: Any, *, what: str, max_depth: int, max_bytes: int) -> None:
     """Raise ORCH_8003 (too deep) or ORCH_8002 (too large) for a value that would be stored."""
+    if value is None or (type(value) in (dict, list) and not value):
+        return  # nothing to measure (most single actions and steps have no parameters)
     depth = depth_of(value, max_depth)
     if depth > max_depth:
         raise InputInvalidError(

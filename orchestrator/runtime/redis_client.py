@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.client import EMPTY_RESPONSE
-from redis.exceptions import BusyLoadingError, ExecAbortError, ResponseError, WatchError
+from redis.exceptions import BusyLoadingError, ExecAbortError, NoScriptError, ResponseError, WatchError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -122,10 +122,38 @@ def queue_script(pipe: Any, source: str, keys: list[str], args: list[Any]) -> No
         pipe.evalsha(script_sha(source), len(keys), *keys, *args)
 
 
+_NOSCRIPT = object()
+
+
+def run_script(client: RedisClient, script: Any, keys: list[Any], args: list[Any]) -> Any:
+    """``script(keys=keys, args=args)`` (a registered redis-py ``Script``) sent straight on a pooled connection.
+
+    Why: a worker calls its finish script once per step, and redis-py 8 wraps every command in layers (option
+    filtering, observability records, a reply callback lookup) that cost about as much as packing it. Kept: the
+    client's retry of a lost connection (the connection's own ``Retry``), and a NOSCRIPT (Redis restarted or
+    flushed its scripts) answered by the ordinary call, which loads the script. A reply half read never goes back
+    to the pool: redis-py drops such a connection itself.
+    """
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        reply = connection.retry.call_with_retry(
+            lambda: _evalsha(connection, script.sha, keys, args), lambda _error: connection.disconnect()
+        )
+    except NoScriptError:
+        reply = _NOSCRIPT
+    finally:
+        pool.release(connection)
+    return script(keys=keys, args=args) if reply is _NOSCRIPT else reply
+
+
+def _evalsha(connection: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
+    connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+    return connection.read_response()
+
+
 def execute_pipeline(client: RedisClient, pipe: Any) -> list[Any]:
     """Run ``pipe`` and recover any EVALSHA that hit NOSCRIPT; other errors are raised as usual."""
-    from redis.exceptions import NoScriptError
-
     stack = [args for args, _options in pipe.command_stack]
     replies: list[Any] = pipe.execute(raise_on_error=False)
     for index, reply in enumerate(replies):

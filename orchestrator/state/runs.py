@@ -23,7 +23,7 @@ from orchestrator.models.run import ErrorInfo, RunView, StepState
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.runtime.capture import chord_size_commands
 from orchestrator.runtime.deferred import DeferredScript
-from orchestrator.runtime.redis_client import RedisClient, execute_transaction, queue_script
+from orchestrator.runtime.redis_client import RedisClient, execute_transaction, queue_script, run_script
 from orchestrator.state import run_listing, run_scripts
 from orchestrator.state.run_views import read_meta, read_spec, view_from_hash
 from orchestrator.workflows.triggers import TriggerTable
@@ -675,8 +675,10 @@ class RunStore:
         now = time.time()
         duration = None if started is None else round((now - started) * 1000, 3)
         outcome = outcome_json(now_iso, duration, result, self.result_max_bytes, error, queue, extra)
-        reply = self._finish(
-            keys=[
+        reply = run_script(
+            self.redis,
+            self._finish,
+            [
                 keys.run_key(run_id),
                 keys.run_triggers_key(run_id),
                 keys.ACTIVE_RUNS,
@@ -693,7 +695,7 @@ class RunStore:
                 *[command[1] for command in pushes],
                 keys.METRICS,
             ],
-            args=[
+            [
                 step_id,
                 status.value,
                 outcome,

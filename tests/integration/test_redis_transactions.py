@@ -27,3 +27,20 @@ def test_a_transaction_on_a_dropped_connection_is_sent_again_once(redis_url: str
     finally:
         rclient.delete(key)
         client.close()
+
+
+def test_a_script_sent_straight_on_a_dropped_connection_runs_once(redis_url: str, rclient: Any) -> None:
+    """``run_script`` keeps the client's retry: the dropped connection is replaced and the script runs once."""
+    from orchestrator.runtime.redis_client import run_script
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    key = f"test:script:{uuid.uuid4().hex}"
+    try:
+        counter = client.register_script("return redis.call('INCR', KEYS[1])")
+        dropped = client.client_id()
+        assert rclient.client_kill_filter(_id=dropped) == 1
+        assert run_script(client, counter, [key], []) == 1
+        assert rclient.get(key) == "1"
+    finally:
+        rclient.delete(key)
+        client.close()

@@ -85,3 +85,18 @@ def test_a_plain_pipeline_takes_redis_pys_own_path(fake_redis: Any) -> None:
     pipe = fake_redis.pipeline(transaction=False)
     pipe.set("tx:plain", "1")
     assert execute_transaction(pipe) == [True]
+
+
+def test_a_script_sent_straight_reloads_itself_after_noscript_and_raises_its_errors(fake_redis: Any) -> None:
+    """``run_script``: a flushed script cache (Redis restarted) is answered by loading the script again, once;
+    a script's own error is raised, and the connection goes on serving."""
+    from orchestrator.runtime.redis_client import run_script
+
+    counter = fake_redis.register_script(SCRIPT)
+    assert run_script(fake_redis, counter, ["tx:counter"], []) == "1"
+    fake_redis.script_flush()
+    assert run_script(fake_redis, counter, ["tx:counter"], []) == "2"
+    failing = fake_redis.register_script("return redis.error_reply('ORCH test refusal')")
+    with pytest.raises(redis.ResponseError, match="ORCH test refusal"):
+        run_script(fake_redis, failing, [], [])
+    assert run_script(fake_redis, counter, ["tx:counter"], []) == "3"
