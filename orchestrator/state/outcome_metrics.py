@@ -37,10 +37,9 @@ RECONCILER = "reconciler"  # kind of repair
 
 # Lua helpers for the run scripts. A script that counts passes ``keys.METRICS`` as its LAST key. ``COUNT_LUA`` is
 # what a run's start needs (it is sent as text with every start, and Redis hashes the text each time); ``LUA`` adds
-# the step helpers the step scripts use. Outcome JSON
-# and dead letters are written by ``RunStore.finish_step`` / ``step_records`` with ``json.dumps`` (so
-# ``"key": value``); planned steps by pydantic (``"key":value``, ``action`` and ``agent_id`` before
-# ``parameters``, so the first match is the step's own field).
+# the step helpers the step scripts use. Outcome JSON and dead letters are written by ``RunStore.finish_step`` /
+# ``step_records`` with ``json.dumps`` (so ``"key": value``); planned steps by pydantic (``"key":value``, ``action``
+# and ``agent_id`` before ``parameters``, so the first match is the step's own field).
 COUNT_LUA = """
 local function count(field, by)
   redis.call('HINCRBY', KEYS[#KEYS], field, by or 1)
