@@ -200,6 +200,27 @@ def test_a_built_start_push_is_the_push_a_client_apply_async_would_make(
     assert decoded(built[2]) == decoded(celerys)
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("task_compression", "gzip"), ("task_serializer", "yaml")],
+    ids=["compressed", "another-serializer"],
+)
+def test_a_push_follows_the_configuration_its_app_started_with(server_url: str, setting: str, value: str) -> None:
+    """The serializer and compression are read once per app, when its first push is built, as Celery's own task
+    sender reads them once: an app configured for anything but plain JSON leaves every push to Celery's path."""
+    from orchestrator.runtime.step_push import step_push
+
+    configured = create_celery(Settings(redis=RedisSettings(url=server_url)), client=True)
+    configured.conf[setting] = value
+    plain = create_celery(Settings(redis=RedisSettings(url=server_url)), client=True)
+    try:
+        assert step_push(configured, step_link("s1")) is None
+        assert step_push(plain, step_link("s1")) is not None
+    finally:
+        configured.close()
+        plain.close()
+
+
 def test_the_links_of_a_compiled_chain_take_the_built_path(app: Celery) -> None:
     """Every link a worker finds in its message's chain (compiled, then frozen by Celery) is built directly: a new
     option in the compiler or in Celery's freeze would otherwise quietly send every step back to Celery's path."""
