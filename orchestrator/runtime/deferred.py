@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from orchestrator.runtime.redis_client import TRANSIENT_ERRORS, RedisClient
+from orchestrator.runtime.redis_client import TRANSIENT_ERRORS, RedisClient, send_evalsha
 
 
 class DeferredScript:
@@ -36,7 +36,7 @@ class DeferredScript:
         except TRANSIENT_ERRORS:
             return
         try:
-            connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            send_evalsha(connection, script.sha, keys, args)
         except TRANSIENT_ERRORS:
             self._drop(connection)
             return

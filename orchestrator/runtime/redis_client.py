@@ -147,8 +147,13 @@ def run_script(client: RedisClient, script: Any, keys: list[Any], args: list[Any
     return script(keys=keys, args=args) if reply is _NOSCRIPT else reply
 
 
-def _evalsha(connection: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
+def send_evalsha(connection: Any, sha: str, keys: list[Any], args: list[Any]) -> None:
+    """Write ``EVALSHA`` on a connection borrowed from a pool; its reply is the caller's to read."""
     connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+
+
+def _evalsha(connection: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
+    send_evalsha(connection, sha, keys, args)
     return connection.read_response()
 
 
