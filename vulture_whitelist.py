@@ -62,7 +62,6 @@ _.task_publish_retry
 _.lock_key
 _.should_exit  # uvicorn.Server
 _._buffer_cutoff  # redis-py's Connection reads it when packing a pipeline (redis_client.OneWriteConnection)
-_._execute_transaction  # redis-py's Pipeline.execute calls it (redis_client.execute_transaction)
 _.ignore_result  # Celery's backend reads it from the task request (workers.chord_handoff.handed_off)
 
 # Tests: models mirroring itom-chat-ui's own types, fake tool signatures, switches on fixture servers.

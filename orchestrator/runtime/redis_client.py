@@ -10,13 +10,13 @@ Blocking reads (pub/sub, XREAD BLOCK) use clients of their own with a read timeo
 from __future__ import annotations
 
 import os
-from functools import partial
 from typing import Any
 
+import hiredis
 import redis
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.client import EMPTY_RESPONSE
-from redis.exceptions import BusyLoadingError, ExecAbortError, NoScriptError, ResponseError, WatchError
+from redis.exceptions import BusyLoadingError, DataError, ExecAbortError, NoScriptError, ResponseError, WatchError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -149,7 +149,7 @@ def run_script(client: RedisClient, script: Any, keys: list[Any], args: list[Any
 
 def send_evalsha(connection: Any, sha: str, keys: list[Any], args: list[Any]) -> None:
     """Write ``EVALSHA`` on a connection borrowed from a pool; its reply is the caller's to read."""
-    connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+    connection.send_packed_command(packed([("EVALSHA", sha, len(keys), *keys, *args)]))
 
 
 def _evalsha(connection: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
@@ -173,28 +173,53 @@ def execute_pipeline(client: RedisClient, pipe: Any) -> list[Any]:
     return replies
 
 
-def execute_transaction(pipe: Any) -> list[Any]:
-    """Run the transaction ``pipe`` with one write and its replies read straight off the connection.
+def packed(commands: list[tuple[Any, ...]]) -> list[bytes]:
+    """``commands`` in the Redis protocol as one piece, each packed by hiredis.
 
-    Why: redis-py reads each ``QUEUED`` reply through its whole parsing stack and then runs a reply callback
-    over each result of ``EXEC``; a run's creation sends ten commands whose results nobody reads, and that
-    reading cost about as much as building them. The replies come back raw (no callbacks: an ``HSET`` is its
-    integer, a ``ZADD`` too). Everything else is redis-py's own ``execute``: the connection, the retry of the
-    whole transaction after a lost connection, and the errors raised (a command Redis refused raises, an
-    aborted ``EXEC`` raises the refusal that caused it).
+    redis-py's own packer calls the same ``hiredis.pack_command`` for each command, after a pass over every
+    argument in Python (command names are split on spaces, buffers copied to bytes); the transactions and scripts
+    sent here carry one-word command names and no buffers, and that pass cost more than the packing itself.
     """
-    if not getattr(pipe, "transaction", False) or any(EMPTY_RESPONSE in options for _, options in pipe.command_stack):
-        return list(pipe.execute())
-    pipe._execute_transaction = partial(_raw_transaction, pipe)
     try:
+        return [b"".join([hiredis.pack_command(command) for command in commands])]
+    except TypeError as exc:  # an argument Redis cannot take (None, a dict): raised as redis-py raises it
+        raise DataError(str(exc)) from exc
+
+
+def execute_transaction(pipe: Any) -> list[Any]:
+    """Run the transaction ``pipe`` with one write and its replies read straight off a pooled connection.
+
+    Why: redis-py runs a pipeline through layers that cost more than the round trip (each argument checked in
+    Python before packing, each ``QUEUED`` reply parsed through its whole stack, a callback over each result of
+    ``EXEC``, observability records); a run's creation sends ten commands whose results nobody reads. The replies
+    come back raw (no callbacks: an ``HSET`` is its integer, a ``ZADD`` too). Kept from redis-py: the pooled
+    connection, the retry of the whole transaction after a lost connection (the connection's own ``Retry``), and
+    the errors raised (a command Redis refused raises, an aborted ``EXEC`` raises the refusal that caused it).
+    Pipelines that watch keys, carry registered scripts or expect empty replies take redis-py's own path.
+    """
+    commands = pipe.command_stack
+    if (
+        not getattr(pipe, "transaction", False)
+        or pipe.watching
+        or pipe.scripts
+        or any(EMPTY_RESPONSE in options for _, options in commands)
+    ):
         return list(pipe.execute())
+    payload = packed([("MULTI",), *(args for args, _ in commands), ("EXEC",)])
+    pool = pipe.connection_pool
+    connection = pool.get_connection()
+    try:
+        return connection.retry.call_with_retry(  # type: ignore[no-any-return]
+            lambda: _transact(pipe, connection, payload, commands), lambda _error: connection.disconnect()
+        )
     finally:
-        del pipe._execute_transaction
+        pool.release(connection)
+        pipe.reset()
 
 
-def _raw_transaction(pipe: Any, connection: Any, commands: list[Any], raise_on_error: bool) -> list[Any]:
-    """redis-py's ``Pipeline._execute_transaction`` without its per-reply parsing layers and callbacks."""
-    connection.send_packed_command(connection.pack_commands([("MULTI",), *(args for args, _ in commands), ("EXEC",)]))
+def _transact(pipe: Any, connection: Any, payload: list[bytes], commands: list[Any]) -> list[Any]:
+    """Send the packed transaction and read its replies: ``MULTI``'s, one per queued command, then ``EXEC``'s."""
+    connection.send_packed_command(payload)
     read = connection.read_response
     errors: list[tuple[int, ResponseError]] = []
     for index in range(-1, len(commands)):  # -1: MULTI's own reply
@@ -217,8 +242,7 @@ def _raw_transaction(pipe: Any, connection: Any, commands: list[Any], raise_on_e
     if len(response) != len(commands):
         connection.disconnect()
         raise ResponseError("Wrong number of response items from pipeline execution")
-    if raise_on_error:
-        pipe.raise_first_error(commands, response)
+    pipe.raise_first_error(commands, response)
     return list(response)
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.runtime.redis_client import execute_pipeline, script_sha
 
@@ -100,3 +102,49 @@ def test_a_script_sent_straight_reloads_itself_after_noscript_and_raises_its_err
     with pytest.raises(redis.ResponseError, match="ORCH test refusal"):
         run_script(fake_redis, failing, [], [])
     assert run_script(fake_redis, counter, ["tx:counter"], []) == "3"
+
+
+_ARGUMENTS = st.lists(
+    st.one_of(
+        st.text(),
+        st.binary(),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(commands=st.lists(st.tuples(st.sampled_from(["HSET", "ZADD", "EVALSHA", "LPUSH"]), _ARGUMENTS), max_size=4))
+def test_packed_commands_are_the_bytes_redis_py_would_send(commands: list[tuple[str, list[Any]]]) -> None:
+    """``packed`` skips redis-py's per-argument pass, not its encoding: text (any Unicode), bytes, integers and
+    floats go out exactly as redis-py's own packer writes them."""
+    from orchestrator.runtime import redis_client
+
+    client = redis_client.get_redis("redis://127.0.0.1:1/0")  # never connects: packing needs no server
+    connection = client.connection_pool.connection_class(**client.connection_pool.connection_kwargs)
+    tuples = [(name, *arguments) for name, arguments in commands]
+    assert b"".join(redis_client.packed(tuples)) == b"".join(connection.pack_commands(tuples))
+
+
+def test_an_argument_redis_cannot_take_is_refused_as_redis_py_refuses_it() -> None:
+    from orchestrator.runtime.redis_client import packed
+
+    with pytest.raises(redis.DataError):
+        packed([("HSET", "k", "f", None)])
+
+
+def test_a_watching_transaction_takes_redis_pys_own_path(fake_redis: Any) -> None:
+    """A pipeline that watched a key needs redis-py's check of that key: it is not sent straight."""
+    from orchestrator.runtime.redis_client import execute_transaction
+
+    fake_redis.set("tx:watched", "1")
+    pipe = fake_redis.pipeline(transaction=True)
+    pipe.watch("tx:watched")
+    pipe.multi()
+    pipe.set("tx:watched", "2")
+    fake_redis.set("tx:watched", "changed")
+    with pytest.raises(redis.WatchError):
+        execute_transaction(pipe)
+    assert fake_redis.get("tx:watched") == "changed"
