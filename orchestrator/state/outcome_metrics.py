@@ -36,14 +36,19 @@ DEAD_LETTERS = "dead_letters"  # reason
 RECONCILER = "reconciler"  # kind of repair
 
 # Lua helpers for the run scripts. A script that counts passes ``keys.METRICS`` as its LAST key. ``COUNT_LUA`` is
-# what a run's start needs (it is sent as text with every start, and Redis hashes the text each time); ``LUA`` adds
-# the step helpers the step scripts use. Outcome JSON and dead letters are written by ``RunStore.finish_step`` /
+# what a run's start needs (it is sent as text with every start, and Redis hashes the text each time; the start's
+# labels come with it, from ``run_labels``); ``LUA`` adds the helpers the other scripts use: a run's labels read
+# from its ``meta``, and the step helpers. Outcome JSON and dead letters are written by ``RunStore.finish_step`` /
 # ``step_records`` with ``json.dumps`` (so ``"key": value``); planned steps by pydantic (``"key":value``, ``action``
 # and ``agent_id`` before ``parameters``, so the first match is the step's own field).
 COUNT_LUA = """
 local function count(field, by)
   redis.call('HINCRBY', KEYS[#KEYS], field, by or 1)
 end
+"""
+LUA = (
+    COUNT_LUA
+    + """
 local function run_labels(run, decoded)
   local meta = decoded or cjson.decode(redis.call('HGET', run, 'meta') or '{}')
   local template, source = meta['template_id'], meta['source']
@@ -51,10 +56,6 @@ local function run_labels(run, decoded)
   if type(source) ~= 'string' then source = 'unknown' end
   return template .. '|' .. source
 end
-"""
-LUA = (
-    COUNT_LUA
-    + """
 local METRIC_BUCKETS = {"""
     + ", ".join(repr(b) for b in STEP_SECONDS_BUCKETS)
     + """}
@@ -82,6 +83,11 @@ local function count_step(run, sid, status, effect, outcome, letter, spec)
 end
 """
 )
+
+
+def run_labels(template_id: str | None, source: str | None) -> tuple[str, str]:
+    """A run's labels as the scripts' ``run_labels`` reads them from its ``meta``: no template is ``inline``."""
+    return (template_id if isinstance(template_id, str) else "inline", source if isinstance(source, str) else "unknown")
 
 
 def field(family: str, *labels: str) -> str:

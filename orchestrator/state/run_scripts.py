@@ -20,19 +20,31 @@ from __future__ import annotations
 from orchestrator import keys
 from orchestrator.state import outcome_metrics
 
-# ``emit``: append an event to the stream, index its stream id under its correlation id, publish it live.
+# ``emit_all``: append events to the stream and publish each live, then index their stream ids under their
+# correlation ids (one push and one expiry per correlation id, however many of its events a script writes).
 _EMIT = (
     """
-local function emit(stream, channel, maxlen, event_json)
-  if event_json == nil or event_json == '' then return end
-  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event_json)
-  local cid = string.match(event_json, '"correlation_id":"([^"]*)"')
-  if cid and cid ~= '' then
+local function emit_all(stream, channel, maxlen, events)
+  local ids, cids = {}, {}
+  for _, event_json in ipairs(events) do
+    if event_json ~= '' then
+      local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event_json)
+      local cid = string.match(event_json, '"correlation_id":"([^"]*)"')
+      if cid and cid ~= '' then
+        if not ids[cid] then ids[cid] = {} table.insert(cids, cid) end
+        table.insert(ids[cid], id)
+      end
+      redis.call('PUBLISH', channel, event_json)
+    end
+  end
+  for _, cid in ipairs(cids) do
     local idx = '@@EVIDX@@' .. cid
-    if redis.call('RPUSH', idx, id) > @@EVMAX@@ then redis.call('LTRIM', idx, -@@EVMAX@@, -1) end
+    if redis.call('RPUSH', idx, unpack(ids[cid])) > @@EVMAX@@ then redis.call('LTRIM', idx, -@@EVMAX@@, -1) end
     redis.call('EXPIRE', idx, @@EVTTL@@)
   end
-  redis.call('PUBLISH', channel, event_json)
+end
+local function emit(stream, channel, maxlen, event_json)
+  if event_json ~= nil then emit_all(stream, channel, maxlen, {event_json}) end
 end
 """.replace("@@EVIDX@@", keys.EVENT_INDEX_PREFIX)
     .replace("@@EVMAX@@", str(keys.EVENT_INDEX_MAX))
@@ -42,14 +54,23 @@ end
 # Publish one event from Python (``EventBus``): KEYS 1 events stream; ARGV 1 channel, 2 maxlen, 3 event JSON.
 EMIT_EVENT = _EMIT + "\nemit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
 
-# ``audit``: append an entry to the hash-chained audit stream (its digest covers the previous entry's).
+# ``audit_all``: append entries, in order, to the hash-chained audit stream (each digest covers the entry before
+# it); the head is read once and moved once, however many entries a script writes.
 _AUDIT = """
+local function audit_all(stream, head, maxlen, bodies)
+  local prev = nil
+  for _, body in ipairs(bodies) do
+    if body ~= '' then
+      if prev == nil then prev = redis.call('GET', head) or '' end
+      local digest = redis.sha1hex(prev .. '\\n' .. body)
+      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'entry', body, 'prev_hash', prev, 'hash', digest)
+      prev = digest
+    end
+  end
+  if prev ~= nil then redis.call('SET', head, prev) end
+end
 local function audit(stream, head, maxlen, body)
-  if body == nil or body == '' then return end
-  local prev = redis.call('GET', head) or ''
-  local digest = redis.sha1hex(prev .. '\\n' .. body)
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'entry', body, 'prev_hash', prev, 'hash', digest)
-  redis.call('SET', head, digest)
+  if body ~= nil then audit_all(stream, head, maxlen, {body}) end
 end
 """
 
@@ -64,9 +85,9 @@ end
 local function reindex(run, old, new)
   if old == new then return end
   local rid = string.sub(run, @@RUNKEYLEN@@)
-  local ct = redis.call('HGET', run, 'ct')
+  local f = redis.call('HMGET', run, 'ct', 'tpl')
+  local ct, tpl = f[1], f[2] or ''
   if not ct then return end
-  local tpl = redis.call('HGET', run, 'tpl') or ''
   if old and old ~= '' then redis.call('ZREM', '@@BYST@@' .. old, rid) end
   redis.call('ZADD', '@@BYST@@' .. new, ct, rid)
   if tpl ~= '' then
@@ -220,92 +241,83 @@ local member = ARGV[8] .. '|' .. sid .. '|' .. gen
 redis.call('SREM', KEYS[5], member)
 redis.call('ZREM', KEYS[6], member)
 redis.call('HDEL', run, 'ow:' .. sid, 'dv:' .. sid)
-local effect = ARGV[4]
+local effect, status = ARGV[4], fv[4]
 local done = (tonumber(fv[5]) or 0) + 1
-if effect == 'retry' then
-  redis.call('HSET', run, 'r:' .. sid, ARGV[3], 'touched', ARGV[18], 'st:' .. sid, 'retrying')
-  redis.call('ZADD', KEYS[12], ARGV[20], member)
-elseif effect == 'done' then
-  redis.call('HSET', run, 'r:' .. sid, ARGV[3], 'touched', ARGV[18], 'st:' .. sid, ARGV[2], 'done', done)
-else
-  redis.call('HSET', run, 'r:' .. sid, ARGV[3], 'touched', ARGV[18], 'st:' .. sid, ARGV[2])
+local ended = ''  -- what this step ends the run as: 'failed' (stop), 'completed' (its last step done), or not
+if status == 'running' then
+  if effect == 'stop' then ended = 'failed'
+  elseif effect == 'done' and done >= tonumber(fv[6]) then ended = 'completed' end
 end
-emit(KEYS[4], ARGV[11], ARGV[10], ARGV[9])
-audit(KEYS[7], KEYS[8], ARGV[16], ARGV[12])
+local fields = {'r:' .. sid, ARGV[3], 'touched', ARGV[18], 'st:' .. sid, effect == 'retry' and 'retrying' or ARGV[2]}
+if effect == 'done' then table.insert(fields, 'done') table.insert(fields, done) end
+if ended ~= '' then
+  table.insert(fields, 'status') table.insert(fields, ended)
+  table.insert(fields, 'finished_at') table.insert(fields, ARGV[5])
+  if ended == 'failed' then table.insert(fields, 'error') table.insert(fields, ARGV[6]) end
+end
+redis.call('HSET', run, unpack(fields))
+if effect == 'retry' then redis.call('ZADD', KEYS[12], ARGV[20], member) end
+if ended ~= '' then reindex(run, status, ended) end
+local events, audits = {ARGV[9]}, {ARGV[12]}  -- written last, in this order, with the run's closing records
 dead_letter(KEYS[9], ARGV[17], ARGV[13])
 count_step(run, sid, ARGV[2], effect, ARGV[3], ARGV[13], spec)
-local status = fv[4]
-local out = {'ok', '', ''}
+local out = {'ok', ended, ''}
 local joined = {}
-if effect == 'stop' then
-  if status == 'running' then
-    redis.call('HSET', run, 'status', 'failed', 'finished_at', ARGV[5], 'error', ARGV[6])
-    reindex(run, status, 'failed')
-    out[2] = 'failed'
-  end
-elseif effect == 'done' then
-  local total = tonumber(fv[6])
-  if status == 'running' then
-    if done >= total then
-      redis.call('HSET', run, 'status', 'completed', 'finished_at', ARGV[5])
-      reindex(run, status, 'completed')
-      out[2] = 'completed'
-    end
-    if ARGV[2] == 'completed' then
-      for i = 23, #ARGV, 2 do
-        local key = KEYS[13 + (i - 21) / 2]
-        if ARGV[i] == 'JOIN' then
-          local nl = string.find(ARGV[i + 1], '\\n', 1, true)
-          local group = string.sub(ARGV[i + 1], 1, nl - 1)
-          local parts = redis.call('HINCRBY', run, 'jn:' .. gen .. ':' .. group, 1)
-          if parts == tonumber(redis.call('GET', key)) then
-            local entry = 'join:' .. gen .. ':' .. group
-            redis.call('HSET', KEYS[10], entry, string.sub(ARGV[i + 1], nl + 1))
-            redis.call('ZADD', KEYS[11], 'NX', ARGV[18], ARGV[8])
-            redis.call('DEL', key)  -- Celery's cleanup of the chord never runs now: its size key goes here
-            table.insert(joined, entry)
-          end
-        elseif ARGV[i] == 'CHORDSIZE' then
-          local size, ttl = string.match(ARGV[i + 1], '^(%d+):(%d+)$')
-          redis.call('DEL', string.sub(key, 1, -2) .. 'c')
-          if ttl ~= '0' then redis.call('SET', key, size, 'EX', ttl) else redis.call('SET', key, size) end
-        else
-          redis.call(ARGV[i], key, ARGV[i + 1])
+if effect == 'done' and status == 'running' then
+  if ARGV[2] == 'completed' then
+    for i = 23, #ARGV, 2 do
+      local key = KEYS[13 + (i - 21) / 2]
+      if ARGV[i] == 'JOIN' then
+        local nl = string.find(ARGV[i + 1], '\\n', 1, true)
+        local group = string.sub(ARGV[i + 1], 1, nl - 1)
+        local parts = redis.call('HINCRBY', run, 'jn:' .. gen .. ':' .. group, 1)
+        if parts == tonumber(redis.call('GET', key)) then
+          local entry = 'join:' .. gen .. ':' .. group
+          redis.call('HSET', KEYS[10], entry, string.sub(ARGV[i + 1], nl + 1))
+          redis.call('ZADD', KEYS[11], 'NX', ARGV[18], ARGV[8])
+          redis.call('DEL', key)  -- Celery's cleanup of the chord never runs now: its size key goes here
+          table.insert(joined, entry)
         end
+      elseif ARGV[i] == 'CHORDSIZE' then
+        local size, ttl = string.match(ARGV[i + 1], '^(%d+):(%d+)$')
+        redis.call('DEL', string.sub(key, 1, -2) .. 'c')
+        if ttl ~= '0' then redis.call('SET', key, size, 'EX', ttl) else redis.call('SET', key, size) end
+      else
+        redis.call(ARGV[i], key, ARGV[i + 1])
       end
     end
-    local idx = redis.call('HGET', KEYS[2], 'idx:' .. sid)
-    if idx then
-      for tid in string.gmatch(idx, '[^,]+') do
-        if redis.call('HINCRBY', KEYS[2], 'wait:' .. tid, -1) == 0 then
-          redis.call('HSET', KEYS[10], 'fire:' .. gen .. ':' .. tid, '1')
-          table.insert(out, tid)
-        end
-      end
-      if #out > 3 then redis.call('ZADD', KEYS[11], 'NX', ARGV[18], ARGV[8]) end
-    end
-    for _, entry in ipairs(joined) do table.insert(out, entry) end
   end
+  local idx = redis.call('HGET', KEYS[2], 'idx:' .. sid)
+  if idx then
+    for tid in string.gmatch(idx, '[^,]+') do
+      if redis.call('HINCRBY', KEYS[2], 'wait:' .. tid, -1) == 0 then
+        redis.call('HSET', KEYS[10], 'fire:' .. gen .. ':' .. tid, '1')
+        table.insert(out, tid)
+      end
+    end
+    if #out > 3 then redis.call('ZADD', KEYS[11], 'NX', ARGV[18], ARGV[8]) end
+  end
+  for _, entry in ipairs(joined) do table.insert(out, entry) end
 end
-if status == 'running' and out[2] == '' then redis.call('ZADD', KEYS[13], ARGV[18], ARGV[8]) end  -- progress
-if out[2] ~= '' then
+if status == 'running' and ended == '' then redis.call('ZADD', KEYS[13], ARGV[18], ARGV[8]) end  -- progress
+if ended ~= '' then
   local meta = cjson.decode(redis.call('HGET', run, 'meta'))  -- read and decoded once for labels and lists
-  count('runs_finished|' .. run_labels(run, meta) .. '|' .. out[2])
+  count('runs_finished|' .. run_labels(run, meta) .. '|' .. ended)
   local c, f, r = summary_lists(run, meta)
   out[3] = '{"steps_completed":' .. c .. ',"steps_remaining":' .. r .. ',"steps_failed":' .. f .. '}'
-  if out[2] == 'completed' then
+  if ended == 'completed' then
     local entry_id = redis.sha1hex(ARGV[22] .. ':closing')
     local details = '{"status":"completed","steps_completed":' .. c .. ',"steps_failed":' .. f
       .. ',"steps_remaining":' .. r .. '}'
-    audit(KEYS[7], KEYS[8], ARGV[16], '{"actor":"' .. ARGV[21] .. '","details":' .. details .. ',"entry_id":"'
-      .. entry_id .. '","event_type":"workflow_completed","result":"success","target":"' .. ARGV[8]
-      .. '","timestamp":"' .. ARGV[5] .. '"}')
-    emit(KEYS[4], ARGV[11], ARGV[10], '{"event_id":"' .. string.sub(redis.sha1hex(entry_id), 1, 32)
+    table.insert(audits, '{"actor":"' .. ARGV[21] .. '","details":' .. details .. ',"entry_id":"' .. entry_id
+      .. '","event_type":"workflow_completed","result":"success","target":"' .. ARGV[8] .. '","timestamp":"'
+      .. ARGV[5] .. '"}')
+    table.insert(events, '{"event_id":"' .. string.sub(redis.sha1hex(entry_id), 1, 32)
       .. '","event_type":"workflow.completed","source":"' .. ARGV[21] .. '","correlation_id":"' .. ARGV[8]
       .. '","payload":' .. details .. ',"timestamp":"' .. ARGV[5] .. '"}')
   else
-    audit(KEYS[7], KEYS[8], ARGV[16], fill_summary(ARGV[14], c, f, r))
-    emit(KEYS[4], ARGV[11], ARGV[10], fill_summary(ARGV[15], c, f, r))
+    table.insert(audits, fill_summary(ARGV[14], c, f, r))
+    table.insert(events, fill_summary(ARGV[15], c, f, r))
   end
   local ttl = tonumber(ARGV[7])
   redis.call('EXPIRE', run, ttl)
@@ -313,6 +325,8 @@ if out[2] ~= '' then
   redis.call('SREM', KEYS[3], ARGV[8])
   redis.call('ZREM', KEYS[13], ARGV[8])
 end
+emit_all(KEYS[4], ARGV[11], ARGV[10], events)
+audit_all(KEYS[7], KEYS[8], ARGV[16], audits)
 return out
 """
 )
@@ -452,15 +466,15 @@ return {'ok', tostring(new_gen), tostring(reset)}
 # The tail of run creation, queued with EVAL (never EVALSHA) inside the creating MULTI: announces the run once
 # even if the transaction is sent again after a lost reply.
 # KEYS: 1 run, 2 audit, 3 audit-head, 4 events, last: metrics ; ARGV: 1 audit-maxlen, 2 events-maxlen, 3 channel,
-#       4 event json, 5.. audit bodies
+#       4 event json, 5 the runs_started field of the run's labels, 6.. audit bodies
 ANNOUNCE_RUN = (
     _EMIT  # only the helpers it uses: EVAL sends (and Redis hashes) the whole text with every start
     + _AUDIT
     + outcome_metrics.COUNT_LUA
     + """
 if redis.call('HSETNX', KEYS[1], 'announced', '1') == 0 then return 'dup' end
-count('runs_started|' .. run_labels(KEYS[1]))
-for i = 5, #ARGV do audit(KEYS[2], KEYS[3], ARGV[1], ARGV[i]) end
+count(ARGV[5])
+audit_all(KEYS[2], KEYS[3], ARGV[1], {unpack(ARGV, 6)})
 emit(KEYS[4], ARGV[3], ARGV[2], ARGV[4])
 return 'ok'
 """

@@ -24,7 +24,7 @@ from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.runtime.capture import chord_size_commands
 from orchestrator.runtime.deferred import DeferredScript
 from orchestrator.runtime.redis_client import RedisClient, execute_transaction, queue_script, run_script
-from orchestrator.state import run_listing, run_scripts
+from orchestrator.state import outcome_metrics, run_listing, run_scripts
 from orchestrator.state.run_views import read_meta, read_spec, view_from_hash
 from orchestrator.workflows.triggers import TriggerTable
 
@@ -276,7 +276,16 @@ class RunStore:
                 pipe,
                 run_scripts.ANNOUNCE_RUN,
                 [keys.run_key(run_id), keys.AUDIT_STREAM, keys.AUDIT_HEAD, keys.EVENTS_STREAM, keys.METRICS],
-                [self.audit_max, self.events_max, keys.EVENTS_CHANNEL, started_event, *(audit_bodies or [])],
+                [
+                    self.audit_max,
+                    self.events_max,
+                    keys.EVENTS_CHANNEL,
+                    started_event,
+                    outcome_metrics.field(
+                        outcome_metrics.RUNS_STARTED, *outcome_metrics.run_labels(plan.template_id, source)
+                    ),
+                    *(audit_bodies or []),
+                ],
             )
         for command in publishes or ():
             for sent in chord_size_commands(command) if command[0] == "CHORDSIZE" else [command]:

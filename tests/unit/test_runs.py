@@ -346,6 +346,43 @@ def test_the_closing_audit_entry_written_by_the_script_verifies(store: RunStore,
     assert audit.verify().ok
 
 
+def test_a_runs_last_step_indexes_its_event_and_the_runs_closing_one_in_order(
+    store: RunStore, fake_redis: Any
+) -> None:
+    """The finish writes the step's event and the run's closing event in one script: both are in the stream, in
+    that order, and the run's event index lists exactly their stream ids (one push for the two), with its expiry."""
+    from orchestrator.state import step_records
+    from orchestrator.state.events import EventBus
+
+    run_id = started(store, "a")
+    store.begin_step(run_id, "a")
+    spec = store.plan(run_id).steps[0]
+    recs = step_records.completed("w", run_id, spec, 1, 0.001)
+    store.finish_step(run_id, "a", StepStatus.COMPLETED, effect="done", started=0.0, records=recs, actor="w")
+    bus = EventBus(fake_redis)
+    history = bus.history(run_id=run_id)
+    assert [e.event_type for e in history][-2:] == ["workflow.step.completed", "workflow.completed"]
+    stream_ids = [stream_id for stream_id, _ in fake_redis.xrange(keys.EVENTS_STREAM)]
+    assert bus.run_event_ids(run_id) == stream_ids  # every event of the stream is this run's, each indexed once
+    assert 0 < fake_redis.ttl(keys.event_index_key(run_id)) <= keys.EVENT_INDEX_TTL_SECONDS
+
+
+def test_a_start_chains_its_audit_entries_with_one_read_of_the_head(store: RunStore, fake_redis: Any) -> None:
+    """The announce writes the permission check and the start in one script: they link to each other and to the
+    entry before them, and the head moves to the last one."""
+    from orchestrator.state.audit import AuditLog, audit_body
+
+    audit = AuditLog(fake_redis, max_entries=1000)
+    audit.append("agent_registered", "ops", "cmdb-agent")
+    bodies = [audit_body("permission_check", "ann", "run-2"), audit_body("workflow_started", "ann", "run-2")]
+    store.create("run-2", make_plan("a"), created_by="ann", audit_bodies=bodies, started_event="")
+    entries = audit.query(limit=10)
+    assert [e.event_type for e in entries] == ["workflow_started", "permission_check", "agent_registered"]
+    assert entries[0].prev_hash == entries[1].hash and entries[1].prev_hash == entries[2].hash
+    assert fake_redis.get(keys.AUDIT_HEAD) == entries[0].hash
+    assert audit.verify().ok
+
+
 def test_a_failing_run_gets_its_closing_records_with_the_summary_filled_in(store: RunStore, fake_redis: Any) -> None:
     from orchestrator.errors import TaskExecutionError
     from orchestrator.state import step_records
