@@ -346,9 +346,7 @@ def test_the_closing_audit_entry_written_by_the_script_verifies(store: RunStore,
     assert audit.verify().ok
 
 
-def test_a_runs_last_step_indexes_its_event_and_the_runs_closing_one_in_order(
-    store: RunStore, fake_redis: Any
-) -> None:
+def test_a_runs_last_step_indexes_its_event_and_the_runs_closing_one_in_order(store: RunStore, fake_redis: Any) -> None:
     """The finish writes the step's event and the run's closing event in one script: both are in the stream, in
     that order, and the run's event index lists exactly their stream ids (one push for the two), with its expiry."""
     from orchestrator.state import step_records
