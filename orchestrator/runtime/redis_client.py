@@ -177,12 +177,32 @@ def packed(commands: list[tuple[Any, ...]]) -> list[bytes]:
     """``commands`` in the Redis protocol as one piece, each packed by hiredis.
 
     redis-py's own packer calls the same ``hiredis.pack_command`` for each command, after a pass over every
-    argument in Python (command names are split on spaces, buffers copied to bytes); the transactions and scripts
-    sent here carry one-word command names and no buffers, and that pass cost more than the packing itself.
+    argument in Python; that pass cost more than the packing itself. Here it runs only for a command that needs
+    it (a name of several words, such as ``SCRIPT LOAD``, or a buffer among the arguments), so the bytes are
+    always the ones redis-py would send.
     """
+    pieces = []
+    for command in commands:
+        name = command[0]
+        several_words = " " in name if isinstance(name, str) else b" " in name  # hiredis would send one word
+        try:
+            pieces.append(_pack_as_redis_py(command) if several_words else hiredis.pack_command(command))
+        except TypeError:  # a buffer among the arguments
+            pieces.append(_pack_as_redis_py(command))
+    return [b"".join(pieces)]
+
+
+def _as_redis_py_sends(command: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``command`` shaped as redis-py's packer shapes it: its name split into words, buffers copied to bytes."""
+    name, *arguments = command
+    words = tuple((name.encode() if isinstance(name, str) else bytes(name)).split())
+    return (*words, *(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in arguments))
+
+
+def _pack_as_redis_py(command: tuple[Any, ...]) -> bytes:
     try:
-        return [b"".join([hiredis.pack_command(command) for command in commands])]
-    except TypeError as exc:  # an argument Redis cannot take (None, a dict): raised as redis-py raises it
+        return hiredis.pack_command(_as_redis_py_sends(command))  # type: ignore[no-any-return]
+    except TypeError as exc:  # an argument Redis cannot take (None, a dict): refused as redis-py refuses it
         raise DataError(str(exc)) from exc
 
 

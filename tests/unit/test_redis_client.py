@@ -108,6 +108,8 @@ _ARGUMENTS = st.lists(
     st.one_of(
         st.text(),
         st.binary(),
+        st.binary().map(bytearray),
+        st.binary().map(memoryview),
         st.integers(min_value=-(2**63), max_value=2**63 - 1),
         st.floats(allow_nan=False, allow_infinity=False),
     ),
@@ -116,10 +118,15 @@ _ARGUMENTS = st.lists(
 
 
 @settings(max_examples=200, deadline=None)
-@given(commands=st.lists(st.tuples(st.sampled_from(["HSET", "ZADD", "EVALSHA", "LPUSH"]), _ARGUMENTS), max_size=4))
+@given(
+    commands=st.lists(
+        st.tuples(st.sampled_from(["HSET", "ZADD", "EVALSHA", "LPUSH", "SCRIPT LOAD", b"CLIENT SETNAME"]), _ARGUMENTS),
+        max_size=4,
+    )
+)
 def test_packed_commands_are_the_bytes_redis_py_would_send(commands: list[tuple[str, list[Any]]]) -> None:
-    """``packed`` skips redis-py's per-argument pass, not its encoding: text (any Unicode), bytes, integers and
-    floats go out exactly as redis-py's own packer writes them."""
+    """``packed`` skips redis-py's per-argument pass where it changes nothing: text (any Unicode), bytes, buffers,
+    integers and floats, under one-word and several-word command names, go out exactly as redis-py writes them."""
     from orchestrator.runtime import redis_client
 
     client = redis_client.get_redis("redis://127.0.0.1:1/0")  # never connects: packing needs no server
