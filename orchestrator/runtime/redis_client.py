@@ -10,6 +10,7 @@ Blocking reads (pub/sub, XREAD BLOCK) use clients of their own with a read timeo
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
@@ -122,9 +123,6 @@ def queue_script(pipe: Any, source: str, keys: list[str], args: list[Any]) -> No
         pipe.evalsha(script_sha(source), len(keys), *keys, *args)
 
 
-_NOSCRIPT = object()
-
-
 def run_script(client: RedisClient, script: Any, keys: list[Any], args: list[Any]) -> Any:
     """``script(keys=keys, args=args)`` (a registered redis-py ``Script``) sent straight on a pooled connection.
 
@@ -134,17 +132,20 @@ def run_script(client: RedisClient, script: Any, keys: list[Any], args: list[Any
     flushed its scripts) answered by the ordinary call, which loads the script. A reply half read never goes back
     to the pool: redis-py drops such a connection itself.
     """
-    pool = client.connection_pool
+    try:
+        return _on_pooled_connection(client.connection_pool, lambda c: _evalsha(c, script.sha, keys, args))
+    except NoScriptError:
+        return script(keys=keys, args=args)
+
+
+def _on_pooled_connection(pool: Any, call: Callable[[Any], Any]) -> Any:
+    """``call(connection)`` on a connection borrowed from ``pool``, run again on a fresh connection after a lost
+    one (the connection's own ``Retry``, as redis-py runs its commands), and the connection given back."""
     connection = pool.get_connection()
     try:
-        reply = connection.retry.call_with_retry(
-            lambda: _evalsha(connection, script.sha, keys, args), lambda _error: connection.disconnect()
-        )
-    except NoScriptError:
-        reply = _NOSCRIPT
+        return connection.retry.call_with_retry(lambda: call(connection), lambda _error: connection.disconnect())
     finally:
         pool.release(connection)
-    return script(keys=keys, args=args) if reply is _NOSCRIPT else reply
 
 
 def send_evalsha(connection: Any, sha: str, keys: list[Any], args: list[Any]) -> None:
@@ -226,14 +227,11 @@ def execute_transaction(pipe: Any) -> list[Any]:
     ):
         return list(pipe.execute())
     payload = packed([("MULTI",), *(args for args, _ in commands), ("EXEC",)])
-    pool = pipe.connection_pool
-    connection = pool.get_connection()
     try:
-        return connection.retry.call_with_retry(  # type: ignore[no-any-return]
-            lambda: _transact(pipe, connection, payload, commands), lambda _error: connection.disconnect()
+        return _on_pooled_connection(  # type: ignore[no-any-return]
+            pipe.connection_pool, lambda connection: _transact(pipe, connection, payload, commands)
         )
     finally:
-        pool.release(connection)
         pipe.reset()
 
 
