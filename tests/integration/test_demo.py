@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,11 +75,16 @@ def test_ctrl_c_leaves_no_process_behind(tmp_path: Path, redis_base: str) -> Non
     _redis_or_skip(url).flushdb()  # a database of the suite's own server
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env.update({"ORCH_DATA_DIR": str(tmp_path), "ORCH_REDIS__URL": url})
-    demo = subprocess.Popen(DEMO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    output = tmp_path / "demo.out"  # what the demo printed, shown if it did not stop on Ctrl-C
+    with output.open("wb") as sink:
+        demo = subprocess.Popen(DEMO, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: len(_workers_on(tmp_path)) >= 6, timeout=60, what="the demo's workers")
+        signalled = time.monotonic()
         demo.send_signal(signal.SIGINT)
-        assert demo.wait(timeout=60) != 0
+        code = demo.wait(timeout=60)
+        took = time.monotonic() - signalled
+        assert code != 0, f"exit {code} {took:.1f}s after Ctrl-C; the demo printed:\n{output.read_text()[-3000:]}"
     finally:
         if demo.poll() is None:
             demo.kill()
