@@ -293,6 +293,49 @@ def test_a_join_on_more_dependencies_than_one_read_batch_names_the_first_unfinis
     assert store.get("run-1").status == RunStatus.COMPLETED
 
 
+def wide_run(store: RunStore, count: int, run_id: str = "run-1") -> list[str]:
+    """A running run of ``count`` independent steps (more than one of the scripts' 500-step read batches)."""
+    ids = [f"s{i}" for i in range(count)]
+    plan = WorkflowPlan(template_id=None, name="wide", priority=Priority.HIGH, steps=[planned(s) for s in ids])
+    store.create(run_id, plan, created_by="t")
+    store.transition(run_id, RunStatus.RUNNING)
+    return ids
+
+
+def test_cancelling_a_run_larger_than_one_read_batch_marks_every_waiting_step(store: RunStore, fake_redis: Any) -> None:
+    ids = wide_run(store, 1003)
+    store.begin_step("run-1", "s0")  # running
+    store.begin_step("run-1", "s700")
+    store.finish_step("run-1", "s700", StepStatus.FAILED, effect="retry", started=0.0, retry_at=1.0)  # retrying
+    store.begin_step("run-1", "s900")
+    store.finish_step("run-1", "s900", StepStatus.COMPLETED, effect="done", started=0.0)
+    assert fake_redis.zrange(keys.RETRIES, 0, -1) == ["run-1|s700|0"]
+    result = store.cancel("run-1", actor="ann", audit_template="", event_template="")
+    assert result.running == ["s0"]
+    assert result.cancelled == [s for s in ids if s not in ("s0", "s900")]  # in plan order, across the batches
+    assert fake_redis.zrange(keys.RETRIES, 0, -1) == []  # the retrying step will not be re-sent
+    statuses = {s.step_id: s.status for s in store.get("run-1").steps}
+    assert statuses.pop("s0") == StepStatus.RUNNING and statuses.pop("s900") == StepStatus.COMPLETED
+    assert set(statuses.values()) == {StepStatus.CANCELLED} and len(statuses) == 1001
+
+
+def test_the_closing_summary_of_a_run_larger_than_one_read_batch_lists_every_step_in_order(
+    store: RunStore, fake_redis: Any
+) -> None:
+    ids = wide_run(store, 1003)
+    ended = {f"st:{s}": "completed" for s in ids[:-1]}
+    ended.update({"st:s5": "failed", "st:s501": "skipped"})  # s5 failed under the skip policy
+    fake_redis.hset(keys.run_key("run-1"), mapping={**ended, "done": len(ids) - 1})
+    store.begin_step("run-1", ids[-1])
+    last = store.finish_step("run-1", ids[-1], StepStatus.COMPLETED, effect="done", started=0.0)
+    assert last.run_ended == RunStatus.COMPLETED
+    assert last.summary == {
+        "steps_completed": [s for s in ids if s not in ("s5", "s501")],
+        "steps_remaining": [],
+        "steps_failed": ["s5"],
+    }
+
+
 def test_begin_counts_attempts_and_keeps_the_first_start(store: RunStore, fake_redis: Any) -> None:
     from orchestrator.state.runs import Lease
 
