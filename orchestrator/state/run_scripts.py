@@ -128,6 +128,11 @@ local function alive(workers, owner, now, ttl)
   local beat = redis.call('ZSCORE', workers, inst)
   return beat ~= false and beat ~= nil and tonumber(beat) > now - ttl
 end
+-- ``redis.call(command, key, ...)`` over ``items``, ``size`` at a time: one call per slice instead of one per item
+-- (for the runs of many steps), each argument list short enough for Lua's ``unpack``.
+local function in_slices(command, key, items, size)
+  for first = 1, #items, size do redis.call(command, key, unpack(items, first, math.min(first + size - 1, #items))) end
+end
 -- The status of every step of ``order`` (false for none), read in batches: one HMGET per 500 steps, so closing or
 -- cancelling a 10,000-step run holds Redis for 20 reads instead of 10,000.
 local function step_states(run, order)
@@ -379,10 +384,8 @@ for i, id in ipairs(order) do
     if st == 'retrying' then table.insert(retried, ARGV[9] .. '|' .. id .. '|' .. gen) end
   end
 end
-for first = 1, #marks, 1000 do redis.call('HSET', run, unpack(marks, first, math.min(first + 999, #marks))) end
-for first = 1, #retried, 500 do
-  redis.call('ZREM', KEYS[7], unpack(retried, first, math.min(first + 499, #retried)))
-end
+in_slices('HSET', run, marks, 1000)
+in_slices('ZREM', KEYS[7], retried, 500)
 local c, r = json_list(cancelled), json_list(running)
 audit(KEYS[5], KEYS[6], ARGV[8], fill(fill(ARGV[3], '"@@steps_cancelled@@"', c), '"@@steps_running@@"', r))
 emit(KEYS[4], ARGV[7], ARGV[6], fill(fill(ARGV[4], '"@@steps_cancelled@@"', c), '"@@steps_running@@"', r))
@@ -441,27 +444,29 @@ if mode == 'repair' and status ~= 'running' then return {'illegal', status, ''} 
 local gen = redis.call('HGET', run, 'generation') or '0'
 if gen ~= ARGV[2] then return {'moved', gen, ''} end
 local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
-for i = 13, #ARGV do
-  local sid = ARGV[i]
-  if redis.call('HGET', run, 'st:' .. sid) == 'running' then
+local redo = {}
+for i = 13, #ARGV do table.insert(redo, ARGV[i]) end
+local states = step_states(run, redo)
+for i, sid in ipairs(redo) do
+  if states[i] == 'running' then
     local owner = redis.call('HGET', run, 'ow:' .. sid)
     if alive(KEYS[11], owner, now, ttl) then return {'busy', sid, owner} end
   end
 end
 local new_gen = redis.call('HINCRBY', run, 'generation', 1)
-local reset = 0
-for i = 13, #ARGV do
-  local sid = ARGV[i]
-  local st = redis.call('HGET', run, 'st:' .. sid)
-  if st ~= 'completed' and st ~= nil then
-    local old = ARGV[12] .. '|' .. sid .. '|' .. gen
-    redis.call('ZREM', KEYS[12], old)
-    redis.call('ZREM', KEYS[13], old)
-    redis.call('HSET', run, 'st:' .. sid, 'pending')
-    redis.call('HDEL', run, 'r:' .. sid, 'ow:' .. sid, 'dv:' .. sid)
-    reset = reset + 1
+local members, marks, stale = {}, {}, {}  -- what the steps to redo leave behind, written 500 steps at a time
+for i, sid in ipairs(redo) do
+  if states[i] ~= 'completed' then
+    table.insert(members, ARGV[12] .. '|' .. sid .. '|' .. gen)
+    table.insert(marks, 'st:' .. sid) table.insert(marks, 'pending')
+    table.insert(stale, 'r:' .. sid) table.insert(stale, 'ow:' .. sid) table.insert(stale, 'dv:' .. sid)
   end
 end
+local reset = #members
+in_slices('ZREM', KEYS[12], members, 500)
+in_slices('ZREM', KEYS[13], members, 500)
+in_slices('HSET', run, marks, 1000)
+in_slices('HDEL', run, stale, 1500)
 redis.call('HSET', run, 'done', tonumber(redis.call('HGET', run, 'total')) - reset, 'status', 'running',
   'touched', ARGV[4])
 reindex(run, status, 'running')

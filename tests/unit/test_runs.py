@@ -319,6 +319,29 @@ def test_cancelling_a_run_larger_than_one_read_batch_marks_every_waiting_step(st
     assert set(statuses.values()) == {StepStatus.CANCELLED} and len(statuses) == 1001
 
 
+def test_resuming_a_run_larger_than_one_read_batch_resets_every_step_that_did_not_complete(
+    store: RunStore, fake_redis: Any
+) -> None:
+    ids = wide_run(store, 1003)
+    run_key = keys.run_key("run-1")
+    for sid in ("s10", "s600", "s1002"):  # a retry that never came back, across the batches
+        store.begin_step("run-1", sid)
+        store.finish_step("run-1", sid, StepStatus.FAILED, effect="retry", started=0.0, retry_at=1.0)
+    fake_redis.hset(run_key, mapping={f"st:{s}": "completed" for s in ids[:500]})  # s10 among them
+    fake_redis.hset(run_key, mapping={f"st:{s}": "failed" for s in ids[700:900]})
+    store.begin_step("run-1", "s650")  # its worker died mid-step: it holds no live lease
+    assert fake_redis.zrange(keys.LEASES, 0, -1) == ["run-1|s650|0"]
+    fake_redis.hset(run_key, "status", "failed")
+    assert _redispatch(store, "run-1", ids[1:]) == ("ok", "1", str(1003 - 500))
+    assert fake_redis.zrange(keys.LEASES, 0, -1) == []
+    view = store.get("run-1")
+    statuses = [s.status for s in view.steps]
+    assert statuses[:500] == [StepStatus.COMPLETED] * 500 and statuses[500:] == [StepStatus.PENDING] * 503
+    assert view.steps[600].result is None and view.steps[600].error is None  # its failed attempt is gone
+    assert fake_redis.hget(run_key, "r:s10") is not None  # a completed step keeps its outcome
+    assert fake_redis.zrange(keys.RETRIES, 0, -1) == ["run-1|s10|0"]  # only completed steps' entries stay
+
+
 def test_the_closing_summary_of_a_run_larger_than_one_read_batch_lists_every_step_in_order(
     store: RunStore, fake_redis: Any
 ) -> None:
