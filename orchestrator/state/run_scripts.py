@@ -133,8 +133,8 @@ end
 local function in_slices(command, key, items, size)
   for first = 1, #items, size do redis.call(command, key, unpack(items, first, math.min(first + size - 1, #items))) end
 end
--- The status of every step of ``order`` (false for none), read in batches: one HMGET per 500 steps, so closing or
--- cancelling a 10,000-step run holds Redis for 20 reads instead of 10,000.
+-- The status of every step of ``order`` (false for none), read in batches: one HMGET per 500 steps, so closing,
+-- cancelling or resuming a 10,000-step run holds Redis for 20 reads instead of 10,000.
 local function step_states(run, order)
   local states = {}
   for first = 1, #order, 500 do
