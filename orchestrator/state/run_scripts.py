@@ -104,30 +104,6 @@ local function json_list(items)
   if #items == 0 then return '[]' end
   return '["' .. table.concat(items, '","') .. '"]'
 end
--- The first of a comma list of dependencies that has not ended (read in batches: one HMGET per 500).
-local function first_unfinished(run, deps)
-  if not deps or deps == '' then return nil end
-  local fields = {}
-  for dep in string.gmatch(deps, '[^,]+') do table.insert(fields, 'st:' .. dep) end
-  for first = 1, #fields, 500 do
-    local states = redis.call('HMGET', run, unpack(fields, first, math.min(first + 499, #fields)))
-    for i, ds in ipairs(states) do
-      if not (ds == 'completed' or ds == 'failed' or ds == 'skipped') then
-        return string.sub(fields[first + i - 1], 4)
-      end
-    end
-  end
-  return nil
-end
-local function is_done(st)
-  return st == 'completed' or st == 'failed' or st == 'skipped' or st == 'denied'
-end
-local function alive(workers, owner, now, ttl)
-  if not owner or owner == '' then return false end
-  local inst = string.match(owner, '^[^/]+')
-  local beat = redis.call('ZSCORE', workers, inst)
-  return beat ~= false and beat ~= nil and tonumber(beat) > now - ttl
-end
 -- ``redis.call(command, key, ...)`` over ``items``, ``size`` at a time: one call per slice instead of one per item
 -- (for the runs of many steps), each argument list short enough for Lua's ``unpack``.
 local function in_slices(command, key, items, size)
@@ -144,6 +120,27 @@ local function step_states(run, order)
     for i = 1, #fields do states[first + i - 1] = got[i] end
   end
   return states
+end
+-- The first of a comma list of dependencies that has not ended (their statuses read through ``step_states``).
+local function first_unfinished(run, deps)
+  if not deps or deps == '' then return nil end
+  local ids = {}
+  for dep in string.gmatch(deps, '[^,]+') do table.insert(ids, dep) end
+  local states = step_states(run, ids)
+  for i, dep in ipairs(ids) do
+    local ds = states[i]
+    if not (ds == 'completed' or ds == 'failed' or ds == 'skipped') then return dep end
+  end
+  return nil
+end
+local function is_done(st)
+  return st == 'completed' or st == 'failed' or st == 'skipped' or st == 'denied'
+end
+local function alive(workers, owner, now, ttl)
+  if not owner or owner == '' then return false end
+  local inst = string.match(owner, '^[^/]+')
+  local beat = redis.call('ZSCORE', workers, inst)
+  return beat ~= false and beat ~= nil and tonumber(beat) > now - ttl
 end
 local function summary_lists(run, decoded)
   local order = (decoded or cjson.decode(redis.call('HGET', run, 'meta')))['order']
