@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     worker_agent: str | None = None
     worker_role: str | None = None
+    worker_parent_pid: int | None = Field(
+        default=None, description="Set by the process that starts a worker (WorkerPool): the worker stops when it dies"
+    )
     fault_injection: bool = Field(default=False, description="Honour orch:fault:<step_id> keys (tests, drills)")
     retry_backoff_base_seconds: float = Field(default=1.0, ge=0.0, le=600)
     retry_backoff_max_seconds: float = Field(default=60.0, ge=0.0, le=3600)

@@ -12,9 +12,11 @@ from typing import Any
 from celery.signals import setup_logging, worker_process_shutdown, worker_ready, worker_shutdown
 
 from orchestrator.runtime.celery_app import create_celery
+from orchestrator.runtime.procs import die_with_parent
 from orchestrator.settings import get_settings
 
 log = logging.getLogger(__name__)
+die_with_parent(get_settings().worker_parent_pid)  # started by a WorkerPool (demo, up, bench): stop when it dies
 app = create_celery(get_settings(), name="itom-orchestrator-worker")
 app.conf.worker_consumer = "workers.consumer:GuardedConsumer"  # a malformed message never stops the worker
 

@@ -94,13 +94,17 @@ class _Worker:
     recovering: bool = False  # restarted, and health still says so until its new instance beats
 
     def spawn(self) -> None:
+        """Start the worker; it stops itself when this process dies (``die_with_parent``, called by the worker).
+
+        No ``preexec_fn``: with one, ``subprocess`` forks with Python's at-fork hooks running in this process, and
+        a Ctrl-C that lands inside one is reported as "Exception ignored" and lost (the demo then ran to its end).
+        """
         self.process = subprocess.Popen(
             self.command,
-            env=self.env,
+            env={**self.env, PARENT_PID_ENV: str(os.getpid())},
             stdout=subprocess.DEVNULL if self.quiet else None,
             stderr=subprocess.DEVNULL if self.quiet else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - one async-signal-safe libc call
         )
         self.started_at = time.monotonic()
         self.restart_at = None
@@ -248,16 +252,27 @@ class WorkerPool:
 
 
 PR_SET_PDEATHSIG = 1
-try:  # resolved now, so the child between fork and exec only makes one libc call (no imports, no locks)
+PARENT_PID_ENV = "ORCH_WORKER_PARENT_PID"
+try:
     _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
 except OSError:  # not glibc Linux: stop() still stops the pool on every normal exit
     _LIBC = None
 
 
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGTERM (warm shutdown) if the process that started it dies without stopping it."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def die_with_parent(parent_pid: int | None) -> None:
+    """Linux: this worker gets SIGTERM (a warm shutdown) when ``parent_pid``, the process that started it, dies
+    without stopping it; if that process is gone already, the worker does not start.
+
+    Called by the worker itself at start (``workers.app``) with ``ORCH_WORKER_PARENT_PID``, which ``WorkerPool``
+    sets (a worker started on its own has none). Asked for first, then checked: a parent that dies after the
+    ``prctl`` sends the signal, one that died before it is no longer this process' parent.
+    """
+    os.environ.pop(PARENT_PID_ENV, None)  # read already: a process the worker starts must not take it as its own
+    if parent_pid is None or _LIBC is None:
+        return
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:
+        raise SystemExit(f"the process that started this worker ({parent_pid}) is gone: not starting")
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

@@ -89,3 +89,22 @@ def test_ctrl_c_leaves_no_process_behind(tmp_path: Path, redis_base: str) -> Non
         if demo.poll() is None:
             demo.kill()
     wait_until(lambda: not _workers_on(tmp_path), timeout=20, what="every worker to exit")
+
+
+def test_a_killed_demo_leaves_no_worker_behind(tmp_path: Path, redis_base: str) -> None:
+    """SIGKILL runs no clean-up in the demo: each worker stops itself when the process that started it dies."""
+    import signal
+
+    from tests.integration.helpers import wait_until
+
+    url = db_url(redis_base, DB_DEMO)
+    _redis_or_skip(url).flushdb()  # a database of the suite's own server
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    env.update({"ORCH_DATA_DIR": str(tmp_path), "ORCH_REDIS__URL": url})
+    demo = subprocess.Popen(DEMO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: len(_workers_on(tmp_path)) >= 6, timeout=60, what="the demo's workers")
+    finally:
+        demo.send_signal(signal.SIGKILL)
+        demo.wait(timeout=30)
+    wait_until(lambda: not _workers_on(tmp_path), timeout=60, what="every worker to stop after the demo was killed")
