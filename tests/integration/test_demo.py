@@ -16,6 +16,15 @@ from tests.integration.conftest import DB_DEMO, _redis_or_skip, db_url
 pytestmark = pytest.mark.integration
 
 DEMO = [sys.executable, "-c", "from orchestrator.cli.main import main; main()", "demo"]
+# The demo as a terminal starts it, whatever started this suite: a shell starts a background job with SIGINT
+# ignored, a child inherits that, and Python then leaves Ctrl-C ignored (the demo would run to its end).
+DEMO_AT_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from orchestrator.cli.main import main; main()",
+    "demo",
+]
 
 
 def _run_demo(env_extra: dict[str, str], data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -66,6 +75,21 @@ def _workers_on(data_dir: Path) -> list[int]:
     return found
 
 
+def _signal_state(pid: int) -> dict[str, str]:
+    """The signal masks of ``pid`` and of each of its threads (what a lost Ctrl-C needs explained)."""
+    found: dict[str, str] = {}
+    for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+        found[task.name] = " ".join(
+            f"{k}={fields.get(k, '?').strip()}" for k in ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+        )
+    return found
+
+
 def test_ctrl_c_leaves_no_process_behind(tmp_path: Path, redis_base: str) -> None:
     import signal
 
@@ -77,14 +101,18 @@ def test_ctrl_c_leaves_no_process_behind(tmp_path: Path, redis_base: str) -> Non
     env.update({"ORCH_DATA_DIR": str(tmp_path), "ORCH_REDIS__URL": url})
     output = tmp_path / "demo.out"  # what the demo printed, shown if it did not stop on Ctrl-C
     with output.open("wb") as sink:
-        demo = subprocess.Popen(DEMO, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        demo = subprocess.Popen(DEMO_AT_A_TERMINAL, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: len(_workers_on(tmp_path)) >= 6, timeout=60, what="the demo's workers")
         signalled = time.monotonic()
         demo.send_signal(signal.SIGINT)
+        signals = _signal_state(demo.pid)
         code = demo.wait(timeout=60)
         took = time.monotonic() - signalled
-        assert code != 0, f"exit {code} {took:.1f}s after Ctrl-C; the demo printed:\n{output.read_text()[-3000:]}"
+        assert code != 0, (
+            f"exit {code} {took:.1f}s after Ctrl-C; its signal state then: {signals}; the demo printed:\n"
+            f"{output.read_text()[:1500]}\n...\n{output.read_text()[-1500:]}"
+        )
     finally:
         if demo.poll() is None:
             demo.kill()
