@@ -27,9 +27,15 @@ DEMO_AT_A_TERMINAL = [
 ]
 
 
-def _run_demo(env_extra: dict[str, str], data_dir: Path) -> subprocess.CompletedProcess[str]:
+def _demo_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """This environment without its ``ORCH_*`` settings, the demo's data under ``data_dir``, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env.update({"ORCH_DATA_DIR": str(data_dir), "COLUMNS": "160", **env_extra})
+    env.update({"ORCH_DATA_DIR": str(data_dir), **extra})
+    return env
+
+
+def _run_demo(env_extra: dict[str, str], data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = _demo_env(data_dir, COLUMNS="160", **env_extra)
     return subprocess.run(DEMO, env=env, capture_output=True, text=True, timeout=240, check=False)
 
 
@@ -97,8 +103,7 @@ def test_ctrl_c_leaves_no_process_behind(tmp_path: Path, redis_base: str) -> Non
 
     url = db_url(redis_base, DB_DEMO)
     _redis_or_skip(url).flushdb()  # a database of the suite's own server
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env.update({"ORCH_DATA_DIR": str(tmp_path), "ORCH_REDIS__URL": url})
+    env = _demo_env(tmp_path, ORCH_REDIS__URL=url)
     output = tmp_path / "demo.out"  # what the demo printed, shown if it did not stop on Ctrl-C
     with output.open("wb") as sink:
         demo = subprocess.Popen(DEMO_AT_A_TERMINAL, env=env, stdout=sink, stderr=subprocess.STDOUT)
@@ -127,8 +132,7 @@ def test_a_killed_demo_leaves_no_worker_behind(tmp_path: Path, redis_base: str) 
 
     url = db_url(redis_base, DB_DEMO)
     _redis_or_skip(url).flushdb()  # a database of the suite's own server
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env.update({"ORCH_DATA_DIR": str(tmp_path), "ORCH_REDIS__URL": url})
+    env = _demo_env(tmp_path, ORCH_REDIS__URL=url)
     demo = subprocess.Popen(DEMO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: len(_workers_on(tmp_path)) >= 6, timeout=60, what="the demo's workers")

@@ -50,7 +50,7 @@ def test_a_spawned_worker_is_told_which_process_started_it(capfd: pytest.Capture
 def test_a_worker_whose_starter_is_gone_does_not_start() -> None:
     result = _python(
         "import os\n"
-        "from orchestrator.runtime.procs import PARENT_PID_ENV, die_with_parent\n"
+        "from orchestrator.runtime.procs import die_with_parent\n"
         "die_with_parent(os.getppid() + 1)  # not this process' parent: the starter died before the worker asked\n"
         "print('started')\n"
     )
