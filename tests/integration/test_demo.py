@@ -15,14 +15,14 @@ from tests.integration.conftest import DB_DEMO, _redis_or_skip, db_url
 
 pytestmark = pytest.mark.integration
 
-DEMO = [sys.executable, "-c", "from orchestrator.cli.main import main; main()", "demo"]
+_MAIN = "from orchestrator.cli.main import main; main()"
+DEMO = [sys.executable, "-c", _MAIN, "demo"]
 # The demo as a terminal starts it, whatever started this suite: a shell starts a background job with SIGINT
 # ignored, a child inherits that, and Python then leaves Ctrl-C ignored (the demo would run to its end).
 DEMO_AT_A_TERMINAL = [
     sys.executable,
     "-c",
-    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "from orchestrator.cli.main import main; main()",
+    f"import signal; signal.signal(signal.SIGINT, signal.default_int_handler); {_MAIN}",
     "demo",
 ]
 
