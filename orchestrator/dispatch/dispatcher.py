@@ -9,7 +9,6 @@ messages are pushed inside the record's own transaction instead: recorded and en
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -351,13 +350,11 @@ class Lean:
 
 
 def lean(compiled: CompiledPlan, broker_url: str = "") -> Lean:
-    """``prepare_canvas`` on the main canvas and the stored (multi-step) trigger canvases, each parsed from the
-    compiler's JSON text (one parse, no copy); one-step triggers are built and prepared when they fire
-    (``Outbox``)."""
+    """``prepare_canvas`` on the main canvas, parsed from the compiler's JSON text (one parse, no copy); trigger
+    canvases are built and prepared when they fire (``Outbox``)."""
     main = compiled.main_json
     canvas = None if main is None else prepare_canvas_json(main, broker_url)
-    triggers = compiled.triggers.with_canvases(lambda text: json.dumps(prepare_canvas_json(text, broker_url)))
-    return Lean(canvas, triggers)
+    return Lean(canvas, compiled.triggers)
 
 
 __all__ = ["CancelReport", "Dispatcher", "Lean", "lean", "new_run_id"]

@@ -21,12 +21,14 @@ from redis.connection import parse_url
 
 from orchestrator import keys
 from orchestrator.dispatch.enqueue import enqueue
+from orchestrator.models.workflow import PlannedStep
 from orchestrator.runtime.canvas_results import drop_unused_results, drop_unused_results_json, map_priorities
 from orchestrator.runtime.capture import Command, captured_publishes
 from orchestrator.runtime.celery_app import REDIS_TRANSPORT, broker_priority
 from orchestrator.runtime.step_push import chord_pushes, step_push
 from orchestrator.state.runs import RunStore
-from orchestrator.workflows.compiler import step_signature_dict
+from orchestrator.workflows.compiler import step_signature_dict, to_canvas_dict
+from orchestrator.workflows.spec import CanvasSpec, Step, step_ids
 
 log = logging.getLogger(__name__)
 
@@ -219,22 +221,44 @@ class Outbox:
     def _trigger_canvases(
         self, run_id: str, trigger_ids: list[str], generation: int, known: Any = None
     ) -> dict[str, dict[str, Any]]:
-        """Stored canvases as they are; one-step triggers built from their step's spec, prepared as dispatch
-        prepares a start (no result write, the broker's priority order). ``known``: what the drain's read
-        already fetched (stored canvases, specs) for these triggers."""
+        """Each trigger's canvas, built from its stored spec (a one-step trigger's is its step) and its steps' planned
+        specs, prepared as dispatch prepares a start (no result write, the broker's priority order); a canvas an
+        earlier version stored whole is used as it is. ``known``: what the drain's read already fetched (stored
+        canvases, specs) for these triggers; the specs of steps behind a multi-step trigger's first take one more
+        read."""
         if known is not None and set(trigger_ids) <= set(known[0]) | set(known[1]):
             stored, specs = known
         else:
             stored = self.runs.trigger_canvases(run_id, trigger_ids)
             specs = self.runs.step_specs(run_id, [tid for tid, (canvas, _) in stored.items() if canvas is None])
+        missing = [
+            step_id
+            for canvas, _ in stored.values()
+            if canvas is not None and not isinstance(canvas, dict)
+            for step_id in step_ids(canvas)
+            if step_id not in specs
+        ]
+        if missing:
+            specs = {**specs, **self.runs.step_specs(run_id, missing)}
         found: dict[str, dict[str, Any]] = {}
         for trigger_id, (canvas, priority) in stored.items():
-            if canvas is not None:
+            if isinstance(canvas, dict):
                 found[trigger_id] = canvas
-            elif trigger_id in specs:
-                built = step_signature_dict(specs[trigger_id], run_id, generation, priority)
+                continue
+            built = _built_canvas(Step(trigger_id) if canvas is None else canvas, specs, run_id, generation, priority)
+            if built is not None:
                 found[trigger_id] = prepare_canvas(built, self.broker_url)
         return found
+
+
+def _built_canvas(
+    spec: CanvasSpec, specs: dict[str, PlannedStep], run_id: str, generation: int, priority: int
+) -> dict[str, Any] | None:
+    """A trigger's canvas in Celery's dict form; None when a step's spec is gone (nothing to apply then)."""
+    if not all(step_id in specs for step_id in step_ids(spec)):
+        log.warning("trigger canvas of run %s left unapplied: a step's spec is missing", run_id)
+        return None
+    return to_canvas_dict(spec, lambda step_id: step_signature_dict(specs[step_id], run_id, generation, priority))
 
 
 def prepare_canvas(canvas: dict[str, Any], broker_url: str) -> dict[str, Any]:

@@ -26,7 +26,10 @@ from orchestrator.runtime.deferred import DeferredScript
 from orchestrator.runtime.redis_client import RedisClient, execute_transaction, queue_script, run_script
 from orchestrator.state import outcome_metrics, run_listing, run_scripts
 from orchestrator.state.run_views import read_meta, read_spec, view_from_hash
+from orchestrator.workflows.spec import CanvasSpec, spec_from_plain
 from orchestrator.workflows.triggers import TriggerTable
+
+StoredCanvas = CanvasSpec | dict[str, Any] | None  # what a trigger's ``sig:`` field holds, parsed
 
 # Which statuses a run may move to from which (completed/failed via steps are handled by FINISH_STEP).
 LEGAL_FROM: dict[RunStatus, tuple[RunStatus, ...]] = {
@@ -312,7 +315,8 @@ class RunStore:
     @staticmethod
     def _write_triggers(pipe: Any, key: str, triggers: TriggerTable | None, priority: int) -> None:
         """``wait:<t>`` counts down, ``idx:<step>`` lists the triggers a step releases, ``sig:<t>`` is the canvas
-        as JSON (empty for a one-step trigger: its step's signature is built when it fires, at priority ``prio``).
+        spec (``spec_json``; empty for a one-step trigger): its steps' signatures are built when it fires, at
+        priority ``prio``.
         Read straight from the table's columns: no record per trigger on the way."""
         pipe.delete(key)
         if not triggers:
@@ -394,9 +398,9 @@ class RunStore:
         entries: dict[str, str] = self.redis.hgetall(keys.run_outbox_key(run_id))
         return entries
 
-    def trigger_canvases(self, run_id: str, trigger_ids: list[str]) -> dict[str, tuple[dict[str, Any] | None, int]]:
-        """What each trigger applies, in one round trip: its stored canvas, or None for a one-step trigger
-        (build it from ``step_spec``), with the run's broker priority. Unknown triggers are left out."""
+    def trigger_canvases(self, run_id: str, trigger_ids: list[str]) -> dict[str, tuple[StoredCanvas, int]]:
+        """What each trigger applies, in one round trip (see ``parse_trigger_canvases``), with the run's broker
+        priority. Unknown triggers are left out."""
         if not trigger_ids:
             return {}
         triggers = keys.run_triggers_key(run_id)
@@ -405,15 +409,17 @@ class RunStore:
         )
 
     @staticmethod
-    def parse_trigger_canvases(
-        trigger_ids: list[str], raw: list[str | None]
-    ) -> dict[str, tuple[dict[str, Any] | None, int]]:
-        """``trigger_canvases`` from an HMGET of ``prio`` and each ``sig:<trigger>`` (read in a caller's pipeline)."""
+    def parse_trigger_canvases(trigger_ids: list[str], raw: list[str | None]) -> dict[str, tuple[StoredCanvas, int]]:
+        """``trigger_canvases`` from an HMGET of ``prio`` and each ``sig:<trigger>`` (read in a caller's pipeline).
+
+        Per trigger: None for a one-step trigger (build its step's signature), the canvas spec of a multi-step one
+        (build its steps' signatures), or a whole canvas in Celery's dict form, already prepared for the broker
+        (what runs started by an earlier version stored)."""
         priority = int(raw[0] or 0)
-        found: dict[str, tuple[dict[str, Any] | None, int]] = {}
+        found: dict[str, tuple[StoredCanvas, int]] = {}
         for trigger_id, canvas in zip(trigger_ids, raw[1:], strict=True):
             if canvas is not None:
-                found[trigger_id] = (json.loads(canvas) if canvas else None, priority)
+                found[trigger_id] = (_stored_canvas(canvas) if canvas else None, priority)
         return found
 
     def step_specs(self, run_id: str, step_ids: list[str]) -> dict[str, PlannedStep]:
@@ -810,3 +816,11 @@ class RunStore:
 
     def active_count(self) -> int:
         return int(self.redis.scard(keys.ACTIVE_RUNS))
+
+
+def _stored_canvas(text: str) -> CanvasSpec | dict[str, Any]:
+    """A stored multi-step trigger canvas: its spec, or a whole prepared canvas (``"task"``: an earlier version's)."""
+    parsed = json.loads(text)
+    if isinstance(parsed, dict) and "task" in parsed:
+        return parsed
+    return spec_from_plain(parsed)

@@ -17,10 +17,10 @@ form yields the same chain/group/chord objects Celery's constructors would.
 
 Speed, with the garbage collector running as usual (a random 10,000-step DAG in tens of milliseconds): what
 compiling leaves alive is what brings the collector's full collections round, so it keeps to few objects. A
-random DAG becomes ~6,700 triggers, ~5,700 of one step; a one-step trigger's canvas is its step's signature,
-built by the runtime from the step's planned spec when it fires (``step_signature_dict`` is the one builder), so
-compiling writes signatures only for the main canvas and multi-step triggers, as strings (no dict per
-signature), and keeps the triggers as columns (``TriggerTable``: no record per trigger). Dependency positions
+random DAG becomes ~6,700 triggers, ~5,700 of one step; a trigger's canvas is built by the runtime from its spec
+and its steps' planned specs when it fires (``step_signature_dict`` is the one builder), so compiling writes
+signatures only for the main canvas, as strings (no dict per signature), and keeps the triggers as columns
+(``TriggerTable``: no record per trigger). Dependency positions
 come from ``plan()`` when it sorted the steps (``PlannedSteps.positions``), else from C-level ``map``s over all
 steps; both are one flat list (``decompose.Dependencies``).
 """
@@ -97,12 +97,10 @@ class CompiledPlan:
         return {step_id: tuple(trigger_ids) for step_id, trigger_ids in self.triggers.index()}
 
     def trigger_canvas(self, trigger_id: str) -> dict[str, Any]:
-        """The canvas a trigger applies, in Celery's dict form (built now for a one-step trigger)."""
-        canvas = self.triggers.canvas_json(trigger_id)
-        if canvas is None:
-            return self.step_dict(trigger_id)
-        parsed: dict[str, Any] = json.loads(canvas)
-        return parsed
+        """The canvas a trigger applies, in Celery's dict form (built now, as the runtime builds it when the
+        trigger fires)."""
+        spec = self.triggers.canvas_spec(trigger_id)
+        return self.step_dict(trigger_id) if spec is None else to_canvas_dict(spec, self.step_dict)
 
 
 def compile_plan(plan: WorkflowPlan, run_id: str, generation: int = 0) -> CompiledPlan:
@@ -121,12 +119,12 @@ def compile_plan(plan: WorkflowPlan, run_id: str, generation: int = 0) -> Compil
     def step_dict(step_id: str) -> dict[str, Any]:
         return step_signature_dict(by_id[step_id], run_id, generation, priority)
 
-    signatures = _SignatureText(by_id, run_id, generation, priority)
-    canvases = {k: (spec, canvas_json(spec, signatures.text)) for k, spec in decomposition.canvases.items()}
     main = decomposition.main
     return CompiledPlan(
-        main_json=None if main is None else canvas_json(main, signatures.text),
-        triggers=TriggerTable(names, decomposition.ids, decomposition.starts, decomposition.waits, canvases),
+        main_json=None if main is None else canvas_json(main, _SignatureText(by_id, run_id, generation, priority).text),
+        triggers=TriggerTable(
+            names, decomposition.ids, decomposition.starts, decomposition.waits, decomposition.canvases
+        ),
         spec=main,
         step_dict=step_dict,
     )

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate, chain, compress, pairwise, repeat
-from operator import add, attrgetter, eq, mul, not_, sub
+from operator import add, eq, itemgetter, mul, not_, sub
 from typing import Any, NamedTuple, NoReturn
 
 from orchestrator import catalog
@@ -45,7 +45,7 @@ from orchestrator.models import (
 from orchestrator.workflows.placeholders import find_placeholders, has_placeholders, substitute
 
 _Invalid = WorkflowDefinitionInvalidError
-_STEP_ID, _DEPENDS_ON = attrgetter("step_id"), attrgetter("depends_on")
+_STEP_ID, _DEPENDS_ON, _PARAMETERS = itemgetter("step_id"), itemgetter("depends_on"), itemgetter("parameters")
 
 
 def plan(
@@ -61,11 +61,14 @@ def plan(
             f"priority must be one of {[p.value for p in Priority]}, got {priority!r}", {"priority": str(priority)}
         )
     bound = bind_parameters(definition, parameters or {})
-    _check_placeholders(definition)
     steps = definition.steps
-    order, edges = _topological_order(steps)
-    in_order = steps if order is None else map(steps.__getitem__, order)
-    planned = _Resolver(bound).planned_steps(in_order, distinct=edges is not None and edges.distinct)
+    fields = _fields(steps)
+    _check_placeholders(definition, fields)
+    order, edges = _topological_order(steps, fields)
+    pairs = zip(steps, fields, strict=True)
+    if order is not None:
+        pairs = zip(map(steps.__getitem__, order), map(fields.__getitem__, order), strict=True)
+    planned = _Resolver(bound).planned_steps(pairs, distinct=edges is not None and edges.distinct)
     if order is not None and edges is not None:
         planned.hand_over(*_positions_in_plan(order, edges))
     return WorkflowPlan.model_construct(  # every field given, each checked above: nothing to validate again
@@ -95,11 +98,20 @@ def validate_definition(definition: WorkflowDefinition) -> None:
 
 
 def _validated_order(definition: WorkflowDefinition) -> None:
-    _check_placeholders(definition)
-    _topological_order(definition.steps)
+    fields = _fields(definition.steps)
+    _check_placeholders(definition, fields)
+    _topological_order(definition.steps, fields)
 
 
-def _check_placeholders(definition: WorkflowDefinition) -> None:
+def _fields(steps: Sequence[WorkflowStep]) -> list[dict[str, Any]]:
+    """Each step's validated field values (its ``__dict__``). Read once: an attribute of a pydantic model costs
+    three times a dict lookup (the model's ``__getattr__`` hook), and planning reads several fields per step."""
+    return list(map(vars, steps))
+
+
+def _check_placeholders(definition: WorkflowDefinition, fields: list[dict[str, Any]]) -> None:
+    if not any(map(_PARAMETERS, fields)):  # the common case for generated plans: no step has parameters
+        return
     declared = {p.name for p in definition.parameters}
     for step in definition.steps:
         if not step.parameters:
@@ -123,7 +135,9 @@ def subplan(full: WorkflowPlan, done: set[str]) -> WorkflowPlan:
     return full.model_copy(update={"steps": steps})
 
 
-def _topological_order(steps: Sequence[WorkflowStep]) -> tuple[list[int] | None, _Edges | None]:
+def _topological_order(
+    steps: Sequence[WorkflowStep], fields: list[dict[str, Any]]
+) -> tuple[list[int] | None, _Edges | None]:
     """Indices of ``steps`` in a stable topological order (None: definition order is one), with the dependency
     positions the sort worked out (None when it had nothing to sort); ORCH_3006 on any structural error.
 
@@ -131,11 +145,11 @@ def _topological_order(steps: Sequence[WorkflowStep]) -> tuple[list[int] | None,
     a repeated one stays repeated: counts and edges then agree), found with C-level ``map``s over all steps at
     once, and dependents likewise: no container per step for the collector to track and walk.
     """
-    index = _step_index(steps)
-    if _in_definition_order(steps, index):
+    lists = list(map(_DEPENDS_ON, fields))
+    index = _step_index(steps, fields)
+    if _in_definition_order(lists, index):
         return None, None
     size = len(steps)
-    lists = list(map(_DEPENDS_ON, steps))
     counts = list(map(len, lists))
     try:
         flat = list(map(index.__getitem__, chain.from_iterable(lists)))
@@ -200,9 +214,9 @@ def _positions_in_plan(order: list[int], edges: _Edges) -> tuple[list[int], list
     return list(chain.from_iterable(groups)), list(accumulate(map(sub, highs, lows), initial=0))
 
 
-def _step_index(steps: Sequence[WorkflowStep]) -> dict[str, int]:
+def _step_index(steps: Sequence[WorkflowStep], fields: list[dict[str, Any]]) -> dict[str, int]:
     """Position of every step id; ORCH_3006 names the first duplicate."""
-    index = dict(zip(map(_STEP_ID, steps), range(len(steps)), strict=True))
+    index = dict(zip(map(_STEP_ID, fields), range(len(steps)), strict=True))
     if len(index) == len(steps):
         return index
     index = {}
@@ -217,14 +231,14 @@ def _step_index(steps: Sequence[WorkflowStep]) -> dict[str, int]:
     raise AssertionError("unreachable: the ids were not unique")
 
 
-def _in_definition_order(steps: Sequence[WorkflowStep], index: dict[str, int]) -> bool:
+def _in_definition_order(lists: list[list[str]], index: dict[str, int]) -> bool:
     """True when every dependency is a known, earlier step: definition order is then topological (the common
     case, checked with one C-level ``map`` per step). False also when something is wrong: the full pass
     names it."""
     position = index.__getitem__
     try:
-        for i, step in enumerate(steps):
-            if step.depends_on and max(map(position, step.depends_on)) >= i:
+        for i, depends_on in enumerate(lists):
+            if depends_on and max(map(position, depends_on)) >= i:
                 return False
     except KeyError:
         return False
@@ -330,14 +344,14 @@ class _Resolver:
         self.targets: dict[tuple[str, str | None], _Target] = {}
         self.checked: dict[tuple[str, tuple[tuple[str, type, Any], ...]], SharedParameters] = {}
 
-    def planned_steps(self, steps: Iterable[WorkflowStep], *, distinct: bool) -> PlannedSteps:
-        """Each step with agent, access, limits and checked parameters resolved (one loop: this runs once per
-        step of a plan). ``distinct``: no step lists a dependency twice (else repeats are dropped)."""
+    def planned_steps(self, steps: Iterable[tuple[WorkflowStep, dict[str, Any]]], *, distinct: bool) -> PlannedSteps:
+        """Each step (with its field values, ``_fields``) with agent, access, limits and checked parameters
+        resolved (one loop: this runs once per step of a plan). ``distinct``: no step lists a dependency twice
+        (else repeats are dropped)."""
         targets = self.targets
         planned = PlannedSteps()
         append = planned.append
-        for step in steps:
-            fields = step.__dict__  # the validated field values: one dict lookup each
+        for step, fields in steps:
             step_id, depends_on = fields["step_id"], fields["depends_on"]
             target = targets.get((fields["action"], fields["agent"]))
             if target is None:

@@ -12,9 +12,10 @@ what we build is exactly what Celery executes, and nothing it re-shapes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Step(NamedTuple):
@@ -130,3 +131,44 @@ def render(spec: CanvasSpec) -> str:
     if isinstance(spec, Chord):
         return f"({render(spec.header)} => {render(spec.body)})"
     return "(" + " -> ".join(render(item) for item in spec.items) + ")"
+
+
+# -- the stored form -------------------------------------------------------------------------------------
+# What the run's trigger hash keeps for a multi-step trigger (``sig:<trigger>``): the shape and the step ids, no
+# signatures. The runtime builds the Celery canvas from it and the steps' planned specs when the trigger fires, as
+# it does for a one-step trigger, so a start neither encodes nor stores a signature for a step that may never run.
+# A step is its id (a JSON string); a container is an object with one key naming its kind.
+
+
+def spec_json(spec: CanvasSpec) -> str:
+    """The spec as compact JSON: ``"a"``, ``{"group":[...]}``, ``{"chain":[...]}``, ``{"chord":[...],"body":...}``."""
+    return json.dumps(_plain(spec), separators=(",", ":"))
+
+
+def spec_from_json(text: str) -> CanvasSpec:
+    """The spec ``spec_json`` wrote; ValueError when ``text`` is not one."""
+    return spec_from_plain(json.loads(text))
+
+
+def spec_from_plain(value: Any) -> CanvasSpec:
+    """The spec of ``spec_json``'s parsed form; ValueError when ``value`` is not one."""
+    if isinstance(value, str):
+        return Step(value)
+    if isinstance(value, dict) and len(value) <= 2:
+        if isinstance(items := value.get("group"), list) and len(value) == 1 and len(items) > 1:
+            return Group(tuple(map(spec_from_plain, items)))
+        if isinstance(items := value.get("chain"), list) and len(value) == 1 and len(items) > 1:
+            return Chain(tuple(map(spec_from_plain, items)))
+        if isinstance(items := value.get("chord"), list) and "body" in value and len(items) > 1:
+            return Chord(Group(tuple(map(spec_from_plain, items))), spec_from_plain(value["body"]))
+    raise ValueError(f"not a stored canvas spec: {str(value)[:80]!r}")
+
+
+def _plain(spec: CanvasSpec) -> Any:
+    if isinstance(spec, Step):
+        return spec.step_id
+    if isinstance(spec, Group):
+        return {"group": list(map(_plain, spec.items))}
+    if isinstance(spec, Chord):
+        return {"chord": list(map(_plain, spec.header.items)), "body": _plain(spec.body)}
+    return {"chain": list(map(_plain, spec.items))}

@@ -5,7 +5,13 @@ waited-for names and an index entry per trigger were most of what compiling left
 track (and what made its full collections come round during a start). Here a trigger is a position in a few
 lists of ints and strings: ``ids[k]`` names trigger ``k`` (its first step), it waits for the steps at positions
 ``waits[starts[k]:starts[k + 1]]`` (distinct, in no particular order), and it applies its own step alone unless
-``canvases`` holds a multi-step canvas for it (its spec, and its canvas in Celery's dict form as JSON text).
+``canvases`` holds a multi-step canvas spec for it.
+
+No trigger carries Celery signatures: the run stores each multi-step canvas as its spec (``spec_json``: shape and
+step ids), and the runtime builds the signatures from the steps' planned specs when the trigger fires, as it does
+for a one-step trigger. A start thus encodes no signature for a step that waits in a trigger (in a random
+10,000-step DAG that is ~3,300 steps in ~930 multi-step triggers, besides ~5,700 one-step ones), and a trigger that
+never fires (a run that fails or is cancelled first) costs no more than its spec.
 
 The table is also a read-only ``Mapping`` of trigger id to ``Trigger`` (built on each lookup) for tools and tests
 that want records; the runtime reads the columns (``rows``, ``index``).
@@ -13,12 +19,11 @@ that want records; the runtime reads the columns (``rows``, ``index``).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from orchestrator.workflows.spec import CanvasSpec, Step
+from orchestrator.workflows.spec import CanvasSpec, Step, spec_json
 
 _step = tuple.__new__  # ``Step(name)`` without the named tuple's keyword handling
 
@@ -26,14 +31,13 @@ _step = tuple.__new__  # ``Step(name)`` without the named tuple's keyword handli
 class Trigger(NamedTuple):
     """A canvas applied once every step in ``waits_for`` is done (a view of one row of a ``TriggerTable``).
 
-    ``canvas`` is None for a one-step trigger (its canvas is the signature of its own step, ``trigger_id``, built
-    when it fires); multi-step triggers carry their canvas in Celery's dict form.
+    ``spec`` is ``Step(trigger_id)`` for a one-step trigger; ``CompiledPlan.trigger_canvas`` gives the canvas in
+    Celery's dict form.
     """
 
     trigger_id: str
     waits_for: tuple[str, ...]
-    canvas: dict[str, Any] | None
-    spec: CanvasSpec | None = None
+    spec: CanvasSpec
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -44,7 +48,7 @@ class TriggerTable(Mapping[str, Trigger]):
     ids: list[str] = field(default_factory=list)
     starts: list[int] = field(default_factory=lambda: [0])
     waits: list[int] = field(default_factory=list)
-    canvases: dict[int, tuple[CanvasSpec, str]] = field(default_factory=dict)  # row -> (spec, canvas JSON)
+    canvases: dict[int, CanvasSpec] = field(default_factory=dict)  # row -> its multi-step canvas
     _rows: dict[str, int] = field(default_factory=dict, repr=False)  # id -> row, filled on the first lookup
 
     # -- the Mapping view -------------------------------------------------------------------------------
@@ -62,18 +66,16 @@ class TriggerTable(Mapping[str, Trigger]):
         names = self.names
         waits_for = tuple(names[p] for p in sorted(self.waits[self.starts[k] : self.starts[k + 1]]))
         multi = self.canvases.get(k)
-        if multi is None:
-            return Trigger(trigger_id, waits_for, None, _step(Step, (trigger_id,)))
-        spec, canvas = multi
-        return Trigger(trigger_id, waits_for, json.loads(canvas), spec)
+        return Trigger(trigger_id, waits_for, _step(Step, (trigger_id,)) if multi is None else multi)
 
     # -- what the runtime stores ------------------------------------------------------------------------
     def rows(self) -> Iterator[tuple[str, int, str | None]]:
-        """Per trigger, in order: its id, how many steps it waits for, and its canvas as JSON (None: one step)."""
+        """Per trigger, in order: its id, how many steps it waits for, and its canvas spec as stored (``spec_json``;
+        None: one step)."""
         starts, canvases = self.starts, self.canvases
         for k, trigger_id in enumerate(self.ids):
             multi = canvases.get(k)
-            yield trigger_id, starts[k + 1] - starts[k], None if multi is None else multi[1]
+            yield trigger_id, starts[k + 1] - starts[k], None if multi is None else spec_json(multi)
 
     def index(self) -> Iterator[tuple[str, list[str]]]:
         """Per step that some trigger waits for: its name and those triggers (in trigger order); steps come in
@@ -90,15 +92,6 @@ class TriggerTable(Mapping[str, Trigger]):
         for p, trigger_ids in released.items():
             yield names[p], trigger_ids
 
-    def canvas_json(self, trigger_id: str) -> str | None:
-        """A multi-step trigger's canvas as JSON text; None for a one-step trigger."""
-        multi = self.canvases.get(self.ids.index(trigger_id)) if self.canvases else None
-        return None if multi is None else multi[1]
-
-    def with_canvases(self, convert: Callable[[str], str]) -> TriggerTable:
-        """The same triggers with every multi-step canvas JSON passed through ``convert`` (dispatch prepares them
-        for the broker); the columns are shared, not copied."""
-        if not self.canvases:
-            return self
-        canvases = {k: (spec, convert(canvas)) for k, (spec, canvas) in self.canvases.items()}
-        return TriggerTable(self.names, self.ids, self.starts, self.waits, canvases)
+    def canvas_spec(self, trigger_id: str) -> CanvasSpec | None:
+        """A multi-step trigger's canvas spec; None for a one-step trigger."""
+        return self.canvases.get(self.ids.index(trigger_id)) if self.canvases else None

@@ -7,8 +7,12 @@ from typing import Any
 import pytest
 
 from orchestrator import keys
+from orchestrator.models import WorkflowDefinition
 from orchestrator.models.common import RunStatus, StepStatus
 from orchestrator.service import Orchestrator
+from orchestrator.workflows import plan
+from orchestrator.workflows.compiler import compile_plan
+from orchestrator.workflows.spec import Chain, Group, Step
 from tests.integration.helpers import (
     OPERATOR,
     definition,
@@ -119,6 +123,22 @@ def test_non_series_parallel_dag_does_not_make_d_wait_for_a(orch: Orchestrator, 
     assert view.status == RunStatus.COMPLETED, view.error
     assert ts(step_of(view, d).finished_at) < ts(step_of(view, a).finished_at)
     assert ts(step_of(view, c).started_at) >= ts(step_of(view, a).finished_at)
+
+
+def test_a_multi_step_trigger_runs_its_canvas_built_when_it_fires(orch: Orchestrator, rclient: Any) -> None:
+    """c waits for a and b, then e and f follow c: a trigger holding the canvas c -> [e | f], stored as its spec and
+    built from the steps' specs when it fires; t joins e, f and d through a one-step trigger."""
+    x, a, b, c, d, e, f, t = (uid(n) for n in "xabcdeft")
+    steps = [step(x), step(a, deps=[x]), step(b, deps=[x]), step(c, deps=[a, b]), step(d, deps=[b])]
+    steps += [step(e, deps=[c]), step(f, deps=[c]), step(t, deps=[e, f, d])]
+    compiled = compile_plan(plan(WorkflowDefinition.model_validate(definition(*steps))), "r")
+    assert compiled.triggers.canvas_spec(c) == Chain((Step(c), Group((Step(e), Step(f)))))
+    inject(rclient, a, sleep=1.0)
+    view = run_and_wait(orch, definition(*steps))
+    assert view.status == RunStatus.COMPLETED, view.error
+    assert all(s.status == StepStatus.COMPLETED and s.attempts == 1 for s in view.steps)
+    for later, earlier in ((c, a), (c, b), (e, c), (f, c), (t, e), (t, f), (t, d)):
+        assert ts(step_of(view, later).started_at) >= ts(step_of(view, earlier).finished_at), (later, earlier)
 
 
 def test_stop_policy_fails_the_run_and_later_steps_never_run(orch: Orchestrator, rclient: Any) -> None:

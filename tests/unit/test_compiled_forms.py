@@ -1,26 +1,30 @@
 """The compact forms compiling produces stay equal to the plain ones they replace.
 
-The main and multi-step trigger canvases are written as JSON text (``canvas_json``) instead of dicts, triggers are
-kept as columns (``TriggerTable``) instead of a record each, and ``plan()`` hands its dependency positions to the
-compiler. Each must give exactly what the plain form gave: the same JSON, the same stored trigger fields, the same
-positions; and handed positions are used only for the very records they describe.
+The main canvas is written as JSON text (``canvas_json``) instead of dicts, multi-step trigger canvases are stored
+as their specs (``spec_json``) and built when they fire, triggers are kept as columns (``TriggerTable``) instead of
+a record each, and ``plan()`` hands its dependency positions to the compiler. Each must give exactly what the plain
+form gave: the same JSON, the same stored trigger fields, the same canvases when triggers fire, the same positions;
+and handed positions are used only for the very records they describe.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
+from orchestrator import keys
 from orchestrator.dispatch.dispatcher import lean
-from orchestrator.dispatch.outbox import prepare_canvas
+from orchestrator.dispatch.outbox import Outbox, prepare_canvas
 from orchestrator.models import PlannedStep, PlannedSteps, Priority, WorkflowDefinition, WorkflowPlan
 from orchestrator.state.runs import RunStore
 from orchestrator.workflows import plan
 from orchestrator.workflows.compiler import _dependency_positions, compile_plan, to_canvas_dict
 from orchestrator.workflows.decompose import Dependencies
+from orchestrator.workflows.spec import Step, spec_from_json, spec_json
 
 
 def random_definition(size: int, seed: int, *, shuffled: bool = True, skip_every: int = 0) -> WorkflowDefinition:
@@ -47,8 +51,10 @@ def test_canvas_text_is_json_dumps_of_the_dict_form(seed: int, run_id: str) -> N
         to_canvas_dict(compiled.spec, compiled.step_dict)
     )
     assert compiled.triggers.canvases, "random DAGs of this size have multi-step triggers"
-    for spec, text in compiled.triggers.canvases.values():
-        assert text == json.dumps(to_canvas_dict(spec, compiled.step_dict))
+    for k, spec in compiled.triggers.canvases.items():
+        assert spec_from_json(spec_json(spec)) == spec  # what the run stores gives the spec back
+        trigger_id = compiled.triggers.ids[k]
+        assert compiled.trigger_canvas(trigger_id) == to_canvas_dict(spec, compiled.step_dict)
 
 
 def test_step_text_writes_numbers_as_json_does() -> None:
@@ -75,7 +81,7 @@ def test_stored_trigger_fields_are_those_of_the_trigger_records() -> None:
     expected: dict[str, Any] = {"prio": 7}  # what the store wrote from one record per trigger
     for trigger_id, trigger in compiled.triggers.items():
         expected[f"wait:{trigger_id}"] = len(trigger.waits_for)
-        expected[f"sig:{trigger_id}"] = "" if trigger.canvas is None else json.dumps(trigger.canvas)
+        expected[f"sig:{trigger_id}"] = "" if isinstance(trigger.spec, Step) else spec_json(trigger.spec)
     index: dict[str, list[str]] = {}
     for trigger_id, trigger in compiled.triggers.items():
         for step_id in trigger.waits_for:
@@ -89,9 +95,7 @@ def test_lean_prepares_what_it_did_from_dicts() -> None:
     for broker in ("redis://", "amqp://"):
         ready = lean(compiled, broker)
         assert ready.canvas == prepare_canvas(compiled.main_dict or {}, broker)
-        for k, (_, text) in compiled.triggers.canvases.items():
-            prepared = ready.triggers.canvases[k][1]
-            assert prepared == json.dumps(prepare_canvas(json.loads(text), broker))
+        assert ready.triggers is compiled.triggers  # trigger canvases are built and prepared when they fire
 
 
 def test_handed_positions_equal_looked_up_ones_and_serve_only_their_records() -> None:
@@ -123,3 +127,41 @@ def test_a_step_listing_a_dependency_twice_is_planned_and_compiled_once() -> Non
     handed = planned.steps.positions() if isinstance(planned.steps, PlannedSteps) else None
     assert handed == ([0, 1, 0], [0, 0, 1, 3])
     assert compile_plan(planned, "r").spec is not None
+
+
+def _fired(fake_redis: Any, broker: str, seed: int) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """A random plan stored as a run with its triggers, and every trigger's canvas as the outbox builds it on firing."""
+    planned = plan(random_definition(300, seed, skip_every=13))
+    compiled = compile_plan(planned, f"run-{seed}")
+    store = RunStore(fake_redis, ttl_seconds=600, result_max_bytes=200)
+    store.create(f"run-{seed}", planned, created_by="t", triggers=compiled.triggers)
+    outbox = Outbox(store, cast(Any, SimpleNamespace(conf=SimpleNamespace(broker_url=broker))))
+    return compiled, outbox._trigger_canvases(f"run-{seed}", list(compiled.triggers), 0)
+
+
+@pytest.mark.parametrize("broker", ["redis://", "amqp://"])
+def test_a_fired_trigger_applies_the_canvas_the_compiler_describes(fake_redis: Any, broker: str) -> None:
+    compiled, fired = _fired(fake_redis, broker, 4)
+    assert compiled.triggers.canvases, "random DAGs of this size have multi-step triggers"
+    assert fired.keys() == set(compiled.triggers)
+    for trigger_id, canvas in fired.items():
+        assert canvas == prepare_canvas(compiled.trigger_canvas(trigger_id), broker)
+
+
+def test_a_trigger_canvas_an_earlier_version_stored_whole_is_applied_as_stored(fake_redis: Any) -> None:
+    compiled, _ = _fired(fake_redis, "redis://", 5)
+    k = next(iter(compiled.triggers.canvases))
+    trigger_id = compiled.triggers.ids[k]
+    whole = prepare_canvas(compiled.trigger_canvas(trigger_id), "redis://")
+    fake_redis.hset(keys.run_triggers_key("run-5"), f"sig:{trigger_id}", json.dumps(whole))
+    outbox = Outbox(
+        RunStore(fake_redis, ttl_seconds=600, result_max_bytes=200),
+        cast(Any, SimpleNamespace(conf=SimpleNamespace(broker_url="redis://"))),
+    )
+    assert outbox._trigger_canvases("run-5", [trigger_id], 0) == {trigger_id: whole}
+
+
+def test_a_stored_spec_that_is_not_one_is_refused() -> None:
+    for text in ('{"group": ["a"]}', '{"chain": "ab"}', '{"chord": ["a", "b"]}', "7", '{"task": 1, "x": 2, "y": 3}'):
+        with pytest.raises(ValueError, match="not a stored canvas spec"):
+            spec_from_json(text)

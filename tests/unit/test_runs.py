@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from orchestrator.models.common import Priority, RunStatus, StepStatus
 from orchestrator.models.run import ErrorInfo
 from orchestrator.models.workflow import PlannedStep, WorkflowPlan
 from orchestrator.state.runs import Records, RunStore, cap_result
-from orchestrator.workflows.spec import Step
+from orchestrator.workflows.spec import Chain, Step
 from orchestrator.workflows.triggers import TriggerTable
 from tests.plans import planned_step
 
@@ -112,10 +111,10 @@ def test_cancel_marks_waiting_steps_and_reports_running_ones(store: RunStore) ->
 
 
 def test_triggers_fire_once_when_all_their_steps_are_done(store: RunStore) -> None:
-    canvas: dict[str, Any] = {"task": "orch.run_step", "kwargs": {"step_id": "c"}}
-    # One multi-step trigger "t1" (its canvas stored) waiting for steps 0 and 1 ("a" and "b").
-    triggers = TriggerTable(["a", "b", "c"], ["t1"], [0, 2], [0, 1], {0: (Step("c"), json.dumps(canvas))})
-    store.create("run-t", make_plan("a", "b", "c"), created_by="t", triggers=triggers)
+    canvas = Chain((Step("c"), Step("d")))
+    # One multi-step trigger "t1" (its canvas spec stored) waiting for steps 0 and 1 ("a" and "b").
+    triggers = TriggerTable(["a", "b", "c", "d"], ["t1"], [0, 2], [0, 1], {0: canvas})
+    store.create("run-t", make_plan("a", "b", "c", "d"), created_by="t", triggers=triggers)
     store.transition("run-t", RunStatus.RUNNING)
     store.begin_step("run-t", "a")
     assert store.finish_step("run-t", "a", StepStatus.COMPLETED, effect="done", started=0.0).fired == []
