@@ -72,6 +72,9 @@ def decode(raw: str, stream_id: str | None = None) -> Event:
     return event
 
 
+EVENTS_PER_SCRIPT = 500  # events one ``publish_many`` script call writes (~2 ms of Redis time on a slow VM)
+
+
 class EventBus:
     """Publish and read events on one Redis (sync client; an async subscribe for SSE)."""
 
@@ -88,14 +91,21 @@ class EventBus:
         return event
 
     def publish_many(self, events: Iterable[Event]) -> int:
-        """Publish a batch in one round trip (bulk emitters: imports, replays, high-rate sources)."""
+        """Publish a batch in one round trip (bulk emitters: imports, replays, high-rate sources), in order.
+
+        One script call per ``EVENTS_PER_SCRIPT`` events rather than one per event: Redis sets a script call up
+        once, and each run's event index takes one push for the batch. The cap keeps any one call short, since
+        Redis serves nobody else while a script runs."""
+        encoded = list(map(encode, events))
+        if not encoded:
+            return 0
         pipe = self.redis.pipeline(transaction=False)
-        count = 0
-        for event in events:
-            self.publish_to(pipe, event, by_sha=True)
-            count += 1
+        head = [keys.EVENTS_CHANNEL, self.max_len]
+        for offset in range(0, len(encoded), EVENTS_PER_SCRIPT):
+            batch = encoded[offset : offset + EVENTS_PER_SCRIPT]
+            queue_script(pipe, run_scripts.EMIT_EVENTS, [keys.EVENTS_STREAM], [*head, *batch])
         execute_pipeline(self.redis, pipe)
-        return count
+        return len(encoded)
 
     def publish_to(self, pipe: Any, event: Event, *, by_sha: bool = False) -> None:
         """Queue the event on a caller's pipeline (batched with its own writes), by the one script every

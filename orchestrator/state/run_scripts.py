@@ -54,6 +54,10 @@ end
 # Publish one event from Python (``EventBus``): KEYS 1 events stream; ARGV 1 channel, 2 maxlen, 3 event JSON.
 EMIT_EVENT = _EMIT + "\nemit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
 
+# Publish a batch of events (``EventBus.publish_many``): ARGV 3.. the events' JSON, in order. One script per batch
+# instead of one per event: each run's event index takes one push and one expiry for the whole batch.
+EMIT_EVENTS = _EMIT + "\nemit_all(KEYS[1], ARGV[1], ARGV[2], {unpack(ARGV, 3)})\n"
+
 # ``audit_all``: append entries, in order, to the hash-chained audit stream (each digest covers the entry before
 # it); the head is read once and moved once, however many entries a script writes.
 _AUDIT = """

@@ -56,6 +56,19 @@ def test_publish_many_writes_a_batch_in_order(fake_redis: Any) -> None:
     assert [e.payload["i"] for e in bus.history(types=["bulk.item"])] == [0, 1, 2, 3, 4]
 
 
+def test_publish_many_across_script_calls_keeps_order_and_every_runs_index(fake_redis: Any, monkeypatch: Any) -> None:
+    from orchestrator.state import events as events_module
+
+    monkeypatch.setattr(events_module, "EVENTS_PER_SCRIPT", 3)  # 8 events: three script calls
+    bus = EventBus(fake_redis)
+    batch = [Event(event_type="bulk.item", correlation_id=f"run-{i % 2}", payload={"i": i}) for i in range(8)]
+    assert bus.publish_many(batch) == 8
+    assert [e.payload["i"] for e in bus.history(types=["bulk.item"])] == list(range(8))
+    assert [e.payload["i"] for e in bus.history(run_id="run-1")] == [1, 3, 5, 7]
+    assert [e.payload["i"] for e in bus.history(run_id="run-0")] == [0, 2, 4, 6]
+    assert bus.publish_many([]) == 0
+
+
 def test_a_run_start_event_written_by_hand_is_the_models_own_text() -> None:
     """Dispatch writes ``workflow.started`` with ``new_event_json`` (no model per start): the text must be exactly
     what ``encode(Event(...))`` gives for it, so every reader sees one format."""
