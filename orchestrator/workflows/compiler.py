@@ -20,9 +20,9 @@ compiling leaves alive is what brings the collector's full collections round, so
 random DAG becomes ~6,700 triggers, ~5,700 of one step; a trigger's canvas is built by the runtime from its spec
 and its steps' planned specs when it fires (``step_signature_dict`` is the one builder), so compiling writes
 signatures only for the main canvas, as strings (no dict per signature), and keeps the triggers as columns
-(``TriggerTable``: no record per trigger). Dependency positions
-come from ``plan()`` when it sorted the steps (``PlannedSteps.positions``), else from C-level ``map``s over all
-steps; both are one flat list (``decompose.Dependencies``).
+(``TriggerTable``: no record per trigger). Dependency positions come from ``plan()`` when it sorted the steps
+(``PlannedSteps.positions``), else from C-level ``map``s over all steps; both are one flat list
+(``decompose.Dependencies``).
 """
 
 from __future__ import annotations
@@ -210,10 +210,10 @@ def _container(task: str, kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {"task": task, "args": [], "kwargs": kwargs, "options": {}, "subtask_type": kind, "immutable": False}
 
 
-# -- the same canvases as JSON text ------------------------------------------------------------------------
+# -- the main canvas as JSON text -------------------------------------------------------------------------
 # ``canvas_json(spec, text)`` is ``json.dumps(to_canvas_dict(spec, step_dict))``, character for character (a unit
 # test holds them together), written straight from strings: no dict, list or signature per step is left for the
-# garbage collector to track, and the text is what the outbox stores and the trigger hash keeps anyway.
+# garbage collector to track, and the text is what the outbox stores anyway.
 
 
 def canvas_json(spec: CanvasSpec, text: Callable[[str], str]) -> str:
