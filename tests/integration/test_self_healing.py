@@ -22,9 +22,13 @@ from kombu import Connection, Producer
 
 from orchestrator import keys
 from orchestrator.errors import InvalidStateTransitionError
+from orchestrator.models import WorkflowDefinition
 from orchestrator.models.common import RunStatus, StepStatus
 from orchestrator.models.run import RunView
 from orchestrator.service import Orchestrator
+from orchestrator.workflows import plan
+from orchestrator.workflows.compiler import compile_plan
+from orchestrator.workflows.spec import Chain, Group, Step
 from tests.integration.cluster import Cluster, fast_settings, running_cluster
 from tests.integration.helpers import ADMIN, OPERATOR, definition, inject, release, step, step_of, uid, wait_until
 from workers.sample.instance import SampleInstance
@@ -185,6 +189,26 @@ def test_a_crash_after_a_record_still_releases_the_gated_joins(c: Cluster) -> No
     view = ends(c, run.run_id)
     assert view.status == RunStatus.COMPLETED, view.error
     assert [step_of(view, s).attempts for s in (a, b, cc, d)] == [1, 1, 1, 1]
+    assert view.repairs == 0  # the trigger was applied from its outbox entry, not re-dispatched by a repair
+    assert not rc.hgetall(keys.run_outbox_key(run.run_id))
+
+
+def test_a_crash_after_a_record_still_fires_a_multi_step_trigger(c: Cluster) -> None:
+    """c waits for a and b, then e and f follow it: a trigger whose canvas c -> [e | f] is stored as its spec. Both
+    workers that could fire it die right after recording; its canvas is built from the spec when it is applied."""
+    rc = c.client()
+    x, a, b, cc, d, e, f = (uid(n) for n in "xabcdef")
+    steps = [step(x), step(a, deps=[x]), step(b, deps=[x]), step(cc, deps=[a, b]), step(d, deps=[b])]
+    steps += [step(e, deps=[cc]), step(f, deps=[cc])]
+    compiled = compile_plan(plan(WorkflowDefinition.model_validate(definition(*steps))), "r")
+    assert compiled.triggers.canvas_spec(cc) == Chain((Step(cc), Group((Step(e), Step(f)))))
+    for name in (a, b):
+        inject(rc, name, crash_after_record=True)
+    run = start(c, *steps)
+    view = ends(c, run.run_id)
+    assert view.status == RunStatus.COMPLETED, view.error
+    assert [step_of(view, s).attempts for s in (x, a, b, cc, d, e, f)] == [1] * 7
+    assert view.repairs == 0  # the trigger was applied from its outbox entry, not re-dispatched by a repair
     assert not rc.hgetall(keys.run_outbox_key(run.run_id))
 
 
