@@ -10,7 +10,7 @@ from orchestrator import keys
 from orchestrator.models import WorkflowDefinition
 from orchestrator.models.common import RunStatus, StepStatus
 from orchestrator.service import Orchestrator
-from orchestrator.workflows import plan
+from orchestrator.workflows import plan, subplan
 from orchestrator.workflows.compiler import compile_plan
 from orchestrator.workflows.spec import Chain, Group, Step
 from tests.integration.helpers import (
@@ -223,6 +223,29 @@ def test_resume_after_failure_runs_only_the_remaining_steps(orch: Orchestrator, 
     assert view.status == RunStatus.COMPLETED, view.error
     assert (step_of(view, one).attempts, step_of(view, two).attempts, step_of(view, three).attempts) == (1, 2, 1)
     assert view.generation == 1
+
+
+def test_a_resumed_run_fires_a_multi_step_trigger_of_its_new_generation(orch: Orchestrator, rclient: Any) -> None:
+    """z fails the run while the gate runs; on resume what is left after the gate is an N shape whose trigger holds
+    c -> [e | f]: it is stored as a spec by the resume and built, for generation 1, when it fires."""
+    z, gate, a, b, c, d, e, f = (uid(n) for n in ("z", "gate", "a", "b", "c", "d", "e", "f"))
+    inject(rclient, z, fail_times=1, retryable=False)
+    inject(rclient, gate, sleep=1.0)
+    steps = [step(z), step(gate), step(a, deps=[gate]), step(b, deps=[gate]), step(c, deps=[a, b])]
+    steps += [step(d, deps=[b]), step(e, deps=[c]), step(f, deps=[c])]
+    failed = run_and_wait(orch, definition(*steps))
+    assert failed.status == RunStatus.FAILED
+    done = {s.step_id for s in failed.steps if s.status == StepStatus.COMPLETED}
+    assert not done & {a, b, c, d, e, f}
+    left = compile_plan(subplan(plan(WorkflowDefinition.model_validate(definition(*steps))), done), "r", 1)
+    assert left.triggers.canvas_spec(c) == Chain((Step(c), Group((Step(e), Step(f)))))
+    orch.resume_run(OPERATOR, failed.run_id)
+    view = orch.wait_for_run(failed.run_id, timeout=30)
+    assert view.status == RunStatus.COMPLETED, view.error
+    assert view.generation == 1 and step_of(view, z).attempts == 2
+    assert all(step_of(view, s).attempts == 1 for s in (a, b, c, d, e, f))
+    for later, earlier in ((c, a), (c, b), (e, c), (f, c)):
+        assert ts(step_of(view, later).started_at) >= ts(step_of(view, earlier).finished_at), (later, earlier)
 
 
 def test_cancelling_a_finished_run_is_an_error(orch: Orchestrator) -> None:
