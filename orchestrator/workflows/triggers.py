@@ -59,10 +59,7 @@ class TriggerTable(Mapping[str, Trigger]):
         return iter(self.ids)
 
     def __getitem__(self, trigger_id: str) -> Trigger:
-        rows = self._rows
-        if not rows and self.ids:
-            rows.update(zip(self.ids, range(len(self.ids)), strict=True))
-        k = rows[trigger_id]
+        k = self._row(trigger_id)
         names = self.names
         waits_for = tuple(names[p] for p in sorted(self.waits[self.starts[k] : self.starts[k + 1]]))
         multi = self.canvases.get(k)
@@ -94,4 +91,11 @@ class TriggerTable(Mapping[str, Trigger]):
 
     def canvas_spec(self, trigger_id: str) -> CanvasSpec | None:
         """A multi-step trigger's canvas spec; None for a one-step trigger."""
-        return self.canvases.get(self.ids.index(trigger_id)) if self.canvases else None
+        return self.canvases.get(self._row(trigger_id)) if self.canvases else None
+
+    def _row(self, trigger_id: str) -> int:
+        """The row of ``trigger_id`` (KeyError if unknown); the id -> row map is built on the first lookup."""
+        rows = self._rows
+        if not rows and self.ids:
+            rows.update(zip(self.ids, range(len(self.ids)), strict=True))
+        return rows[trigger_id]
