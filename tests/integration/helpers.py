@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator import keys
+from orchestrator.models import WorkflowDefinition, WorkflowPlan
 from orchestrator.models.run import RunView
 from orchestrator.security.principals import Principal
 from orchestrator.service import Orchestrator
@@ -27,6 +28,13 @@ def step(step_id: str, action: str = "cmdb.ping", deps: list[str] | None = None,
 
 def definition(*steps: dict[str, Any], name: str = "test") -> dict[str, Any]:
     return {"name": name, "steps": list(steps)}
+
+
+def planned(*steps: dict[str, Any]) -> WorkflowPlan:
+    """The plan of an inline workflow of ``steps`` (what a start compiles), to check what it compiles to."""
+    from orchestrator.workflows import plan
+
+    return plan(WorkflowDefinition.model_validate(definition(*steps)))
 
 
 def inject(rclient: Any, step_id: str, **plan: Any) -> None:

@@ -22,15 +22,24 @@ from kombu import Connection, Producer
 
 from orchestrator import keys
 from orchestrator.errors import InvalidStateTransitionError
-from orchestrator.models import WorkflowDefinition
 from orchestrator.models.common import RunStatus, StepStatus
 from orchestrator.models.run import RunView
 from orchestrator.service import Orchestrator
-from orchestrator.workflows import plan
 from orchestrator.workflows.compiler import compile_plan
 from orchestrator.workflows.spec import Chain, Group, Step
 from tests.integration.cluster import Cluster, fast_settings, running_cluster
-from tests.integration.helpers import ADMIN, OPERATOR, definition, inject, release, step, step_of, uid, wait_until
+from tests.integration.helpers import (
+    ADMIN,
+    OPERATOR,
+    definition,
+    inject,
+    planned,
+    release,
+    step,
+    step_of,
+    uid,
+    wait_until,
+)
 from workers.sample.instance import SampleInstance
 
 pytestmark = pytest.mark.integration
@@ -200,7 +209,7 @@ def test_a_crash_after_a_record_still_fires_a_multi_step_trigger(c: Cluster) -> 
     x, a, b, cc, d, e, f = (uid(n) for n in "xabcdef")
     steps = [step(x), step(a, deps=[x]), step(b, deps=[x]), step(cc, deps=[a, b]), step(d, deps=[b])]
     steps += [step(e, deps=[cc]), step(f, deps=[cc])]
-    compiled = compile_plan(plan(WorkflowDefinition.model_validate(definition(*steps))), "r")
+    compiled = compile_plan(planned(*steps), "r")
     assert compiled.triggers.canvas_spec(cc) == Chain((Step(cc), Group((Step(e), Step(f)))))
     for name in (a, b):
         inject(rc, name, crash_after_record=True)

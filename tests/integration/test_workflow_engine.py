@@ -7,16 +7,16 @@ from typing import Any
 import pytest
 
 from orchestrator import keys
-from orchestrator.models import WorkflowDefinition
 from orchestrator.models.common import RunStatus, StepStatus
 from orchestrator.service import Orchestrator
-from orchestrator.workflows import plan, subplan
+from orchestrator.workflows import subplan
 from orchestrator.workflows.compiler import compile_plan
 from orchestrator.workflows.spec import Chain, Group, Step
 from tests.integration.helpers import (
     OPERATOR,
     definition,
     inject,
+    planned,
     release,
     run_and_wait,
     step,
@@ -131,7 +131,7 @@ def test_a_multi_step_trigger_runs_its_canvas_built_when_it_fires(orch: Orchestr
     x, a, b, c, d, e, f, t = (uid(n) for n in "xabcdeft")
     steps = [step(x), step(a, deps=[x]), step(b, deps=[x]), step(c, deps=[a, b]), step(d, deps=[b])]
     steps += [step(e, deps=[c]), step(f, deps=[c]), step(t, deps=[e, f, d])]
-    compiled = compile_plan(plan(WorkflowDefinition.model_validate(definition(*steps))), "r")
+    compiled = compile_plan(planned(*steps), "r")
     assert compiled.triggers.canvas_spec(c) == Chain((Step(c), Group((Step(e), Step(f)))))
     inject(rclient, a, sleep=1.0)
     view = run_and_wait(orch, definition(*steps))
@@ -237,7 +237,7 @@ def test_a_resumed_run_fires_a_multi_step_trigger_of_its_new_generation(orch: Or
     assert failed.status == RunStatus.FAILED
     done = {s.step_id for s in failed.steps if s.status == StepStatus.COMPLETED}
     assert not done & {a, b, c, d, e, f}
-    left = compile_plan(subplan(plan(WorkflowDefinition.model_validate(definition(*steps))), done), "r", 1)
+    left = compile_plan(subplan(planned(*steps), done), "r", 1)
     assert left.triggers.canvas_spec(c) == Chain((Step(c), Group((Step(e), Step(f)))))
     orch.resume_run(OPERATOR, failed.run_id)
     view = orch.wait_for_run(failed.run_id, timeout=30)

@@ -129,13 +129,18 @@ def test_a_step_listing_a_dependency_twice_is_planned_and_compiled_once() -> Non
     assert compile_plan(planned, "r").spec is not None
 
 
+def _outbox(fake_redis: Any, broker: str) -> Outbox:
+    """The outbox of a store on ``fake_redis``, for an app whose broker is ``broker`` (only its URL is read)."""
+    store = RunStore(fake_redis, ttl_seconds=600, result_max_bytes=200)
+    return Outbox(store, cast(Any, SimpleNamespace(conf=SimpleNamespace(broker_url=broker))))
+
+
 def _fired(fake_redis: Any, broker: str, seed: int) -> tuple[Any, dict[str, dict[str, Any]]]:
     """A random plan stored as a run with its triggers, and every trigger's canvas as the outbox builds it on firing."""
     planned = plan(random_definition(300, seed, skip_every=13))
     compiled = compile_plan(planned, f"run-{seed}")
-    store = RunStore(fake_redis, ttl_seconds=600, result_max_bytes=200)
-    store.create(f"run-{seed}", planned, created_by="t", triggers=compiled.triggers)
-    outbox = Outbox(store, cast(Any, SimpleNamespace(conf=SimpleNamespace(broker_url=broker))))
+    outbox = _outbox(fake_redis, broker)
+    outbox.runs.create(f"run-{seed}", planned, created_by="t", triggers=compiled.triggers)
     return compiled, outbox._trigger_canvases(f"run-{seed}", list(compiled.triggers), 0)
 
 
@@ -154,11 +159,7 @@ def test_a_trigger_canvas_an_earlier_version_stored_whole_is_applied_as_stored(f
     trigger_id = compiled.triggers.ids[k]
     whole = prepare_canvas(compiled.trigger_canvas(trigger_id), "redis://")
     fake_redis.hset(keys.run_triggers_key("run-5"), f"sig:{trigger_id}", json.dumps(whole))
-    outbox = Outbox(
-        RunStore(fake_redis, ttl_seconds=600, result_max_bytes=200),
-        cast(Any, SimpleNamespace(conf=SimpleNamespace(broker_url="redis://"))),
-    )
-    assert outbox._trigger_canvases("run-5", [trigger_id], 0) == {trigger_id: whole}
+    assert _outbox(fake_redis, "redis://")._trigger_canvases("run-5", [trigger_id], 0) == {trigger_id: whole}
 
 
 def test_a_stored_spec_that_is_not_one_is_refused() -> None:
