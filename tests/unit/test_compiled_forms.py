@@ -17,6 +17,7 @@ from typing import Any, cast
 import pytest
 
 from orchestrator import keys
+from orchestrator.dispatch import outbox as outbox_module
 from orchestrator.dispatch.dispatcher import lean
 from orchestrator.dispatch.outbox import Outbox, prepare_canvas
 from orchestrator.models import PlannedStep, PlannedSteps, Priority, WorkflowDefinition, WorkflowPlan
@@ -160,6 +161,34 @@ def test_a_trigger_canvas_an_earlier_version_stored_whole_is_applied_as_stored(f
     whole = prepare_canvas(compiled.trigger_canvas(trigger_id), "redis://")
     fake_redis.hset(keys.run_triggers_key("run-5"), f"sig:{trigger_id}", json.dumps(whole))
     assert _outbox(fake_redis, "redis://")._trigger_canvases("run-5", [trigger_id], 0) == {trigger_id: whole}
+
+
+def test_a_broker_error_mid_drain_keeps_the_unapplied_entries_for_the_next_drain(
+    fake_redis: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drain's promise: an entry leaves the outbox only after the broker took it. This is also what keeps a trigger
+    an earlier worker cannot apply (it fails at ``enqueue``) waiting for a current one during an upgrade."""
+    compiled, fired = _fired(fake_redis, "redis://", 4)
+    fake_redis.hset(keys.run_key("run-4"), "status", "running")  # as the start leaves it
+    triggers = sorted(compiled.triggers)[:3]
+    entries = [f"fire:0:{t}" for t in triggers]
+    fake_redis.hset(keys.run_outbox_key("run-4"), mapping=dict.fromkeys(entries, "1"))
+    taken: list[dict[str, Any]] = []
+    down = True
+
+    def broker(app: Any, canvas: dict[str, Any]) -> None:
+        if down and taken:
+            raise ConnectionError("broker down")
+        taken.append(canvas)
+
+    monkeypatch.setattr(outbox_module, "enqueue", broker)
+    with pytest.raises(ConnectionError):
+        _outbox(fake_redis, "redis://").drain("run-4")
+    assert sorted(fake_redis.hkeys(keys.run_outbox_key("run-4"))) == entries[1:]
+    down = False
+    assert _outbox(fake_redis, "redis://").drain("run-4") == entries[1:]
+    assert not fake_redis.exists(keys.run_outbox_key("run-4"))
+    assert taken == [fired[t] for t in triggers]
 
 
 def test_a_stored_spec_that_is_not_one_is_refused() -> None:
