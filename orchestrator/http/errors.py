@@ -85,16 +85,22 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _entry(error: dict[str, Any]) -> dict[str, str]:
+    """One bad field and why. A body that is not JSON at all is named as such, with the parser's reason and the
+    character where it gave up (FastAPI reports it as field ``0`` and "JSON decode error", which says neither)."""
+    kind = clip(str(error.get("type", "")), 100)
+    loc = error.get("loc", ())
+    if kind == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error") or "it does not parse"
+        where = f" at character {loc[-1]}" if len(loc) == 2 and isinstance(loc[-1], int) else ""
+        message = f"the request body is not valid JSON: {clip(str(reason), 200)}{where}; send one JSON object"
+        return {"field": "body", "message": message, "type": kind}
+    return {"field": _field(loc), "message": clip(str(error.get("msg", "")), 500), "type": kind}
+
+
 def validation_response(exc: RequestValidationError, request: Request | None = None) -> JSONResponse:
     """422 listing each bad field and why, in the common body shape."""
-    fields = [
-        {
-            "field": _field(e.get("loc", ())),
-            "message": clip(str(e.get("msg", "")), 500),
-            "type": clip(str(e.get("type", "")), 100),
-        }
-        for e in exc.errors()[:50]
-    ]
+    fields = [_entry(e) for e in exc.errors()[:50]]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "invalid request"
     body = _for_chat(request, error_body(VALIDATION_CODE, f"Invalid request: {summary}", errors=fields), None)
     return JSONResponse(body, status_code=422)

@@ -169,7 +169,16 @@ def test_validation_errors_are_422_in_the_common_shape_listing_the_fields(client
 
 def test_malformed_json_and_bad_query_values_are_422_not_500(client: TestClient) -> None:
     response = client.post("/api/workflows", headers={**ADMIN, "Content-Type": "application/json"}, content=b"{nope")
-    assert_error(response, 422, "ORCH_8003")
+    body = assert_error(response, 422, "ORCH_8003")
+    assert body["errors"] == [
+        {
+            "field": "body",
+            "message": "the request body is not valid JSON: Expecting property name enclosed in double quotes at "
+            "character 1; send one JSON object",
+            "type": "json_invalid",
+        }
+    ]
+    assert body["error_message"].startswith("Invalid request: body: the request body is not valid JSON")
     response = client.get("/api/workflows?limit=0&offset=-1&status=sleeping", headers=ADMIN)
     body = assert_error(response, 422, "ORCH_8003")
     assert {e["field"] for e in body["errors"]} == {"limit", "offset", "status"}
