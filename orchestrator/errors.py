@@ -212,6 +212,13 @@ class RedisUnavailableError(OrchestratorError):
     code, http_status, retryable = "ORCH_8009", 503, True
 
 
+class IdempotencyKeyReusedError(OrchestratorError):
+    """A start repeated an idempotency key with a different request: answering with the first request's run would
+    tell the caller that something ran which it never asked for."""
+
+    code, http_status = "ORCH_8011", 422
+
+
 class InternalError(OrchestratorError):
     """A failure nobody anticipated: the response still has the common shape, the log has the traceback."""
 

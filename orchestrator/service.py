@@ -6,6 +6,7 @@ owns no transport detail: front doors parse input, call one method, render the r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import __version__, bounds, keys
 from orchestrator.catalog import get_action, get_agent, validate_params
 from orchestrator.errors import (
+    IdempotencyKeyReusedError,
     InputInvalidError,
     RedisUnavailableError,
     ShuttingDownError,
@@ -91,6 +93,23 @@ def _priority(value: str | Priority) -> Priority:
         raise InputInvalidError(
             f"Invalid priority '{value}'. Use one of: {', '.join(p.value for p in Priority)}", {"priority": value}
         ) from None
+
+
+def start_fingerprint(
+    template_id: str | None, definition: WorkflowDefinition | None, parameters: dict[str, Any], priority: Priority
+) -> str:
+    """What a start asked for, hashed: a repeat of an idempotency key must ask for the same thing.
+
+    A definition counts by its validated form (a dict and the model it validates to are one request); a template
+    by its id, so a retry still finds its run after the template's file was edited."""
+    request = {
+        "template_id": template_id,
+        "definition": None if definition is None else definition.model_dump(mode="json"),
+        "parameters": parameters,
+        "priority": priority.value,
+    }
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 class Orchestrator:
@@ -331,22 +350,18 @@ class Orchestrator:
         self._bounded(parameters, "workflow parameters")
         if (template_id is None) == (definition is None):
             raise InputInvalidError("Give exactly one of template_id or definition")
+        given = self._validated(definition)
+        level = _priority(priority)
+        fingerprint = ""
         if idempotency_key is not None:
+            fingerprint = start_fingerprint(template_id, given, parameters or {}, level)
             existing = self.runs.run_for_start_key(principal.actor, idempotency_key)
             if existing is not None:
-                return existing
-        if template_id is not None:
-            origin: WorkflowDefinition = self.templates.get(template_id)
-        elif isinstance(definition, WorkflowDefinition):
-            origin = definition
-        else:
-            if definition is not None:
-                self._bounded(definition, "the workflow definition")
-            try:
-                origin = WorkflowDefinition.model_validate(definition)
-            except ValueError as exc:
-                raise WorkflowDefinitionInvalidError(f"Invalid workflow definition: {exc}") from exc
-        plan = plan_workflow(origin, parameters or {}, template_id=template_id, priority=_priority(priority))
+                return self._repeated(idempotency_key, fingerprint, *existing)
+        if given is None:
+            assert template_id is not None  # exactly one of the two was given
+            given = self.templates.get(template_id)
+        plan = plan_workflow(given, parameters or {}, template_id=template_id, priority=level)
         for step in plan.steps:
             self._bounded(step.parameters, f"parameters of step '{step.step_id}'")
         if idempotency_key is None:
@@ -354,14 +369,35 @@ class Orchestrator:
         from orchestrator.dispatch.dispatcher import new_run_id
 
         run_id = new_run_id()
-        if not self.runs.claim_start_key(principal.actor, idempotency_key, run_id):
+        if not self.runs.claim_start_key(principal.actor, idempotency_key, run_id, fingerprint):
             raise InputInvalidError(f"Idempotency key '{idempotency_key}' is being used by a concurrent request; retry")
         try:
             return self.dispatcher.start(plan, actor=principal.actor, run_id=run_id, source=source)
         except BaseException:
             if not self.runs.exists(run_id):  # refused before it was recorded: a retry may use the key again
-                self.runs.release_start_key(principal.actor, idempotency_key, run_id)
+                self.runs.release_start_key(principal.actor, idempotency_key, run_id, fingerprint)
             raise
+
+    def _validated(self, definition: WorkflowDefinition | dict[str, Any] | None) -> WorkflowDefinition | None:
+        """An inline definition as its model (ORCH_3006 saying what is wrong), checked for size first."""
+        if definition is None or isinstance(definition, WorkflowDefinition):
+            return definition
+        self._bounded(definition, "the workflow definition")
+        try:
+            return WorkflowDefinition.model_validate(definition)
+        except ValueError as exc:
+            raise WorkflowDefinitionInvalidError(f"Invalid workflow definition: {exc}") from exc
+
+    @staticmethod
+    def _repeated(key: str, fingerprint: str, run: RunView, recorded: str) -> RunView:
+        """The run a repeated start gets back: the first one's, if it asked for the same thing."""
+        if recorded and recorded != fingerprint:
+            raise IdempotencyKeyReusedError(
+                f"Idempotency key '{key}' was already used for a different request, which started run "
+                f"{run.run_id}; use a new key for a new request, or repeat the first request exactly to get its run",
+                {"idempotency_key": key, "run_id": run.run_id},
+            )
+        return run
 
     def _bounded(self, value: Any, what: str) -> None:
         limits = self.settings.reliability

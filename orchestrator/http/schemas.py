@@ -18,7 +18,8 @@ IDEMPOTENCY_KEY = Field(
     default=None,
     min_length=1,
     max_length=200,
-    description="Repeat a request with the same key to get the same run instead of a new one",
+    description="Repeat a request with the same key to get the same run instead of a new one (the key with a "
+    "different request: 422 ORCH_8011)",
 )
 
 

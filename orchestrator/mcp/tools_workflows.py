@@ -24,7 +24,12 @@ from orchestrator.state.events import event_json
 
 RunId = Annotated[str, Field(description="A run id, as returned by start_workflow or execute_task")]
 Priority = Annotated[str, Field(description="critical, high, medium or low")]
-IdempotencyKey = Annotated[str | None, Field(description="Same key again returns the same run instead of a new one")]
+IdempotencyKey = Annotated[
+    str | None,
+    Field(
+        description="The same request with the same key again returns its run; a different request with it: ORCH_8011"
+    ),
+]
 Params = Annotated[dict[str, Any] | None, Field(description="Parameter values by name")]
 Wait = Annotated[bool, Field(description="Wait for the run to end (progress notifications per step)")]
 WaitTimeout = Annotated[

@@ -746,22 +746,28 @@ class RunStore:
         return FinishResult(False, ended, fired, summary, joined=[t for t in released if ":" in t])
 
     # -- start idempotency keys -----------------------------------------------------------------------
-    def run_for_start_key(self, actor: str, key: str) -> RunView | None:
-        """The run this caller already started with this idempotency key (None: none, or it expired)."""
-        run_id = self.redis.get(keys.start_idempotency_key(actor, key))
-        if run_id and self.exists(run_id):
-            return self.get(run_id)
-        return None
+    def run_for_start_key(self, actor: str, key: str) -> tuple[RunView, str] | None:
+        """The run this caller already started with this idempotency key, with the fingerprint of the request
+        that started it ('' for a key an earlier version stored without one); None: none, or it expired."""
+        value = self.redis.get(keys.start_idempotency_key(actor, key))
+        if not value:
+            return None
+        run_id, _, fingerprint = value.partition("|")
+        if not self.exists(run_id):
+            return None
+        return self.get(run_id), fingerprint
 
-    def claim_start_key(self, actor: str, key: str, run_id: str) -> bool:
-        """Bind the caller's key to the run about to start, for as long as runs are kept; False when taken."""
-        return bool(self.redis.set(keys.start_idempotency_key(actor, key), run_id, nx=True, ex=self.ttl))
+    def claim_start_key(self, actor: str, key: str, run_id: str, fingerprint: str) -> bool:
+        """Bind the caller's key to the run about to start, and to the request's fingerprint, for as long as runs
+        are kept; False when taken."""
+        held = f"{run_id}|{fingerprint}"
+        return bool(self.redis.set(keys.start_idempotency_key(actor, key), held, nx=True, ex=self.ttl))
 
-    def release_start_key(self, actor: str, key: str, run_id: str) -> None:
+    def release_start_key(self, actor: str, key: str, run_id: str, fingerprint: str) -> None:
         """Give the key back after a start that recorded no run (denied, invalid): a retry must not be refused.
 
         Only while it still names ``run_id``: a key another start holds now is not this start's to release."""
-        self._release_start_key(keys=[keys.start_idempotency_key(actor, key)], args=[run_id])
+        self._release_start_key(keys=[keys.start_idempotency_key(actor, key)], args=[f"{run_id}|{fingerprint}"])
 
     # -- reading --------------------------------------------------------------------------------------
     def exists(self, run_id: str) -> bool:

@@ -368,10 +368,10 @@ def test_a_broker_outage_on_enqueue_delays_the_run_and_keeps_its_key(c: Cluster)
     cut_off.app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     cut_off.app.conf.broker_connection_timeout = 0.5
     cut_off.app.conf.task_publish_retry = False
-    key = uid("key")
-    run = cut_off.start_workflow(OPERATOR, definition=definition(step(uid("wait"))), idempotency_key=key)
+    key, request = uid("key"), definition(step(uid("wait")))
+    run = cut_off.start_workflow(OPERATOR, definition=request, idempotency_key=key)
     assert run.status == RunStatus.RUNNING  # accepted and recorded, not failed
-    again = cut_off.start_workflow(OPERATOR, definition=definition(step(uid("wait"))), idempotency_key=key)
+    again = cut_off.start_workflow(OPERATOR, definition=request, idempotency_key=key)  # the client's retry
     assert again.run_id == run.run_id
     view = ends(c, run.run_id)  # the reconciler (with a working broker) enqueues it
     assert view.status == RunStatus.COMPLETED, view.error

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from orchestrator.asgi import create_app
 from orchestrator.models.run import RunView
 from orchestrator.service import Orchestrator
+from tests.unit.test_http_auth import assert_error
 from tests.unit.test_http_fixtures import ADMIN, OPERATOR, VIEWER, fake_worker, service  # noqa: F401
 
 INCIDENT = {"template_id": "incident-response", "parameters": {"ci_id": "web-01"}}
@@ -57,6 +58,20 @@ def test_same_idempotency_key_gives_the_same_run(client: TestClient) -> None:
     assert first == second
     assert start(client, {**INCIDENT, "idempotency_key": "ticket-43"}) != first
     assert client.get("/api/workflows", headers=VIEWER).json()["total"] == 2
+
+
+def test_a_key_repeated_with_a_different_request_is_refused_and_starts_nothing(client: TestClient) -> None:
+    first = start(client, {**INCIDENT, "idempotency_key": "ticket-44"})
+    for changed in (
+        {**INCIDENT, "parameters": {"ci_id": "db-02"}},
+        {**INCIDENT, "priority": "critical"},
+        {"template_id": "cmdb-health-check", "parameters": {}},
+    ):
+        response = client.post("/api/workflows", headers=OPERATOR, json={**changed, "idempotency_key": "ticket-44"})
+        body = assert_error(response, 422, "ORCH_8011")
+        assert first in body["error_message"] and "use a new key" in body["error_message"]
+    assert client.get("/api/workflows", headers=VIEWER).json()["total"] == 1
+    assert start(client, {**INCIDENT, "idempotency_key": "ticket-44"}) == first  # the same request still gets it
 
 
 def test_an_inline_definition_starts_too(client: TestClient) -> None:
@@ -151,6 +166,8 @@ def test_a_task_is_a_one_step_run(client: TestClient) -> None:
     again = client.post("/api/tasks", headers=OPERATOR, json={"action": "cmdb.ping", "idempotency_key": "k1"})
     same = client.post("/api/tasks", headers=OPERATOR, json={"action": "cmdb.ping", "idempotency_key": "k1"})
     assert again.json()["run_id"] == same.json()["run_id"]
+    other = client.post("/api/tasks", headers=OPERATOR, json={"action": "cmdb.query", "idempotency_key": "k1"})
+    assert_error(other, 422, "ORCH_8011")  # not the ping's run, as if cmdb.query had been started
 
 
 def test_a_task_with_wait_returns_200_and_the_finished_run(client: TestClient, service: Orchestrator) -> None:  # noqa: F811

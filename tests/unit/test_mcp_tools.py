@@ -151,6 +151,8 @@ def test_workflow_tools_drive_a_run(service: Orchestrator) -> None:  # noqa: F81
         assert started["status"] == "running"
         again = await call(client, "start_workflow", {**INCIDENT, "idempotency_key": "mcp-1"})
         assert again["run_id"] == run_id
+        other = {**INCIDENT, "priority": "low", "idempotency_key": "mcp-1"}
+        assert (await tool_error(client, "start_workflow", other)).startswith("[ORCH_8011]")
         status = await call(client, "get_workflow_status", {"run_id": run_id})
         assert status["created_by"] == "admin:local"
         runs = await call(client, "list_workflow_runs", {"status": "running"})
