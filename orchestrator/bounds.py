@@ -3,7 +3,8 @@
 Why: a parameter nested 250 levels deep was accepted, stored, and then could not be read back by the worker
 (JSON parsers stop at ~200 levels), so the run could never progress. Every value that will be stored and
 read again (workflow and task parameters, message payloads) is checked here, iteratively (a hostile value
-cannot exhaust the stack), for nesting depth and encoded size.
+cannot exhaust the stack), for nesting depth and encoded size, and for NaN and Infinity: Python's JSON parser
+accepts them, but a stored spec holding them is unreadable to strict parsers and became null in a message.
 """
 
 from __future__ import annotations
@@ -45,14 +46,22 @@ def check(value: Any, *, what: str, max_depth: int, max_bytes: int) -> None:
             {"what": what, "max_depth": max_depth},
         )
     try:
-        size = len(json.dumps(value, default=str, ensure_ascii=False).encode("utf-8"))
+        size = len(json.dumps(value, default=str, ensure_ascii=False, allow_nan=False).encode("utf-8"))
     except UnicodeEncodeError as exc:
         raise InputInvalidError(
             f"{what} contain text that is not valid Unicode (a lone surrogate such as \\ud800 at offset "
             f"{exc.start}); send UTF-8 text",
             {"what": what},
         ) from exc
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:
+        if str(exc).startswith("Out of range float"):  # NaN, Infinity: Python's parser takes them, JSON has none
+            raise InputInvalidError(
+                f"{what} contain NaN or Infinity, which JSON does not have (other parsers refuse them, and some "
+                "would store them as null); send a number, a string or null",
+                {"what": what},
+            ) from exc
+        raise InputInvalidError(f"{what} are not valid JSON: {clip(str(exc))}", {"what": what}) from exc
+    except TypeError as exc:
         raise InputInvalidError(f"{what} are not valid JSON: {clip(str(exc))}", {"what": what}) from exc
     if size > max_bytes:
         raise PayloadTooLargeError(

@@ -63,6 +63,26 @@ def test_a_lone_surrogate_in_a_template_id_or_parameters_is_400(client: TestClie
     error(client.get("/api/templates/%ED%A0%80", headers=ADMIN), 400, "ORCH_8003")
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_in_parameters_or_a_payload_are_400_and_nothing_is_stored(
+    client: TestClient,
+    service: Orchestrator,  # noqa: F811
+    number: str,
+) -> None:
+    """Python's parser takes them; a stored spec holding them is unreadable to strict parsers, and a message's
+    payload lost them (they became null)."""
+    update = f'{{"action": "cmdb.update", "parameters": {{"ci_id": "web-01", "fields": {{"x": {number}}}}}}}'
+    body = error(post_raw(client, "/api/tasks", update), 400, "ORCH_8003")
+    assert "NaN or Infinity" in body["error_message"] and "cmdb.update" in body["error_message"]
+    step = f'{{"step_id": "u", "action": "cmdb.update", "parameters": {{"ci_id": "a", "fields": {{"n": [{number}]}}}}}}'
+    inline = f'{{"definition": {{"name": "n", "steps": [{step}]}}}}'
+    error(post_raw(client, "/api/workflows", inline), 400, "ORCH_8003")
+    message = f'{{"sender": "a", "recipient": "cmdb-agent", "message_type": "note", "payload": {{"v": {number}}}}}'
+    error(post_raw(client, "/api/messages", message), 400, "ORCH_8003")
+    assert client.get("/api/workflows", headers=VIEWER).json()["total"] == 0
+    assert client.get("/api/messages/cmdb-agent", headers=VIEWER).json()["count"] == 0
+
+
 def test_an_expiry_of_1e300_seconds_is_422_with_the_field(client: TestClient) -> None:
     text = '{"sender": "a", "recipient": "cmdb-agent", "message_type": "note", "expires_in_seconds": 1e300}'
     body = error(post_raw(client, "/api/messages", text), 422, "ORCH_8003")
