@@ -56,6 +56,7 @@ class ExecuteTaskRequest(BaseModel):
         default=None,
         gt=0,
         le=24 * 3600,
+        allow_inf_nan=False,
         description="The step's time limit; with wait=true the wait lasts this plus 10 s, at most "
         "ORCH_FRONTDOOR__WAIT_MAX_SECONDS (300 s by default; a larger value with wait=true is refused, ORCH_8003)",
     )
@@ -72,7 +73,11 @@ class SendMessageRequest(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict)
     priority: Literal["critical", "high", "normal", "low"] = "normal"
     expires_in_seconds: float | None = Field(
-        default=None, gt=0, le=30 * 24 * 3600, description="Drop it if not delivered in time (at most 30 days)"
+        default=None,
+        gt=0,
+        le=30 * 24 * 3600,
+        allow_inf_nan=False,
+        description="Drop it if not delivered in time (at most 30 days)",
     )
 
 

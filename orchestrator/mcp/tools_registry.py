@@ -85,7 +85,9 @@ def register_registry_tools(mcp: FastMCP, service: Orchestrator, local: Principa
         target_agent: Annotated[str | None, Field(description="Route to this agent explicitly")] = None,
         priority: Annotated[str, Field(description="critical, high, medium or low")] = "medium",
         parameters: Annotated[dict[str, Any] | None, Field(description="Task parameters (echoed)")] = None,
-        timeout_seconds: Annotated[float, Field(description="Task time limit in seconds", gt=0)] = 300,
+        timeout_seconds: Annotated[
+            float, Field(description="Task time limit in seconds", gt=0, allow_inf_nan=False)
+        ] = 300,
     ) -> dict[str, Any]:
         """Decide which agent would take a task, and why. Routes only; use execute_task to run an action."""
         with tool_errors("route_task"):

@@ -37,6 +37,7 @@ WaitTimeout = Annotated[
     Field(
         description="With wait: give up waiting after this many seconds (at most ORCH_FRONTDOOR__WAIT_MAX_SECONDS)",
         gt=0,
+        allow_inf_nan=False,
     ),
 ]
 READ_ONLY = {"readOnlyHint": True, "openWorldHint": False}
@@ -143,6 +144,7 @@ def register_workflow_tools(mcp: FastMCP, service: Orchestrator, local: Principa
                 description="The step's time limit in seconds (default: the action's); with wait, the wait "
                 "lasts this plus 10 s (default 300 s)",
                 gt=0,
+                allow_inf_nan=False,
             ),
         ] = None,
     ) -> dict[str, Any]:

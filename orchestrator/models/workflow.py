@@ -27,7 +27,7 @@ class WorkflowStep(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     on_failure: FailurePolicy = FailurePolicy.STOP
     max_retries: int = Field(default=2, ge=0, le=20)
-    timeout_seconds: float | None = Field(default=None, gt=0, le=24 * 3600)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=24 * 3600, allow_inf_nan=False)
     target_domain: str | None = Field(default=None, description="Domain the action works on (policy check)")
 
 

@@ -83,6 +83,20 @@ def test_nan_and_infinity_in_parameters_or_a_payload_are_400_and_nothing_is_stor
     assert client.get("/api/messages/cmdb-agent", headers=VIEWER).json()["count"] == 0
 
 
+def test_a_nan_time_limit_or_expiry_is_422_saying_it_must_be_finite(client: TestClient) -> None:
+    """Not "should be less than or equal to 86400", which a NaN is not either."""
+    for url, text in (
+        ("/api/tasks", '{"action": "cmdb.ping", "timeout_seconds": NaN}'),
+        (
+            "/api/workflows",
+            '{"definition": {"name": "n", "steps": [{"step_id": "a", "action": "cmdb.ping", "timeout_seconds": NaN}]}}',
+        ),
+        ("/api/messages", '{"sender": "a", "recipient": "cmdb-agent", "message_type": "n", "expires_in_seconds": NaN}'),
+    ):
+        body = error(post_raw(client, url, text), 422, "ORCH_8003")
+        assert [e["type"] for e in body["errors"]] == ["finite_number"], body
+
+
 def test_an_expiry_of_1e300_seconds_is_422_with_the_field(client: TestClient) -> None:
     text = '{"sender": "a", "recipient": "cmdb-agent", "message_type": "note", "expires_in_seconds": 1e300}'
     body = error(post_raw(client, "/api/messages", text), 422, "ORCH_8003")
