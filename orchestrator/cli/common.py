@@ -104,6 +104,8 @@ def parse_params(pairs: list[str], declared: dict[str, str] | None = None) -> di
         if "=" not in pair:
             raise typer.BadParameter(f"'{pair}' is not key=value")
         key, value = (part.strip() for part in pair.split("=", 1))
+        if key in out:  # the last one would win silently: a typo in a long command line must not pass unseen
+            raise typer.BadParameter(f"parameter '{key}' is given twice; give it once")
         kind = (declared or {}).get(key)
         if kind == "string":
             out[key] = value

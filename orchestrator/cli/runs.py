@@ -62,8 +62,13 @@ def actions(
     agent: Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent's actions")] = None,
 ) -> None:
     """Every action a step can name, with its agent, access and parameters (what a template may pass)."""
-    from orchestrator.catalog import ACTIONS
+    from orchestrator.catalog import ACTIONS, get_agent
 
+    if agent:
+        try:
+            get_agent(agent)  # an unknown agent is an error that lists the known ones, not an empty table
+        except OrchestratorError as exc:
+            fail(exc)
     table = Table("action", "agent", "access", "parameters (* required)", "description")
     for name, spec in sorted(ACTIONS.items()):
         if agent and spec.agent_id != agent:

@@ -146,3 +146,16 @@ def test_main_registers_every_documented_command(monkeypatch: pytest.MonkeyPatch
         "reconcile",
     ):
         assert command in names
+
+
+def test_a_param_given_twice_is_a_usage_error_not_the_last_one_silently() -> None:
+    with pytest.raises(typer.BadParameter, match="'ci_id' is given twice"):
+        parse_params(["ci_id=web-prod-01", "depth=2", "ci_id=db-01"])
+
+
+def test_actions_for_an_unknown_agent_exits_2_naming_the_agents() -> None:
+    result = runner.invoke(app, ["actions", "--agent", "nobody"])
+    assert result.exit_code == 2
+    assert "ORCH_1001" in result.output and "cmdb-agent" in result.output
+    listed = runner.invoke(app, ["actions", "--agent", "csa-agent"])
+    assert listed.exit_code == 0 and "csa." in listed.output and "cmdb.query" not in listed.output
