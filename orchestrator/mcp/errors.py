@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import mcp.types as mt
 from fastmcp.exceptions import ToolError
+from fastmcp.exceptions import ValidationError as ArgumentsInvalid
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import ToolResult
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -41,3 +46,32 @@ def tool_errors(tool: str) -> Iterator[None]:
         MCP_TOOL_CALLS.labels(tool, "error").inc()
         raise tool_error(BrokerUnavailableError(f"The broker did not answer ({type(exc).__name__}); retry")) from exc
     MCP_TOOL_CALLS.labels(tool, "ok").inc()
+
+
+class ArgumentErrors(Middleware):
+    """Arguments a tool's signature refuses get ``[ORCH_8003]`` naming each field, like every other tool error.
+
+    Why: FastMCP checks the arguments before the tool body (and ``tool_errors``) runs, and answers with pydantic's
+    own text ("1 validation error for call[...]" and a link), which no client can tell from a server bug."""
+
+    async def on_call_tool(
+        self, context: MiddlewareContext[mt.CallToolRequestParams], call_next: CallNext[mt.CallToolRequestParams, Any]
+    ) -> ToolResult:
+        try:
+            result: ToolResult = await call_next(context)
+        except ArgumentsInvalid as exc:
+            tool = context.message.name
+            MCP_TOOL_CALLS.labels(tool, "error").inc()
+            raise tool_error(InputInvalidError(f"Invalid arguments for {tool}: {_fields(exc)}")) from exc
+        return result
+
+
+def _fields(exc: ArgumentsInvalid) -> str:
+    """``field: why`` for each refused argument (pydantic's summary when the cause is not pydantic's)."""
+    cause = exc.__cause__
+    if not isinstance(cause, ValidationError):
+        return str(exc)
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'arguments'}: {error['msg']}"
+        for error in cause.errors(include_url=False)[:20]
+    )

@@ -12,6 +12,7 @@ from fastmcp import FastMCP
 
 from orchestrator import __version__
 from orchestrator.mcp.auth import OrchestratorTokenVerifier
+from orchestrator.mcp.errors import ArgumentErrors
 from orchestrator.mcp.tools_registry import register_registry_tools
 from orchestrator.mcp.tools_schedules import register_schedule_tools
 from orchestrator.mcp.tools_workflows import register_workflow_tools
@@ -36,6 +37,7 @@ def create_mcp(service: Orchestrator, *, local_principal: Principal | None = Non
     mcp = FastMCP(
         SERVER_NAME, instructions=INSTRUCTIONS, version=__version__, auth=OrchestratorTokenVerifier(service.settings)
     )
+    mcp.add_middleware(ArgumentErrors())
     local = local_principal or local_operator()
     register_registry_tools(mcp, service, local)
     register_workflow_tools(mcp, service, local)

@@ -84,6 +84,24 @@ def test_start_workflow_declares_wait_false(service: Orchestrator) -> None:  # n
     assert tools["start_workflow"].input_schema["properties"]["wait"]["default"] is False
 
 
+def test_arguments_a_tool_refuses_are_orch_8003_naming_each_field(service: Orchestrator) -> None:  # noqa: F811
+    """Refused by the tool's signature, before its body runs: the same ``[ORCH_xxxx]`` shape as every other error."""
+
+    async def body(client: Client[Any]) -> list[str]:
+        return [
+            await tool_error(client, "execute_task", {"action": "cmdb.ping", "timeout_seconds": 0}),
+            await tool_error(client, "list_workflow_runs", {"status": "weird", "limit": "many"}),
+            await tool_error(client, "get_workflow_status", {}),
+        ]
+
+    zero, listing, missing = with_client(service, body)
+    assert zero == "[ORCH_8003] Invalid arguments for execute_task: timeout_seconds: Input should be greater than 0"
+    assert listing.startswith("[ORCH_8003] Invalid arguments for list_workflow_runs: ")
+    assert "status: Input should be 'pending'" in listing and "limit: Input should be a valid integer" in listing
+    assert missing == "[ORCH_8003] Invalid arguments for get_workflow_status: run_id: Missing required argument"
+    assert "pydantic.dev" not in zero + listing + missing
+
+
 def test_registry_tools_return_the_compatible_fields(service: Orchestrator) -> None:  # noqa: F811
     async def body(client: Client[Any]) -> None:
         health = await call(client, "get_orchestrator_health")
