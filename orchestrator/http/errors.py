@@ -87,7 +87,8 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def _entry(error: dict[str, Any]) -> dict[str, str]:
     """One bad field and why. A body that is not JSON at all is named as such, with the parser's reason and the
-    character where it gave up (FastAPI reports it as field ``0`` and "JSON decode error", which says neither)."""
+    character where it gave up (FastAPI reports it as field ``0`` and "JSON decode error", which says neither); a
+    body that is JSON but not an object says what it is instead."""
     kind = clip(str(error.get("type", "")), 100)
     loc = error.get("loc", ())
     if kind == "json_invalid":
@@ -95,7 +96,17 @@ def _entry(error: dict[str, Any]) -> dict[str, str]:
         where = f" at character {loc[-1]}" if len(loc) == 2 and isinstance(loc[-1], int) else ""
         message = f"the request body is not valid JSON: {clip(str(reason), 200)}{where}; send one JSON object"
         return {"field": "body", "message": message, "type": kind}
+    if kind == "model_attributes_type" and tuple(loc) == ("body",):  # pydantic: "... or object to extract fields from"
+        given = _JSON_KINDS.get(type(error.get("input")), "something else")
+        return {
+            "field": "body",
+            "message": f"the request body must be one JSON object ({{...}}), not {given}",
+            "type": kind,
+        }
     return {"field": _field(loc), "message": clip(str(error.get("msg", "")), 500), "type": kind}
+
+
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
 
 
 def validation_response(exc: RequestValidationError, request: Request | None = None) -> JSONResponse:

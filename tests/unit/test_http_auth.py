@@ -179,6 +179,10 @@ def test_malformed_json_and_bad_query_values_are_422_not_500(client: TestClient)
         }
     ]
     assert body["error_message"].startswith("Invalid request: body: the request body is not valid JSON")
+    for text, given in ((b"[1, 2]", "an array"), (b'"ping"', "a string"), (b"7", "a number")):
+        response = client.post("/api/tasks", headers={**ADMIN, "Content-Type": "application/json"}, content=text)
+        body = assert_error(response, 422, "ORCH_8003")
+        assert body["errors"][0]["message"] == f"the request body must be one JSON object ({{...}}), not {given}"
     response = client.get("/api/workflows?limit=0&offset=-1&status=sleeping", headers=ADMIN)
     body = assert_error(response, 422, "ORCH_8003")
     assert {e["field"] for e in body["errors"]} == {"limit", "offset", "status"}
