@@ -63,6 +63,7 @@ _.lock_key
 _.should_exit  # uvicorn.Server
 _._buffer_cutoff  # redis-py's Connection reads it when packing a pipeline (redis_client.OneWriteConnection)
 _.ignore_result  # Celery's backend reads it from the task request (workers.chord_handoff.handed_off)
+_.on_call_tool  # FastMCP calls a middleware's hook by name (orchestrator.mcp.errors.ArgumentErrors)
 
 # Tests: models mirroring itom-chat-ui's own types, fake tool signatures, switches on fixture servers.
 _.opened_at
