@@ -805,7 +805,11 @@ class Orchestrator:
         )
 
     def add_schedule(self, principal: Principal, spec: ScheduleSpec | dict[str, Any]) -> ScheduleView:
-        """Validate (cron, template, parameters, policy) and store a schedule; its first run is the next match."""
+        """Validate (cron, template, parameters, policy) and store a schedule; its first run is the next match.
+
+        Its parameters are bounded as a start's are, now: a value every start would refuse must not be stored."""
+        parameters = spec.parameters if not isinstance(spec, dict) else spec.get("parameters")
+        self._bounded(parameters, "schedule parameters")
         return self.scheduling.add(principal, spec)
 
     def list_schedules(self, principal: Principal) -> list[ScheduleView]:

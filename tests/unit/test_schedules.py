@@ -107,6 +107,32 @@ def test_a_schedule_that_could_not_start_is_refused_when_added(
     assert service.list_schedules(OPS) == []
 
 
+@pytest.mark.parametrize(
+    ("filters", "fragment"),
+    [
+        ({"stale": float("nan")}, "NaN or Infinity"),
+        ({"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}, "nested"),
+    ],
+)
+def test_schedule_parameters_every_start_would_refuse_are_refused_when_added(
+    service: Orchestrator,  # noqa: F811
+    filters: dict[str, Any],
+    fragment: str,
+) -> None:
+    """A template may declare an object parameter: its value is bounded at the door, as a start's is."""
+    folder: Path = service.settings.user_templates_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    steps = [{"step_id": "p", "action": "cmdb.ping"}]
+    template = {"name": "Filtered", "parameters": [{"name": "filters", "type": "object"}], "steps": steps}
+    (folder / "filtered.json").write_text(json.dumps(template))
+    spec = {"schedule_id": "filtered", "template_id": "filtered", "cron": "@hourly"}
+    assert service.add_schedule(OPS, {**spec, "parameters": {"filters": {"stale": 30}}}).schedule_id == "filtered"
+    service.remove_schedule(OPS, "filtered")
+    message = code_of(lambda: service.add_schedule(OPS, {**spec, "parameters": {"filters": filters}}))
+    assert message.startswith("ORCH_8003") and fragment in message, message
+    assert service.list_schedules(OPS) == []
+
+
 def test_duplicates_and_viewers_are_refused(service: Orchestrator) -> None:  # noqa: F811
     service.add_schedule(OPS, NIGHTLY)
     assert "already exists" in code_of(lambda: service.add_schedule(OPS, NIGHTLY))
