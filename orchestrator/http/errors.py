@@ -128,10 +128,17 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
-    """Starlette's own errors (unknown route 404, wrong method 405) in the common shape, with an ORCH code."""
+    """Starlette's own errors (unknown route 404, wrong method 405, a body the JSON parser gave up on) in the common
+    shape, with an ORCH code."""
     assert isinstance(exc, StarletteHTTPException)
     cls = _HTTP_ERRORS.get(exc.status_code, InternalError if exc.status_code >= 500 else InputInvalidError)
-    body = _for_chat(request, error_body(cls.code, str(exc.detail)), None)
+    detail = str(exc.detail)
+    if isinstance(exc.__cause__, RecursionError):  # FastAPI says only "There was an error parsing the body"
+        detail = (
+            "the request body is nested too deeply to parse; parameters and payloads may nest a few dozen levels "
+            "(ORCH_RELIABILITY__MAX_PARAM_DEPTH, 32 by default): flatten it"
+        )
+    body = _for_chat(request, error_body(cls.code, detail), None)
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 

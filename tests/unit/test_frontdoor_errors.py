@@ -97,6 +97,15 @@ def test_a_nan_time_limit_or_expiry_is_422_saying_it_must_be_finite(client: Test
         assert [e["type"] for e in body["errors"]] == ["finite_number"], body
 
 
+def test_a_body_too_deep_for_the_json_parser_is_400_saying_so(client: TestClient) -> None:
+    """200,000 levels: Python's parser gives up (RecursionError) before any limit of ours can look at it."""
+    deep = "[" * 200_000 + "]" * 200_000
+    body = error(
+        post_raw(client, "/api/tasks", f'{{"action": "cmdb.ping", "parameters": {{"a": {deep}}}}}'), 400, "ORCH_8003"
+    )
+    assert body["error_message"].startswith("the request body is nested too deeply to parse")
+
+
 def test_an_expiry_of_1e300_seconds_is_422_with_the_field(client: TestClient) -> None:
     text = '{"sender": "a", "recipient": "cmdb-agent", "message_type": "note", "expires_in_seconds": 1e300}'
     body = error(post_raw(client, "/api/messages", text), 422, "ORCH_8003")
