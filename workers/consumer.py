@@ -13,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+from celery.worker import state as worker_state
 from celery.worker.consumer import Consumer
 from vine import promise
 
@@ -81,11 +82,41 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
                 raise
             except Exception as exc:
                 log.error("refused a malformed message: %s: %s", type(exc).__name__, exc)
+                self._undo_handoff(message)
                 record_refusal(message, f"{type(exc).__name__}: {exc}")
                 message.reject_log_error(log, self.connection_errors)
                 return None
 
         return on_task_received
+
+    def _undo_handoff(self, message: Any) -> None:
+        """Give back what a hand-off to the pool held when it failed part-way, so the worker keeps its concurrency.
+
+        Why: Celery takes one of the pool's slots (its semaphore) and records the job before it pickles the task for
+        a pool process. A message too deep to pickle failed there, and the slot was never given back: each such
+        message cost the worker one process for good, until it ran nothing. Here the job record (never written to
+        a process) is dropped with its time-limit timers, its slot released and the request forgotten."""
+        task_id = (getattr(message, "headers", None) or {}).get("id")
+        pool = getattr(self.pool, "_pool", None)
+        jobs = getattr(pool, "_cache", None)
+        if not task_id or jobs is None:
+            return
+        stranded = [
+            job
+            for job in list(jobs.values())
+            if getattr(job, "correlation_id", None) == task_id and not job._accepted and job._write_to is None
+        ]
+        worker = self.controller
+        for job in stranded:
+            cancel_timers = getattr(pool, "on_timeout_cancel", None)
+            if cancel_timers is not None:
+                cancel_timers(job)
+            job.discard()
+            if getattr(worker, "semaphore", None) is not None and worker.process_task == worker._process_task_sem:
+                worker._quick_release()  # the slot ``_process_task_sem`` took for this job
+        request = worker_state.requests.get(task_id)
+        if request is not None:
+            worker_state.task_ready(request)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         record_refusal(message, f"undecodable: {type(exc).__name__}: {exc}")

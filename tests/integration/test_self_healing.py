@@ -565,6 +565,17 @@ def test_malformed_messages_are_refused_and_the_worker_goes_on(c: Cluster) -> No
     run = start(c, step(uid("after")))
     assert ends(c, run.run_id).status == RunStatus.COMPLETED
     assert c.worker_pid("cmdb-agent") == pid  # the same worker process, never restarted
+    # ... with its whole concurrency: the message too deep to pickle for a pool process used to keep a slot for good
+    rc = c.client()
+    held = [uid("held") for _ in range(2)]
+    for step_id in held:
+        inject(rc, step_id, hold=30)
+    both = start(c, *(step(step_id) for step_id in held))
+    marks = [keys.fault_mark_key(step_id, "pid") for step_id in held]
+    wait_until(lambda: all(rc.exists(mark) for mark in marks), timeout=10, what="two steps at once on two processes")
+    for step_id in held:
+        release(rc, step_id)
+    assert ends(c, both.run_id).status == RunStatus.COMPLETED
     letters = [d for d in c.orch.dlq_list(ADMIN, reason="malformed", limit=100)]
     assert len(letters) >= 5 and all(d["error"]["code"] == "ORCH_4002" for d in letters)
 
@@ -579,3 +590,4 @@ def test_a_step_that_kills_its_worker_every_time_is_dead_lettered_after_the_cap(
     letters = [d for d in c.orch.dlq_list(ADMIN, reason="delivery_limit", limit=100) if d["run_id"] == run.run_id]
     assert len(letters) == 1
     assert int(rc.get(keys.fault_mark_key(killer, "deliveries"))) == 3  # delivered three times, then refused
+
