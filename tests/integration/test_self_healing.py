@@ -591,3 +591,48 @@ def test_a_step_that_kills_its_worker_every_time_is_dead_lettered_after_the_cap(
     assert len(letters) == 1
     assert int(rc.get(keys.fault_mark_key(killer, "deliveries"))) == 3  # delivered three times, then refused
 
+
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])  # the field after the state: the parent's pid
+
+
+def test_two_workers_of_one_agent_share_its_queue_and_it_stays_online_when_one_dies(c: Cluster) -> None:
+    """Scale an agent out by starting a second worker; kill that one: the agent keeps working, and health drops the
+    dead instance within a lease's time instead of listing it (or turning the agent offline)."""
+    from orchestrator.runtime.procs import WorkerPool, instance_of
+    from tests.integration.cluster import FAST
+
+    extra = WorkerPool(c.url)
+    extra.start(["cmdb-agent"], concurrency=1, extra_env={**FAST, "ORCH_DATA_DIR": str(c.data_dir)})
+    try:
+        extra.wait_ready(timeout=60)
+        first, second = c.worker_pid("cmdb-agent"), extra.pid("cmdb-agent")
+        assert second is not None
+        instances = {instance_of("cmdb-agent", first), instance_of("cmdb-agent", second)}
+        assert instances <= set(c.orch.agents.heartbeats()["cmdb-agent"]["workers"])
+
+        rc = c.client()
+        held = [uid("held") for _ in range(3)]  # three steps at once: the first worker has only two processes
+        for step_id in held:
+            inject(rc, step_id, hold=30)
+        run = start(c, *(step(step_id) for step_id in held))
+        marks = [keys.fault_mark_key(step_id, "pid") for step_id in held]
+        wait_until(lambda: all(rc.exists(mark) for mark in marks), what="all three held steps running at once")
+        assert {_parent_of(int(rc.get(mark))) for mark in marks} == {first, second}
+        for step_id in held:
+            release(rc, step_id)
+        assert ends(c, run.run_id).status == RunStatus.COMPLETED
+
+        extra.kill("cmdb-agent")  # idle now: it holds no message
+        gone = instance_of("cmdb-agent", second)
+        wait_until(
+            lambda: gone not in c.orch.agents.heartbeats()["cmdb-agent"]["workers"],
+            timeout=15,
+            what="the dead instance to leave the agent's workers",
+        )
+        assert c.orch.agents.health_view("cmdb-agent")["current_status"] == "online"
+        after = c.orch.execute_task(OPERATOR, action="cmdb.ping")
+        assert ends(c, after.run_id).status == RunStatus.COMPLETED
+    finally:
+        extra.stop(timeout=5)
