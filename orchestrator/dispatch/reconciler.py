@@ -29,6 +29,8 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator import keys
 from orchestrator.dispatch.dispatcher import Dispatcher
@@ -356,7 +358,9 @@ class Reconciler:
                         self.redis.set(keys.RECONCILER_BEAT, json.dumps(beat), ex=max(3, int(3 * interval)))
                         if counts:
                             log.info("reconciler repaired %s", counts)
-                except Exception:  # Redis away: try again next interval
+                except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis away: one line a pass, try again
+                    log.warning("reconciler pass skipped: Redis did not answer (%s: %s)", type(exc).__name__, exc)
+                except Exception:
                     log.warning("reconciler pass failed", exc_info=True)
                 stop.wait(interval)
         finally:

@@ -17,6 +17,8 @@ from typing import Any
 
 from celery import Celery
 from celery.beat import Service
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.runtime.procs import STABLE_AFTER_SECONDS, restart_delay
 
@@ -72,6 +74,9 @@ class EmbeddedBeat:
             failures = 1 if time.monotonic() - started > STABLE_AFTER_SECONDS else failures + 1
             delay = restart_delay(failures)
             what = "crashed" if error else "stopped by itself"
+            if isinstance(error, RedisConnectionError | RedisTimeoutError):  # Redis away: no traceback to read
+                what = f"lost Redis ({type(error).__name__}: {error})"
+                error = None
             log.log(
                 logging.ERROR if error else logging.WARNING,
                 "the beat %s; restarting it in %.1fs",
