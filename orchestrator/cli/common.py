@@ -30,8 +30,11 @@ def _url_file(settings: Settings) -> Path:
     return settings.data_dir / "redis.url"
 
 
-def connect(*, allow_embedded: bool = True, announce: bool = False) -> tuple[Settings, RedisHandle]:
-    """Resolve Redis (configured, local, the one `up` started, or embedded) and publish it to the settings."""
+def connect(
+    *, allow_embedded: bool = True, announce: bool = False, durable: bool = False
+) -> tuple[Settings, RedisHandle]:
+    """Resolve Redis (configured, local, the one `up` started, or embedded) and publish it to the settings;
+    ``durable``: an embedded one keeps an append-only file (``up``)."""
     from orchestrator.runtime.embedded import resolve_redis
     from orchestrator.settings import get_settings, reset_settings
 
@@ -51,6 +54,7 @@ def connect(*, allow_embedded: bool = True, announce: bool = False) -> tuple[Set
         settings.data_dir,
         allow_embedded=allow_embedded,
         force_embedded=settings.redis.embedded,
+        durable=durable,
     )
     os.environ["ORCH_REDIS__URL"] = handle.url
     reset_settings()

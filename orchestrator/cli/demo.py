@@ -44,8 +44,8 @@ def where_it_wrote(handle: Any, settings: Any) -> str:
     days = settings.retention.run_ttl_seconds / 86400
     if handle.source == "embedded":
         return (
-            f"The demo wrote to its own embedded Redis (files under {settings.data_dir / 'redis'}), stopped now; "
-            "nothing was written to any other Redis."
+            "The demo wrote to its own embedded Redis, stopped now with everything it held (it keeps nothing on "
+            "disk); nothing was written to any other Redis."
         )
     return (
         f"The demo's runs, events and audit entries are in {masked(handle.url)} (keys orch:*); finished runs expire "

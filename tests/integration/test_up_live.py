@@ -23,7 +23,7 @@ import redis
 from orchestrator.models.common import RunStatus
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
-from tests.integration.helpers import OPERATOR, uid, wait_until
+from tests.integration.helpers import ADMIN, OPERATOR, uid, wait_until
 from tests.integration.test_schedules_live import make_due
 from tests.servers import free_port, private_redis
 
@@ -104,3 +104,69 @@ def test_up_fires_a_schedule_from_its_beat_thread_and_stops_on_ctrl_c(tmp_path: 
         assert "Traceback" not in output, output
         client = redis.Redis.from_url(server.url())
         assert not client.exists("orch:schedule::lock")  # released: a next beat fires at once
+
+
+def test_up_starts_its_embedded_redis_again_when_it_is_killed_and_keeps_its_runs(tmp_path: Path) -> None:
+    """The out-of-memory killer picks the largest process: ``up`` restarts its Redis on the same URL, from its
+    append-only file (a run finished before the kill is still there, the audit chain still verifies), the workers
+    and the API reconnect, and a run started after it completes."""
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    env.update({"ORCH_REDIS__EMBEDDED": "true", "ORCH_DATA_DIR": str(data_dir), "COLUMNS": "200"})
+    port = free_port()
+    health = f"http://127.0.0.1:{port}/api/health"
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen([ITOM, "up", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: _healthy(health) or up.poll() is not None, timeout=120, what="`up` to serve its API")
+        assert up.poll() is None, log.read_text()
+        url = (data_dir / "redis.url").read_text().strip()
+        client = redis.Redis.from_url(url, decode_responses=True)
+        wait_until(lambda: _logging_writes(client), what="the append-only file to be written")
+        orch = Orchestrator(Settings(redis={"url": url}, data_dir=data_dir))
+        before = orch.execute_task(OPERATOR, action="cmdb.ping")
+        assert orch.wait_for_run(before.run_id, timeout=60).status == RunStatus.COMPLETED
+        (server,) = [int(pid) for pid in _children(up.pid) if "redis-server" in _cmdline(int(pid))]
+        os.kill(server, signal.SIGKILL)
+        wait_until(lambda: not _healthy(health), timeout=10, what="health to notice the dead Redis")
+        wait_until(lambda: _healthy(health), timeout=60, what="health to be 200 again")
+        restarted = [int(pid) for pid in _children(up.pid) if "redis-server" in _cmdline(int(pid))]
+        assert restarted and server not in restarted  # a new server, and the dead one reaped (no zombie)
+        assert orch.get_run(before.run_id).status == RunStatus.COMPLETED  # written before the kill: kept
+        assert orch.audit_verify(ADMIN)["ok"]
+        run = orch.execute_task(OPERATOR, action="cmdb.ping")
+        assert orch.wait_for_run(run.run_id, timeout=60).status == RunStatus.COMPLETED
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=60)
+    output = log.read_text()
+    assert up.returncode == 0, output
+    assert "the embedded Redis answers again" in output, output
+    assert output.rstrip().endswith("stopped"), output
+
+
+def _logging_writes(client: redis.Redis) -> bool:
+    """The server logs every write to its append-only file (switched on after the snapshot loaded, then written)."""
+    persistence = client.info("persistence")
+    return bool(
+        persistence["aof_enabled"]
+        and not persistence["aof_rewrite_in_progress"]
+        and not persistence["aof_rewrite_scheduled"]
+    )
+
+
+def _children(pid: int) -> list[str]:
+    """Children of every thread of ``pid`` (the watchdog thread starts the new server: it is that thread's child)."""
+    found: list[str] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.extend((task / "children").read_text().split())
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    return cmdline.read_bytes().replace(b"\0", b" ").decode() if cmdline.exists() else ""

@@ -61,6 +61,7 @@ def test_a_loosened_or_empty_token_file_is_repaired(tmp_path: Path) -> None:
 @dataclass
 class FakeHandle:
     stopped: bool = False
+    source: str = "configured"  # not embedded: `up` watches only a Redis it started
 
     def stop(self) -> None:
         self.stopped = True
@@ -131,6 +132,7 @@ def test_up_starts_workers_serves_and_stops_everything_on_ctrl_c(stubs: dict[str
     result = runner.invoke(app, ["up", "--host", "0.0.0.0", "--port", "9001"])
     assert result.exit_code == 0, result.output
     assert stubs["connect"]["allow_embedded"] is True
+    assert stubs["connect"]["durable"] is True  # an embedded Redis keeps an append-only file under `up`
     (pool,) = stubs["pools"]
     # the beat is asked to stop first (it ends its sleep while the workers stop), and waited for after them
     assert pool.calls == [f"start:{','.join(AGENT_IDS)}", "ready", "beat:start", "beat:stop", "stop", "beat:stop"]
