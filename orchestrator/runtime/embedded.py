@@ -25,6 +25,7 @@ from orchestrator.errors import BrokerUnavailableError
 from orchestrator.runtime.redis_client import ping
 
 LOCAL_URL = "redis://127.0.0.1:6379/0"
+AOF_NAMES = ("appendonly.aof", "appendonlydir")  # Redis 6 writes the first, Redis 7 the second
 
 
 @dataclass
@@ -42,9 +43,9 @@ class RedisHandle:
         """Start the embedded server (again, after it died: ``up``'s watchdog), on its port and its files.
 
         A durable server logs every write to an append-only file (fsync every second), so a crash loses at most the
-        last second. Redis loads that file instead of the snapshot when it is switched on at start, so a folder
-        that holds only a snapshot (an earlier version's, or a first start) is loaded from the snapshot and the file
-        switched on once it is loaded: Redis then writes the file from what it holds."""
+        last second. Redis loads that file instead of any snapshot when it is switched on at start, so a folder
+        without the file (a first start, or a snapshot someone saved) starts from what is there, and the file is
+        switched on once that is loaded: Redis then writes the file from what it holds."""
         if self.command is None:
             raise BrokerUnavailableError(f"{self.url} was not started here; it cannot be started again here")
         args = list(self.command)
@@ -155,9 +156,6 @@ def _claim(run_dir: Path) -> IO[str]:
     lock.write(str(os.getpid()))
     lock.flush()
     return lock
-
-
-AOF_NAMES = ("appendonly.aof", "appendonlydir")  # Redis 6 writes the first, Redis 7 the second
 
 
 def _launch(args: list[str], url: str, timeout: float) -> subprocess.Popen[bytes]:

@@ -73,3 +73,13 @@ def ts(value: str | None) -> float:
 def release(rclient: Any, step_id: str) -> None:
     """Let a step injected with ``hold`` finish."""
     rclient.set(keys.fault_mark_key(step_id, "release"), "1", ex=600)
+
+
+def logging_writes(client: Any) -> bool:
+    """The server logs every write to its append-only file (switched on, and its first rewrite done)."""
+    persistence = client.info("persistence")
+    return bool(
+        persistence["aof_enabled"]
+        and not persistence["aof_rewrite_in_progress"]
+        and not persistence["aof_rewrite_scheduled"]
+    )

@@ -15,7 +15,7 @@ import redis
 
 from orchestrator.errors import BrokerUnavailableError
 from orchestrator.runtime.embedded import RedisHandle, redis_server_binary, start_embedded
-from tests.integration.helpers import wait_until
+from tests.integration.helpers import logging_writes, wait_until
 from tests.servers import need
 
 pytestmark = pytest.mark.integration
@@ -23,15 +23,6 @@ pytestmark = pytest.mark.integration
 
 def _client(handle: RedisHandle) -> redis.Redis:
     return redis.Redis.from_url(handle.url, decode_responses=True, socket_timeout=5)
-
-
-def _logging_writes(client: redis.Redis) -> bool:
-    persistence = client.info("persistence")
-    return bool(
-        persistence["aof_enabled"]
-        and not persistence["aof_rewrite_in_progress"]
-        and not persistence["aof_rewrite_scheduled"]
-    )
 
 
 def _kill(handle: RedisHandle) -> None:
@@ -54,7 +45,7 @@ def test_a_folder_with_only_a_snapshot_is_loaded_from_it_then_logs_every_write(t
     try:
         client = _client(durable)
         assert client.get("kept-by-the-snapshot") == "1"
-        wait_until(lambda: _logging_writes(client), what="the append-only file to be written")
+        wait_until(lambda: logging_writes(client), what="the append-only file to be written")
         client.set("written-after", "2")
         _kill(durable)  # no snapshot on a kill: only the append-only file has "written-after"
         durable.launch()

@@ -23,7 +23,7 @@ import redis
 from orchestrator.models.common import RunStatus
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
-from tests.integration.helpers import ADMIN, OPERATOR, uid, wait_until
+from tests.integration.helpers import ADMIN, OPERATOR, logging_writes, uid, wait_until
 from tests.integration.test_schedules_live import make_due
 from tests.servers import free_port, private_redis
 
@@ -123,7 +123,7 @@ def test_up_starts_its_embedded_redis_again_when_it_is_killed_and_keeps_its_runs
         assert up.poll() is None, log.read_text()
         url = (data_dir / "redis.url").read_text().strip()
         client = redis.Redis.from_url(url, decode_responses=True)
-        wait_until(lambda: _logging_writes(client), what="the append-only file to be written")
+        wait_until(lambda: logging_writes(client), what="the append-only file to be written")
         orch = Orchestrator(Settings(redis={"url": url}, data_dir=data_dir))
         before = orch.execute_task(OPERATOR, action="cmdb.ping")
         assert orch.wait_for_run(before.run_id, timeout=60).status == RunStatus.COMPLETED
@@ -144,16 +144,6 @@ def test_up_starts_its_embedded_redis_again_when_it_is_killed_and_keeps_its_runs
     assert up.returncode == 0, output
     assert "the embedded Redis answers again" in output, output
     assert output.rstrip().endswith("stopped"), output
-
-
-def _logging_writes(client: redis.Redis) -> bool:
-    """The server logs every write to its append-only file (switched on after the snapshot loaded, then written)."""
-    persistence = client.info("persistence")
-    return bool(
-        persistence["aof_enabled"]
-        and not persistence["aof_rewrite_in_progress"]
-        and not persistence["aof_rewrite_scheduled"]
-    )
 
 
 def _children(pid: int) -> list[str]:
