@@ -118,7 +118,9 @@ def test_audit_query_export_and_verify(client: TestClient) -> None:
     with client.stream("GET", "/api/audit/export", headers=ADMIN) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("application/x-ndjson")
-        lines = [json.loads(line) for line in response.iter_lines() if line]
+        text = response.read().decode()
+    assert text.endswith("}\n") and "\n\n" not in text  # JSON Lines: one entry a line, no blank lines
+    lines = [json.loads(line) for line in text.splitlines()]
     assert run_id in {line["target"] for line in lines}
     assert all(line["hash"] for line in lines)
 
