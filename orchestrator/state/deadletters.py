@@ -14,6 +14,9 @@ from orchestrator.errors import InputInvalidError, NotFoundError
 from orchestrator.models.common import iso_now
 from orchestrator.runtime.redis_client import RedisClient
 
+# Why a step or message became a dead letter (the ``reason`` of an entry, and of ``orch_dead_letters_added_total``).
+REASONS = ("retries_exhausted", "delivery_limit", "refused", "malformed", "expired")
+
 
 def add_to(
     pipe: Any,
@@ -66,6 +69,10 @@ class DeadLetters:
         self.redis = client
 
     def list(self, *, limit: int = 50, reason: str | None = None) -> list[dict[str, Any]]:
+        if reason is not None and reason not in REASONS:  # a typo would list nothing, as if there were no letters
+            raise InputInvalidError(
+                f"Unknown dead-letter reason '{reason}'. Use one of: {', '.join(REASONS)}", {"reason": reason}
+            )
         out: list[dict[str, Any]] = []
         for stream_id, fields in self.redis.xrevrange(keys.DLQ_STREAM, count=max(limit * 4, 200)):
             entry = {"dlq_id": stream_id, **json.loads(fields["d"])}

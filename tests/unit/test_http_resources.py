@@ -70,6 +70,14 @@ def test_agent_registry_has_the_compatible_fields_and_live_status(client: TestCl
     assert [a["agent_id"] for a in by_cap["agents"]] == ["cmdb-agent"]  # capability wins over domain
 
 
+def test_an_unknown_dead_letter_reason_is_400_listing_the_reasons(client: TestClient) -> None:
+    response = client.get("/api/dlq?reason=retry_exhausted", headers=ADMIN)  # one letter short of the real one
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "ORCH_8003"
+    assert "retries_exhausted, delivery_limit, refused, malformed, expired" in response.json()["error_message"]
+    assert client.get("/api/dlq?reason=retries_exhausted", headers=ADMIN).json() == {"entries": [], "count": 0}
+
+
 @pytest.mark.parametrize(("query", "valid"), [("domain=hr", "orchestration"), ("status=asleep", "maintenance")])
 def test_invalid_registry_filters_are_400_listing_valid_values(client: TestClient, query: str, valid: str) -> None:
     response = client.get(f"/api/agents?{query}", headers=VIEWER)
