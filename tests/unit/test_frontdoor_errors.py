@@ -171,6 +171,7 @@ def test_with_redis_down_health_is_a_prompt_503_and_routes_say_orch_8009() -> No
         assert time.monotonic() - started < 2.0
         assert health.status_code == 503, health.text
         assert (health.json()["status"], health.json()["error_code"]) == ("unhealthy", "ORCH_8009")
+        assert client.head("/api/health").status_code == 503
         error(client.get("/api/workflows", headers=ADMIN), 503, "ORCH_8009")
         error(client.get("/api/dlq", headers=ADMIN), 503, "ORCH_8009")
 

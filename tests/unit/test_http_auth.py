@@ -74,6 +74,8 @@ def test_health_is_open_and_has_the_compatible_fields(client: TestClient) -> Non
     assert body["total_registered_agents"] == 6
     assert {"version", "uptime_seconds", "connected_agents", "active_workflows", "timestamp"} <= set(body)
     assert "data_dir" not in body  # the open route says nothing about the host's file system
+    head = client.head("/api/health")  # a load balancer's probe that reads the status alone
+    assert (head.status_code, head.content) == (200, b"")
 
 
 def test_health_is_degraded_until_every_agent_has_a_worker_and_a_reconciler_runs(

@@ -1,4 +1,4 @@
-"""``GET /api/health``: the one open route (no token), polled by load balancers and the chat UI.
+"""``GET /api/health`` (and ``HEAD``): the one open route (no token), polled by load balancers and the chat UI.
 
 503 with ``status: unhealthy`` and an ORCH code when Redis does not answer (found out in about half a second:
 the probe has short timeouts and no retries), so a load balancer takes the instance out instead of waiting.
@@ -42,3 +42,9 @@ async def health(request: Request, service: ServiceDep) -> Any:  # dict, or a 50
     if body.get("status") == "unhealthy":
         return JSONResponse(body, status_code=503)
     return body
+
+
+@router.head("/health", include_in_schema=False)
+async def health_head(request: Request, service: ServiceDep) -> Any:
+    """The same answer without a body, for load balancers and monitors that probe with HEAD (they read the status)."""
+    return await health(request, service)
