@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -114,7 +115,7 @@ def run(
 @app.command()
 def status(
     run_id: Annotated[str | None, typer.Argument(help="Run id; omit to list recent runs")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON: the run, or {items, total} for the list")] = False,
 ) -> None:
     """Show one run (steps, attempts, results) or list recent runs."""
     svc = service()
@@ -129,6 +130,9 @@ def status(
                 print_run(console, view)
             return
         views, total = svc.list_runs(limit=20)
+        if as_json:  # the shape of GET /api/workflows, for scripts
+            console.print_json(json.dumps({"items": [v.model_dump(mode="json") for v in views], "total": total}))
+            return
         table = Table("run", "template", "status", "steps done", "created")
         for v in views:
             table.add_row(

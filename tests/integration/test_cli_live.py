@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -32,6 +33,10 @@ def test_run_wait_then_status(orch: Orchestrator, cli_env: dict[str, str]) -> No
     assert status.exit_code == 0 and '"completed"' in status.output
     listing = runner.invoke(app, ["status"], env=cli_env)
     assert listing.exit_code == 0 and run_id in listing.output
+    as_json = runner.invoke(app, ["status", "--json"], env=cli_env)  # the list too, not a table
+    assert as_json.exit_code == 0, as_json.output
+    listed = json.loads(as_json.stdout)
+    assert run_id in {item["run_id"] for item in listed["items"]} and listed["total"] >= 1
 
 
 def test_bad_template_parameter_is_a_clear_error(orch: Orchestrator, cli_env: dict[str, str]) -> None:
