@@ -93,7 +93,7 @@ def serve_http(settings: Settings, host: str | None, port: int | None) -> None:
 def up(
     host: HostOption = None,
     port: PortOption = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Processes per agent worker")] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Processes per agent worker")] = 1,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for the workers to start")] = 90.0,
 ) -> None:
     """Run everything: Redis (embedded when none answers; restarted if it dies), one worker per agent, and the API
@@ -197,7 +197,7 @@ def mcp() -> None:
 @app.command()
 def worker(
     agent: Annotated[str, typer.Option("--agent", "-a", help="Agent whose queue this worker consumes")],
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c")] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Pool processes")] = 1,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info",
 ) -> None:
     """Run one agent's Celery worker (its role comes from --agent, never from messages)."""

@@ -159,3 +159,11 @@ def test_actions_for_an_unknown_agent_exits_2_naming_the_agents() -> None:
     assert "ORCH_1001" in result.output and "cmdb-agent" in result.output
     listed = runner.invoke(app, ["actions", "--agent", "csa-agent"])
     assert listed.exit_code == 0 and "csa." in listed.output and "cmdb.query" not in listed.output
+
+
+@pytest.mark.parametrize("command", [["up"], ["worker", "--agent", "cmdb-agent"]])
+def test_a_concurrency_below_one_is_a_usage_error_at_once(command: list[str]) -> None:
+    """Not 90 s of workers that never start (up), nor Celery's own error after the start-up (worker)."""
+    result = runner.invoke(app, [*command, "-c", "0"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--concurrency'" in result.output
