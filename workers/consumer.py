@@ -82,7 +82,10 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
                 raise
             except Exception as exc:
                 log.error("refused a malformed message: %s: %s", type(exc).__name__, exc)
-                self._undo_handoff(message)
+                try:
+                    self._undo_handoff(message)
+                except Exception:  # Celery's internals moved: the refusal must still happen, the worker go on
+                    log.exception("could not give back the pool slot of a refused message")
                 record_refusal(message, f"{type(exc).__name__}: {exc}")
                 message.reject_log_error(log, self.connection_errors)
                 return None
