@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +93,18 @@ def _priority(value: str | Priority) -> Priority:
         raise InputInvalidError(
             f"Invalid priority '{value}'. Use one of: {', '.join(p.value for p in Priority)}", {"priority": value}
         ) from None
+
+
+def _window(since: datetime | None, until: datetime | None) -> None:
+    """ORCH_8003 for a time window that ends before it starts: it would match nothing, and read as "none there"."""
+    if since is None or until is None:
+        return
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))  # a time without a zone is UTC
+    if start > end:
+        raise InputInvalidError(
+            f"'since' ({since.isoformat()}) is after 'until' ({until.isoformat()}); swap them",
+            {"since": since.isoformat(), "until": until.isoformat()},
+        )
 
 
 def start_fingerprint(
@@ -454,6 +466,7 @@ class Orchestrator:
         limit: int = 50,
     ) -> tuple[list[RunView], int]:
         """Newest first, optionally only those created in ``[since, until]``; one page from the run indexes."""
+        _window(since, until)
         return self.runs.list(
             status=status, template_id=template_id, since=since, until=until, offset=offset, limit=limit
         )
@@ -544,6 +557,7 @@ class Orchestrator:
         limit: int = 100,
     ) -> list[AuditEntry]:
         require(principal, "audit.read")
+        _window(since, until)
         return self.audit.query(
             event_type=event_type, actor=actor, target=target, since=since, until=until, limit=min(limit, 10_000)
         )
@@ -552,6 +566,7 @@ class Orchestrator:
         self, principal: Principal, *, since: datetime | None = None, until: datetime | None = None
     ) -> Iterator[str]:
         require(principal, "audit.export")
+        _window(since, until)
         return self.audit.export(since=since, until=until)
 
     def audit_verify(self, principal: Principal, anchor: audit_anchor.Anchor | None = None) -> dict[str, Any]:

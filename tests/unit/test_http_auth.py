@@ -190,6 +190,12 @@ def test_malformed_json_and_bad_query_values_are_422_not_500(client: TestClient)
     assert {e["field"] for e in body["errors"]} == {"limit", "offset", "status"}
     assert_error(client.get("/api/dlq/not-an-id", headers=ADMIN), 422, "ORCH_8003")
     assert_error(client.get("/api/audit?since=yesterday", headers=ADMIN), 422, "ORCH_8003")
+    for path in ("/api/workflows", "/api/audit", "/api/audit/export"):  # a window that ends before it starts
+        body = assert_error(
+            client.get(f"{path}?since=2026-12-02T00:00:00Z&until=2026-12-01", headers=ADMIN), 400, "ORCH_8003"
+        )
+        assert "swap them" in body["error_message"]
+    assert client.get("/api/workflows?since=2026-12-01&until=2026-12-02T00:00:00Z", headers=ADMIN).status_code == 200
 
 
 def test_unknown_paths_and_methods_use_the_common_shape(client: TestClient) -> None:
