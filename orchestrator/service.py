@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ from orchestrator.errors import (
     WorkflowTimeoutError,
 )
 from orchestrator.models.chat import ChatRequest, ChatResponse, ClarificationResponse, ClarifyRequest
-from orchestrator.models.common import Priority, iso_now
+from orchestrator.models.common import Priority, as_utc, iso_now
 from orchestrator.models.events import AuditEntry, Event
 from orchestrator.models.run import RunView
 from orchestrator.models.workflow import Template, WorkflowDefinition, WorkflowStep
@@ -99,8 +99,7 @@ def _window(since: datetime | None, until: datetime | None) -> None:
     """ORCH_8003 for a time window that ends before it starts: it would match nothing, and read as "none there"."""
     if since is None or until is None:
         return
-    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))  # a time without a zone is UTC
-    if start > end:
+    if as_utc(since) > as_utc(until):
         raise InputInvalidError(
             f"'since' ({since.isoformat()}) is after 'until' ({until.isoformat()}); swap them",
             {"since": since.isoformat(), "until": until.isoformat()},

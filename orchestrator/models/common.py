@@ -15,6 +15,11 @@ def iso_now() -> str:
     return utcnow().isoformat()
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` with a zone: one given without a zone (``?since=2026-12-01``) is read as UTC, as records are."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 class Priority(StrEnum):
     """Run priority; mapped onto the Redis transport's priority steps (0 is served first)."""
 

@@ -29,7 +29,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar, cast
 from uuid import uuid4
 
@@ -39,7 +39,7 @@ from redis.client import Pipeline
 
 from orchestrator import keys
 from orchestrator.errors import AuditWriteError, InputInvalidError, StateCorruptedError, StateReadError
-from orchestrator.models.common import iso_now
+from orchestrator.models.common import as_utc, iso_now
 from orchestrator.models.events import AuditEntry
 from orchestrator.runtime.redis_client import script_sha
 from orchestrator.settings import get_settings
@@ -323,7 +323,7 @@ class AuditLog:
     ) -> Iterator[AuditEntry]:
         low = "-" if since is None else str(max(0, _ms(since) - self._slack_ms))
         high = "+" if until is None else str(_ms(until) + self._slack_ms)
-        start, end = (_as_utc(since) if since else None), (_as_utc(until) if until else None)
+        start, end = (as_utc(since) if since else None), (as_utc(until) if until else None)
         for stream_id, fields in self._pages(low, high, newest_first=newest_first, page=page):
             entry = self._parse(stream_id, fields)
             if start is None and end is None:
@@ -335,7 +335,7 @@ class AuditLog:
 
     def _stamp(self, entry: AuditEntry) -> datetime:
         try:
-            return _as_utc(datetime.fromisoformat(entry.timestamp))
+            return as_utc(datetime.fromisoformat(entry.timestamp))
         except ValueError as exc:
             raise StateCorruptedError(
                 f"audit entry {entry.stream_id} in {self._stream} has an unreadable timestamp {entry.timestamp!r}; "
@@ -489,13 +489,9 @@ def _stream_key(stream_id: str) -> tuple[int, int]:
     return int(millis or 0), int(sequence or 0)
 
 
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def _ms(moment: datetime) -> int:
     """Milliseconds since the epoch, never below 0 (stream ids cannot be negative; nothing is older anyway)."""
-    return max(0, int(_as_utc(moment).timestamp() * 1000))
+    return max(0, int(as_utc(moment).timestamp() * 1000))
 
 
 def measure_append(redis: Redis, n: int = 2000) -> float:
