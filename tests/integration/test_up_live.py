@@ -35,12 +35,11 @@ ITOM = str(Path(sys.executable).parent / "itom-orch")
 def _descendants(pid: int) -> list[str]:
     """Command lines of every process below ``pid``."""
     found: list[str] = []
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    for child in children.read_text().split() if children.exists() else []:
-        cmdline = Path(f"/proc/{child}/cmdline")
-        if cmdline.exists():
-            found.append(cmdline.read_bytes().replace(b"\0", b" ").decode())
-            found.extend(_descendants(int(child)))
+    for child in map(int, _children(pid)):
+        cmdline = _cmdline(child)
+        if cmdline:
+            found.append(cmdline)
+            found.extend(_descendants(child))
     return found
 
 
