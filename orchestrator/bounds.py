@@ -53,15 +53,13 @@ def check(value: Any, *, what: str, max_depth: int, max_bytes: int) -> None:
             f"{exc.start}); send UTF-8 text",
             {"what": what},
         ) from exc
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         if str(exc).startswith("Out of range float"):  # NaN, Infinity: Python's parser takes them, JSON has none
             raise InputInvalidError(
                 f"{what} contain NaN or Infinity, which JSON does not have (other parsers refuse them, and some "
                 "would store them as null); send a number, a string or null",
                 {"what": what},
             ) from exc
-        raise InputInvalidError(f"{what} are not valid JSON: {clip(str(exc))}", {"what": what}) from exc
-    except TypeError as exc:
         raise InputInvalidError(f"{what} are not valid JSON: {clip(str(exc))}", {"what": what}) from exc
     if size > max_bytes:
         raise PayloadTooLargeError(
